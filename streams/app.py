@@ -1,0 +1,24 @@
+"""The faust application: one per worker process. Agents live in streams/agents.py (aggregation)
+and sinks/agent.py (database sink); `blogpulse worker` imports both and runs the app."""
+from __future__ import annotations
+
+import faust
+
+from streams.config import settings
+
+_s = settings()
+
+app = faust.App(
+    _s.app_id,
+    broker=[f"kafka://{b}" for b in _s.bootstrap_servers],
+    store="memory://" if _s.store == "memory" else "rocksdb://",
+    web_port=_s.web_port,
+    web_host=_s.web_host,
+    topic_partitions=_s.partitions,
+    processing_guarantee=_s.processing_guarantee,
+    # Agents are imported explicitly by streams.worker; no module scanning at start-up.
+    autodiscover=False,
+    # Everything on the wire is JSON we encode ourselves (orjson), keys are UTF-8 strings.
+    key_serializer="raw",
+    value_serializer="raw",
+)
