@@ -1,0 +1,285 @@
+"""The aggregation agent and the orphan-timeout timer (faust).
+
+One agent reads the four input topics and the tick topic in batches (take_events: faust acks a
+batch's events only after the batch body has finished, so committed offsets never pass unprocessed
+events). Per batch: decode (bad events -> dead-letter topic), group by post, merge into the state
+table, derive once per post, emit the changed aggregates, then write the state.
+
+Order within a post's batch: outputs are sent and their delivery awaited *before* the new state is
+written. A crash in between replays the events (offsets not committed), the merge changes the old
+state again and the same aggregates are emitted again with the same version (the sink's version
+guard makes that harmless). The other order could lose outputs: the replayed events would merge
+into an already-updated state, change nothing and emit nothing.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from datetime import datetime
+from typing import Any, Iterable
+
+import orjson
+from aiokafka.partitioner import murmur2
+
+from schemas.wire import InvalidEvent, decode_event
+from streams import engine, metrics
+from streams.app import app
+from streams.config import TICK_TOPIC, settings
+from streams.tables import post_state, waiting_replies
+from streams.topics import dlq_topic, output_topics, source_topic, tick_topic
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+BATCH_MAX = 1000  # events per batch: one derive per post per batch
+BATCH_WITHIN = 0.5  # seconds to wait for a batch to fill
+_CACHE_MAX = 50_000  # posts whose last emitted derivation we keep in memory
+
+_settings = settings()
+ORPHAN_TIMEOUT = _settings.orphan_timeout
+# Often enough that a worker-clock timeout fires within ~1/4 of its length, at most every 30 s.
+TICK_INTERVAL = max(1.0, min(ORPHAN_TIMEOUT / 4, 30.0))
+
+# Contract field names are a bounded set, so they may be label values; anything else is "other".
+_REASON_CODES = {"json", "utf8", "schema", "key", "schema_version", "event_id", "type", "site",
+                 "post_id", "comment_id", "parent_id", "post_author", "author_key", "kind",
+                 "source_url", "event_time", "post_time", "status"}
+
+# post key -> (version, Derived) last emitted; saves deriving the old state again.
+_last_emitted: dict[str, tuple[int, engine.Derived]] = {}
+
+
+class BadKey(InvalidEvent):
+    pass
+
+
+def reason_code(field: str | None) -> str:
+    """Bounded label value for blogpulse_dead_letters_total."""
+    return field if field in _REASON_CODES else "other"
+
+
+def _time(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.timestamp()
+    return engine.parse_time(value)
+
+
+def _get(event: Any, name: str, default: Any = None) -> Any:
+    if isinstance(event, dict):
+        return event.get(name, default)
+    return getattr(event, name, default)
+
+
+def fields_of(event: Any) -> tuple[str, engine.EventFields]:
+    """(post key, engine fields) of a decoded event (schemas.wire Record or dict)."""
+    key = f"{_get(event, 'site')}/{_get(event, 'post_id')}"
+    return key, engine.EventFields(
+        event_id=_get(event, "event_id"),
+        type=_get(event, "type"),
+        comment_id=int(_get(event, "comment_id")),
+        parent_id=int(_get(event, "parent_id") or 0),
+        post_author=bool(_get(event, "post_author", False)),
+        author_key=_get(event, "author_key") or "",
+        kind=_get(event, "kind") or "comment",
+        event_time=_time(_get(event, "event_time")),
+        post_time=_time(_get(event, "post_time")),
+        status=_get(event, "status"),
+    )
+
+
+def decode(key: bytes | None, raw: bytes) -> tuple[str, engine.EventFields]:
+    """Decode and check one input message; raises InvalidEvent naming the field."""
+    event = decode_event(raw)
+    post_key, fields = fields_of(event)
+    try:
+        text_key = key.decode("utf-8") if key is not None else None
+    except UnicodeDecodeError:
+        text_key = None
+    if text_key != post_key:
+        raise BadKey("key", "Kafka key must be '<site>/<post_id>' of the event")
+    return post_key, fields
+
+
+async def dead_letter(event: Any, exc: InvalidEvent) -> None:
+    msg = event.message
+    reason = f"{exc.field}: {exc.reason}"[:500]
+    await dlq_topic.send(
+        key=msg.key,
+        value=event.value,
+        headers=[
+            ("blogpulse.reason", reason.encode()),
+            ("blogpulse.source_topic", str(msg.topic).encode()),
+            ("blogpulse.source_partition", str(msg.partition).encode()),
+            ("blogpulse.source_offset", str(msg.offset).encode()),
+        ],
+    )
+    metrics.DEAD_LETTERS.labels(reason=reason_code(exc.field)).inc()
+    metrics.EVENTS_CONSUMED.labels(type="invalid", outcome="dead_letter").inc()
+
+
+def render(post_key: str, version: int, change: engine.Change) -> tuple[str, bytes]:
+    """Output key and JSON value of one change (docs/architecture.md, output topics)."""
+    site, post_id = post_key.rsplit("/", 1)
+    head = {"schema_version": SCHEMA_VERSION, "site": site, "post_id": int(post_id)}
+    if change.aggregate == "posts":
+        return post_key, orjson.dumps({**head, "version": version, **change.value})
+    if change.aggregate == "threads":
+        root = change.ident
+        value = {**head, "root_comment_id": root, "version": version, **change.value,
+                 "deleted": change.deleted}
+        return f"{post_key}/{root}", orjson.dumps(value)
+    window, start = change.ident
+    value = {**head, "window": window, "window_start": start, "version": version,
+             **change.value, "deleted": change.deleted}
+    return f"{post_key}/{window}/{start}", orjson.dumps(value)
+
+
+def _old_derived(post_key: str, state: dict) -> engine.Derived | None:
+    if not state["e"] and not state["s"]:
+        return None  # never emitted
+    cached = _last_emitted.get(post_key)
+    if cached is not None and cached[0] == state["v"]:
+        return cached[1]
+    return engine.derive(state, engine.now_of(state), ORPHAN_TIMEOUT)
+
+
+async def update_posts(events_by_post: dict[str, list[engine.EventFields]],
+                       ticks: dict[str, float]) -> int:
+    """Merge, derive, emit, store for each touched post. Returns the number of changes emitted."""
+    deliveries = []
+    writes: list[tuple[str, dict, engine.Derived]] = []
+    emitted = 0
+    for post_key in events_by_post.keys() | ticks.keys():
+        raw = post_state.get(post_key)
+        state = engine.loads_state(raw)
+        old = _old_derived(post_key, state)
+        changed = False
+        for fields in events_by_post.get(post_key, ()):
+            applied = engine.merge_event(state, fields)
+            changed |= applied
+            metrics.EVENTS_CONSUMED.labels(
+                type=fields.type, outcome="applied" if applied else "unchanged").inc()
+        if post_key in ticks:
+            changed |= engine.merge_tick(state, ticks[post_key])
+        if not changed:
+            continue
+        new = engine.derive(state, engine.now_of(state), ORPHAN_TIMEOUT)
+        changes = engine.diff(old, new)
+        if changes:
+            state["v"] += 1
+            for change in changes:
+                key, value = render(post_key, state["v"], change)
+                deliveries.append(await output_topics[change.aggregate].send(key=key, value=value))
+                metrics.AGGREGATES_EMITTED.labels(aggregate=change.aggregate).inc()
+            emitted += len(changes)
+        writes.append((post_key, state, new))
+    if deliveries:
+        await asyncio.gather(*deliveries)  # delivered before the state says so (module doc)
+    if len(_last_emitted) > _CACHE_MAX:
+        _last_emitted.clear()
+    for post_key, state, new in writes:
+        post_state[post_key] = engine.dumps_state(state)
+        _last_emitted[post_key] = (state["v"], new)
+        _record_waiting(post_key, new)
+    return emitted
+
+
+def _record_waiting(post_key: str, derived: engine.Derived) -> None:
+    count = derived.post["waiting_replies"]
+    if count:
+        value = orjson.dumps([derived.waiting_since, count])
+        if waiting_replies.get(post_key) != value:
+            waiting_replies[post_key] = value
+    elif post_key in waiting_replies:
+        del waiting_replies[post_key]
+
+
+async def process_batch(events: Iterable[Any]) -> int:
+    """One take_events batch: decode, dead-letter, group by post, update. Returns changes emitted."""
+    started = time.monotonic()
+    by_post: dict[str, list[engine.EventFields]] = defaultdict(list)
+    ticks: dict[str, float] = {}
+    wall = time.time()
+    for event in events:
+        msg = event.message
+        if msg.topic == TICK_TOPIC:
+            tick = _parse_tick(msg.key, event.value)
+            if tick is not None:
+                ticks[tick[0]] = max(ticks.get(tick[0], tick[1]), tick[1])
+            continue
+        try:
+            post_key, fields = decode(msg.key, event.value)
+        except InvalidEvent as exc:
+            await dead_letter(event, exc)
+            continue
+        by_post[post_key].append(fields)
+        metrics.EVENT_LAG.observe(max(0.0, wall - fields.event_time))
+    emitted = await update_posts(by_post, ticks)
+    metrics.BATCH_SECONDS.observe(time.monotonic() - started)
+    return emitted
+
+
+def _parse_tick(key: bytes | None, value: bytes) -> tuple[str, float] | None:
+    # Ticks are internal (written by orphan_clock below); a malformed one is only logged.
+    try:
+        return key.decode("utf-8"), float(orjson.loads(value)["clock"])
+    except (AttributeError, UnicodeDecodeError, orjson.JSONDecodeError, KeyError, TypeError,
+            ValueError):
+        log.warning("ignoring malformed tick message")
+        return None
+
+
+@app.agent(source_topic)
+async def aggregate(stream):
+    """Yields the number of events in each processed batch (tests wait on it; no sink in
+    production)."""
+    async for events in stream.take_events(BATCH_MAX, BATCH_WITHIN):
+        await process_batch(events)
+        yield len(events)
+
+
+def _partition_of(post_key: str, partitions: int) -> int:
+    return (murmur2(post_key.encode()) & 0x7FFFFFFF) % partitions
+
+
+def _active_partitions() -> set[int] | None:
+    """Input partitions this worker owns (None when unknown: count everything)."""
+    try:
+        tps = app.assignor.assigned_actives()
+    except Exception:  # assignor not ready (no rebalance yet)
+        return None
+    return {tp.partition for tp in tps if tp.topic == TICK_TOPIC}
+
+
+async def orphan_tick(now: float | None = None) -> int:
+    """Send a tick for each post of this worker whose oldest waiting reply reached the timeout,
+    and update the waiting gauge. Returns the number of ticks sent.
+
+    Ticks go through TICK_TOPIC (keyed by post, so to the partition that owns the post) rather than
+    updating the table here: the agent stays the only writer of a post's state, so a timer never
+    races a batch on the same post, the change is processed and committed like any event, and the
+    table write happens inside the owner's stream (right partition, right transaction)."""
+    now = time.time() if now is None else now
+    active = _active_partitions()
+    partitions = _settings.partitions
+    total = sent = 0
+    for post_key, raw in list(waiting_replies.items()):
+        if active is not None and _partition_of(post_key, partitions) not in active:
+            continue  # standby copy of another worker's post
+        since, count = orjson.loads(raw)
+        total += count
+        if since is not None and since + ORPHAN_TIMEOUT <= now:
+            await tick_topic.send(key=post_key, value=orjson.dumps({"clock": now}))
+            sent += 1
+    metrics.REPLIES_WAITING.set(total)
+    metrics.TICKS_SENT.inc(sent)
+    return sent
+
+
+@app.timer(interval=TICK_INTERVAL)
+async def orphan_clock() -> None:
+    await orphan_tick()

@@ -1,0 +1,33 @@
+"""`blogpulse worker`: run the stream-processing worker."""
+from __future__ import annotations
+
+import argparse
+
+from streams.config import settings
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "worker",
+        help="run the faust worker: aggregate input topics into engagement.* topics",
+        description="Consume blog.comments/replies/pingbacks/moderation, keep per-post state in "
+        "changelog-backed tables and emit changed aggregates to engagement.posts, "
+        "engagement.threads and engagement.windows. Serves /metrics on BLOGPULSE_WEB_PORT. "
+        "Creates missing topics first (BLOGPULSE_PARTITIONS partitions).",
+    )
+    p.add_argument("--loglevel", default="info",
+                   choices=["debug", "info", "warning", "error", "critical"],
+                   help="log level (default: info)")
+    p.set_defaults(func=_run_worker)
+
+
+def _run_worker(args: argparse.Namespace) -> int:
+    s = settings()
+    if s.processing_guarantee not in ("at_least_once", "exactly_once"):
+        print(f"blogpulse worker: BLOGPULSE_PROCESSING_GUARANTEE must be at_least_once or "
+              f"exactly_once, not {s.processing_guarantee!r}")
+        return 2
+    # Imported here: building the faust app reads the environment; other commands don't need it.
+    from streams import worker
+
+    return worker.run(s, loglevel=args.loglevel)

@@ -1,0 +1,29 @@
+"""The worker process: the faust app with every agent, faust's Prometheus sensor and /metrics."""
+from __future__ import annotations
+
+import faust
+from faust.sensors.prometheus import setup_prometheus_sensors
+
+from streams import agents  # noqa: F401  (registers the aggregation agent and the orphan timer)
+from streams.app import app
+from streams.config import Settings
+
+# LEAD: enable the next line once sinks/agent.py (the database sink agent) has landed.
+# import sinks.agent  # noqa: F401
+
+# Fixed prefix (not the app id, which tests vary) so dashboards find faust_* metrics; /metrics on
+# the web port serves prometheus-client's default registry: faust's metrics and streams.metrics.
+setup_prometheus_sensors(app, name_prefix="faust")
+
+
+def run(settings: Settings, loglevel: str = "info") -> int:
+    """Create missing topics with the configured partition count, then run until stopped."""
+    from schemas.publisher import ensure_topics
+
+    ensure_topics(settings)
+    worker = faust.Worker(app, loglevel=loglevel)
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
