@@ -20,6 +20,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="log level (default: info)")
     p.set_defaults(func=_run_worker)
 
+    from streams.demo import register_demo
+
+    register_demo(subparsers)
+
 
 def _run_worker(args: argparse.Namespace) -> int:
     s = settings()

@@ -2,18 +2,18 @@
 from __future__ import annotations
 
 import faust
-from faust.sensors.prometheus import setup_prometheus_sensors
 
 from streams import agents  # noqa: F401  (registers the aggregation agent and the orphan timer)
+from streams import observability
 from streams.app import app
 from streams.config import Settings
 
 # LEAD: enable the next line once sinks/agent.py (the database sink agent) has landed.
 # import sinks.agent  # noqa: F401
 
-# Fixed prefix (not the app id, which tests vary) so dashboards find faust_* metrics; /metrics on
-# the web port serves prometheus-client's default registry: faust's metrics and streams.metrics.
-setup_prometheus_sensors(app, name_prefix="faust")
+# faust's Prometheus sensor (fixed prefix faust_*), consumer lag and top-N gauges; /metrics on the
+# web port serves prometheus-client's default registry: faust's metrics and the product's own.
+observability.install(app)
 
 
 def run(settings: Settings, loglevel: str = "info") -> int:

@@ -1,0 +1,333 @@
+"""`blogpulse demo [FILE]`: the whole pipeline on one machine with one command.
+
+Brings up what is missing (a local Kafka broker through deploy/local/up kafka; SQLite needs
+nothing), upgrades the database, starts a worker, publishes the sample set (or FILE: WXR or JSONL),
+shows live progress read from the worker's /metrics, prints the per-post and per-thread summary from
+the database (`blogpulse stats`), and stops what it started on Ctrl-C and at the end (unless
+--keep-running)."""
+from __future__ import annotations
+
+import argparse
+import inspect
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from streams.config import INPUT_TOPICS, OUTPUT_TOPICS, Settings
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "schemas" / "sample" / "sample-export.xml"
+DEMO_DB = "sqlite:///blogpulse-demo.db"
+DEMO_APP_ID = "blogpulse-demo"
+WORKER_LOG = "blogpulse-demo-worker.log"
+CLI = [sys.executable, "-m", "streams.cli"]
+LAG_SETTLE = 6.0  # > the worker's lag refresh interval (streams.observability.LAG_INTERVAL)
+
+
+class DemoError(RuntimeError):
+    """Something the user can fix; the message says what."""
+
+
+def register_demo(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "demo",
+        help="run the whole pipeline locally on the sample set (or FILE) and print the summary",
+        description="Start a local Kafka broker if none answers on BLOGPULSE_BROKER, upgrade the "
+        "database (SQLite ./blogpulse-demo.db unless BLOGPULSE_DB is set), start a worker, publish "
+        "the sample post with its comments (or FILE), show progress, then print the per-post and "
+        "per-thread summary. Ctrl-C stops everything the demo started.",
+    )
+    p.add_argument("file", nargs="?", type=Path, default=None,
+                   help="WXR export (.xml) or JSONL events to publish (default: the sample set)")
+    p.add_argument("--keep-running", action="store_true",
+                   help="leave the worker (and a broker the demo started) running at the end")
+    p.add_argument("--timeout", type=float, default=300.0,
+                   help="seconds to wait for the worker to catch up (default: 300)")
+    p.set_defaults(func=run_demo)
+
+
+# --- reading the worker's /metrics ----------------------------------------------------------------
+
+@dataclass
+class Progress:
+    consumed: float = 0.0  # input events consumed (any outcome)
+    rows: float = 0.0  # rows written by the sink
+    lag: float | None = None  # messages not committed on input and output topics (None: unknown)
+    lag_topics: set[str] = field(default_factory=set)
+
+
+def parse_progress(text: str) -> Progress:
+    """Progress figures from a /metrics exposition (prometheus text format)."""
+    progress = Progress()
+    lag = 0.0
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == "blogpulse_events_consumed_total":
+                progress.consumed += s.value
+            elif s.name == "blogpulse_sink_rows_written_total":
+                progress.rows += s.value
+            elif s.name == "blogpulse_consumer_lag":
+                lag += s.value
+                progress.lag_topics.add(s.labels.get("topic", ""))
+    if progress.lag_topics:
+        progress.lag = lag
+    return progress
+
+
+def read_progress(port: int) -> Progress | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=3) as resp:
+            return parse_progress(resp.read().decode("utf-8"))
+    except OSError:
+        return None
+
+
+def caught_up(p: Progress, published: int) -> bool:
+    """Everything published was consumed, and nothing is left uncommitted on the input topics nor
+    on the output topics (the sink commits their offsets only after the database commit)."""
+    watched = set(INPUT_TOPICS.values()) | set(OUTPUT_TOPICS.values())
+    return p.consumed >= published and p.lag == 0 and watched <= p.lag_topics
+
+
+# --- services -------------------------------------------------------------------------------------
+
+def answers(address: str, timeout: float = 2.0) -> bool:
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def pick_web_port(settings: Settings) -> int:
+    if os.environ.get("BLOGPULSE_WEB_PORT") or port_free(settings.web_port):
+        return settings.web_port
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ensure_broker(settings: Settings, say) -> bool:
+    """True when the demo started the broker (and must stop it)."""
+    first = settings.bootstrap_servers[0]
+    if answers(first):
+        say(f"Kafka broker answers on {first}")
+        return False
+    up = REPO / "deploy" / "local" / "up"
+    if first.split(":")[0] not in ("127.0.0.1", "localhost") or not up.exists():
+        raise DemoError(f"no Kafka broker answers on {settings.broker} (BLOGPULSE_BROKER); start "
+                        f"one, or unset BLOGPULSE_BROKER to let the demo start a local broker")
+    say(f"no broker on {first}: starting one with deploy/local/up kafka (first run fetches jars)")
+    # On the port the settings point at (deploy/local reads BLOGPULSE_KAFKA_PORT).
+    env = dict(os.environ, BLOGPULSE_KAFKA_PORT=first.rpartition(":")[2])
+    if subprocess.run([str(up), "kafka"], cwd=REPO, env=env).returncode != 0:
+        raise DemoError("deploy/local/up kafka failed (its message above says why)")
+    return True
+
+
+def stop_broker(settings: Settings, say) -> None:
+    say("stopping the Kafka broker the demo started")
+    env = dict(os.environ, BLOGPULSE_KAFKA_PORT=settings.bootstrap_servers[0].rpartition(":")[2])
+    subprocess.run([str(REPO / "deploy" / "local" / "kafka"), "stop"], cwd=REPO, env=env)
+
+
+def run_checked(cmd: list[str], env: dict[str, str], what: str) -> None:
+    result = subprocess.run(cmd, cwd=os.getcwd(), env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise DemoError(f"{what} failed:\n{(result.stdout + result.stderr).strip()[-2000:]}")
+
+
+class Worker:
+    """`blogpulse worker` as a child process in its own session (Ctrl-C reaches only the demo,
+    which then stops the worker cleanly)."""
+
+    def __init__(self, env: dict[str, str], port: int, log_path: Path) -> None:
+        self.port = port
+        self.log_path = log_path
+        self._log = open(log_path, "wb")
+        self.proc = subprocess.Popen([*CLI, "worker", "--loglevel", "warning"], env=env,
+                                     stdout=self._log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+
+    def log_tail(self, chars: int = 2000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+    def check_alive(self) -> None:
+        if self.proc.poll() is not None:
+            raise DemoError(f"the worker exited with code {self.proc.returncode}; the end of "
+                            f"{self.log_path}:\n{self.log_tail()}")
+
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_alive()
+            if read_progress(self.port) is not None:
+                return
+            time.sleep(0.5)
+        raise DemoError(f"the worker's web port {self.port} did not answer in {timeout:.0f}s; "
+                        f"see {self.log_path}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+
+
+# --- publishing -----------------------------------------------------------------------------------
+
+class PublishJob(threading.Thread):
+    """Publishes FILE in the background so the progress display keeps running."""
+
+    def __init__(self, path: Path, settings: Settings) -> None:
+        super().__init__(daemon=True)
+        self.path, self.settings = path, settings
+        self.published = 0
+        self.done = False
+        self.error: BaseException | None = None
+
+    def _on_progress(self, counts) -> None:
+        self.published = sum(counts.values())
+
+    def run(self) -> None:
+        try:
+            from schemas.publisher import publish_file
+
+            kwargs = {"settings": self.settings}
+            if "on_progress" in inspect.signature(publish_file).parameters:
+                kwargs["on_progress"] = self._on_progress
+            result = publish_file(self.path, **kwargs)
+            self.published = result if isinstance(result, int) else sum(result.values())
+        except BaseException as exc:  # reported by the main thread
+            self.error = exc
+        finally:
+            self.done = True
+
+
+# --- the command ----------------------------------------------------------------------------------
+
+def run_demo(args: argparse.Namespace) -> int:
+    out = sys.stdout
+
+    def say(msg: str) -> None:
+        print(f"demo: {msg}", file=out, flush=True)
+
+    path = args.file or SAMPLE
+    if not path.is_file():
+        print(f"blogpulse demo: FILE {path} does not exist or is not a file", file=sys.stderr)
+        return 2
+
+    base = Settings()
+    db_url = os.environ.get("BLOGPULSE_DB", "").strip() or DEMO_DB
+    app_id = os.environ.get("BLOGPULSE_APP_ID", "").strip() or DEMO_APP_ID
+    started_broker = False
+    worker: Worker | None = None
+    keep = False
+    try:
+        started_broker = ensure_broker(base, say)
+        port = pick_web_port(base)
+        env = dict(os.environ, BLOGPULSE_DB=db_url, BLOGPULSE_APP_ID=app_id,
+                   BLOGPULSE_WEB_PORT=str(port),
+                   PYTHONPATH=os.pathsep.join(filter(None, [str(REPO),
+                                                            os.environ.get("PYTHONPATH")])))
+        say(f"database {db_url}: blogpulse db upgrade")
+        run_checked([*CLI, "db", "upgrade"], env, "blogpulse db upgrade")
+
+        say(f"starting the worker (app id {app_id}, log {Path(WORKER_LOG).resolve()})")
+        worker = Worker(env, port, Path(WORKER_LOG).resolve())
+        worker.wait_ready()
+        say(f"worker up: metrics at http://127.0.0.1:{port}/metrics")
+
+        say(f"publishing {path}")
+        job = PublishJob(path, Settings(broker=base.broker))
+        job.start()
+        _follow(worker, job, args.timeout, out)
+
+        say("summary from the database (blogpulse stats):")
+        out.flush()
+        stats = subprocess.run([*CLI, "stats"], env=env)
+        if stats.returncode != 0:
+            raise DemoError("blogpulse stats failed (its message above says why)")
+        print(f"\nmetrics:  http://127.0.0.1:{port}/metrics (while the worker runs)", file=out)
+        print(f"database: {db_url}", file=out)
+        print(f"worker log: {worker.log_path}", file=out)
+        keep = args.keep_running
+        if keep:
+            say(f"--keep-running: worker pid {worker.proc.pid} keeps running (stop it with "
+                f"kill {worker.proc.pid})" + ("; stop the broker with deploy/local/down kafka"
+                                              if started_broker else ""))
+        return 0
+    except DemoError as exc:
+        print(f"blogpulse demo: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\ndemo: interrupted; stopping what the demo started", file=out)
+        return 130
+    finally:
+        if not keep:
+            if worker is not None:
+                say("stopping the worker")
+                worker.stop()
+            if started_broker:
+                stop_broker(base, say)
+
+
+def _follow(worker: Worker, job: PublishJob, timeout: float, out) -> None:
+    """Live progress until the worker caught up with everything published."""
+    tty = out.isatty()
+    deadline = time.monotonic() + timeout
+    settled_since: float | None = None
+    last_line = ""
+    last_print = 0.0
+    while True:
+        worker.check_alive()
+        if job.error is not None:
+            raise DemoError(f"publishing failed: {job.error}")
+        p = read_progress(worker.port) or Progress()
+        lag = "?" if p.lag is None else f"{p.lag:.0f}"
+        line = (f"published {job.published:>6} | consumed {p.consumed:>6.0f} | "
+                f"rows written {p.rows:>6.0f} | uncommitted {lag:>6}")
+        now = time.monotonic()
+        if tty:
+            print("\r" + line, end="", file=out, flush=True)
+        elif line != last_line and now - last_print >= 2:
+            print(line, file=out, flush=True)
+            last_print = now
+        last_line = line
+        if job.done and caught_up(p, job.published):
+            # Two readings LAG_SETTLE apart: the second lag refresh ran after the consumption.
+            settled_since = settled_since or now
+            if now - settled_since >= LAG_SETTLE:
+                print(("\r" if tty else "") + line, file=out, flush=True)
+                return
+        else:
+            settled_since = None
+        if now > deadline:
+            raise DemoError(f"the worker did not catch up in {timeout:.0f}s ({line}); see "
+                            f"{worker.log_path}")
+        time.sleep(0.5)
