@@ -54,7 +54,9 @@ def normalise_url(url: str | None) -> str:
 
 class AuthorKeyer:
     """author key = HMAC-SHA256(secret, "e:" + normalised e-mail), falling back to
-    "n:" + name + "\\n" + normalised URL when there is no e-mail (pingbacks, anonymous comments)."""
+    "n:" + name + "\\n" + normalised URL when there is no e-mail (pingbacks, anonymous comments).
+    An entry with no e-mail, name or URL gets the key of "n:\\n": all such entries count as one
+    anonymous participant, which undercounts rather than inventing people."""
 
     def __init__(self, secret: bytes | None = None) -> None:
         self._secret = secret if secret is not None else load_secret()

@@ -4,11 +4,12 @@ Every event of a post is keyed "<site>/<post_id>", so with the same partition co
 topic (and the default murmur2 partitioner) a post's events share one partition number everywhere."""
 from __future__ import annotations
 
+import socket
 from collections import Counter
 from typing import Any, Iterable
 
 from kafka import KafkaProducer
-from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from schemas.wire import encode_event
@@ -29,12 +30,27 @@ def topic_for(event: dict[str, Any]) -> str:
     return INPUT_TOPICS[event["type"]]
 
 
+def check_reachable(settings: Settings, timeout: float = 5.0) -> None:
+    """Fail in seconds, not after the client's 30 s bootstrap timeout, when no bootstrap server
+    accepts a TCP connection."""
+    for server in settings.bootstrap_servers:
+        host, _, port = server.rpartition(":")
+        try:
+            with socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=timeout):
+                return
+        except (OSError, ValueError):
+            continue
+    raise BrokerUnavailable(f"no Kafka broker answers at {settings.broker} (BLOGPULSE_BROKER)")
+
+
 def ensure_topics(settings: Settings) -> list[str]:
     """Create every blogpulse topic that is missing (inputs, ticks, DLQ; outputs compacted), with
-    settings.partitions partitions. Returns the names it created. Existing topics with another
+    settings.partitions partitions, and make existing output topics compacted. Returns the names it
+    created. Existing topics with another
     partition count are an error: co-partitioning by post depends on it."""
     wanted = {name: {} for name in (*INPUT_TOPICS.values(), TICK_TOPIC, DLQ_TOPIC)}
     wanted.update({name: COMPACTED for name in OUTPUT_TOPICS.values()})
+    check_reachable(settings)
     try:
         admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, client_id="blogpulse-admin",
                                  request_timeout_ms=15000)
@@ -58,9 +74,25 @@ def ensure_topics(settings: Settings) -> list[str]:
         if wrong:
             raise RuntimeError(f"input topics must have {settings.partitions} partitions "
                                f"(BLOGPULSE_PARTITIONS), found {wrong}")
+        _compact_outputs(admin, [n for n in OUTPUT_TOPICS.values() if n not in missing])
         return missing
     finally:
         admin.close()
+
+
+def _compact_outputs(admin: KafkaAdminClient, names: list[str]) -> None:
+    """Output topics created by someone else (a consumer's auto-creation, an older run) may have the
+    broker's default cleanup.policy=delete: switch them to compact (an incremental change)."""
+    if not names:
+        return
+    described = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, n) for n in names],
+                                       config_filter="all")
+    topics = described.get("topic", {})
+    wrong = [n for n in names
+             if "compact" not in str(topics.get(n, {}).get("cleanup.policy", {}).get("value", ""))]
+    if wrong:
+        admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, n, configs=COMPACTED)
+                             for n in wrong])
 
 
 class Publisher:
@@ -68,6 +100,7 @@ class Publisher:
 
     def __init__(self, settings: Settings, **producer_config: Any) -> None:
         self.settings = settings
+        check_reachable(settings)
         try:
             self._producer = KafkaProducer(
                 bootstrap_servers=settings.bootstrap_servers,
@@ -120,3 +153,18 @@ class Publisher:
 
     def close(self) -> None:
         self._producer.close(timeout=10)
+
+
+def publish_file(path, site: str | None = None, settings: Settings | None = None,
+                 on_progress=None, keyer=None, on_skip=None) -> int:
+    """Read a WXR or JSONL file, make sure the topics exist and publish every event with delivery
+    confirmed. Returns how many events were published (Publisher.publish gives counts per type)."""
+    from schemas.readers import read_events
+    from streams.config import settings as current_settings
+
+    settings = settings or current_settings()
+    ensure_topics(settings)
+    with Publisher(settings) as publisher:
+        counts = publisher.publish(read_events(path, site=site, keyer=keyer, on_skip=on_skip),
+                                   on_progress=on_progress)
+    return sum(counts.values())

@@ -26,7 +26,7 @@ MAX_ID = 2**63 - 1
 
 _HEX32 = re.compile(r"[0-9a-f]{32}\Z")
 _HEX64 = re.compile(r"[0-9a-f]{64}\Z")
-_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z\Z")
+_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z\Z", re.ASCII)  # ASCII: no other digits
 
 
 class InvalidEvent(ValueError):
@@ -179,6 +179,9 @@ def make_event(**fields: Any) -> dict[str, Any]:
     return event
 
 
-def encode_event(event: dict[str, Any]) -> bytes:
-    """Event dict -> compact wire JSON (only contract fields, in contract order)."""
+def encode_event(event: Any) -> bytes:
+    """Event dict (or schemas.events Record) -> compact wire JSON (only contract fields, in
+    contract order; no faust metadata)."""
+    if not isinstance(event, dict):
+        event = event.to_wire()
     return orjson.dumps({k: event.get(k) for k in FIELDS if k in event or k in ("source_url", "post_time")})

@@ -1,0 +1,269 @@
+"""Streaming reader of WordPress exports (WXR 1.0, 1.1, 1.2) -> wire events (schemas.wire dicts).
+
+Constant memory: the file is fed to an incremental parser line by line (so errors know their line),
+and every element is dropped from its parent as soon as it has been read; comments are turned into
+events as each <wp:comment> closes, using the post fields read before it (WordPress writes post_id,
+dates and dc:creator before an item's comments).
+
+Mapping (docs/architecture.md, input events):
+- only elements in a WXR namespace http://wordpress.org/export/1.N/ count: a `wp:` prefix bound to
+  another namespace (namespace-edge-cases.xml) is someone else's element and is ignored;
+- comment_type '' or 'comment' -> comment (comment_parent 0) or reply; 'pingback'/'trackback' ->
+  pingback with that kind; 'note' and any other custom type are skipped;
+- comment_approved 1 -> approved, 0 -> hold, spam -> spam, trash and post-trashed -> trash, absent
+  or empty -> approved (WordPress' default when it inserts a comment);
+- event_time = comment_date_gmt; when that is missing or 0000-00-00 00:00:00, comment_date taken as
+  UTC (an export does not say the blog's timezone; the error is at most the UTC offset). post_time
+  the same from wp:post_date_gmt / wp:post_date. A comment with neither date is skipped: WordPress
+  would stamp it with the import time, which we refuse to invent;
+- post_author: the comment's comment_user_id equals the post author's user id (dc:creator login ->
+  wp:author_id from the wp:author list), else its e-mail equals that author's wp:author_email;
+- author_key: schemas.identity.AuthorKeyer of e-mail / name / URL. E-mails, names, URLs (except a
+  ping's source URL) and IPs never leave this module.
+- site: the `site` argument, else the host (and path) of wp:base_blog_url, wp:base_site_url or the
+  channel link, without scheme, '/' -> '_'.
+
+Like the WordPress importer, a file without a valid wp:wxr_version (missing, or not N.N) is not a
+WordPress export: WxrError. Malformed XML is a WxrError at the line the parser stopped, after every
+event that closed before it was yielded. Comments that cannot become a valid event (no date, bad id,
+unknown status) are skipped and reported through `on_skip` (default: a logging warning) without
+personal data.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from schemas.identity import AuthorKeyer, normalise_email
+from schemas.wire import InvalidEvent, make_event, validate
+
+log = logging.getLogger(__name__)
+
+_WXR_NS = re.compile(r"http://wordpress\.org/export/1\.\d+/\Z")
+_VERSION = re.compile(r"\d+\.\d+\Z")
+_DC_CREATOR = "{http://purl.org/dc/elements/1.1/}creator"
+_ZERO_DATE = "0000-00-00 00:00:00"
+_STATUS = {"1": "approved", "": "approved", "approve": "approved", "0": "hold", "hold": "hold",
+           "spam": "spam", "trash": "trash", "post-trashed": "trash"}
+_CHUNK = 1 << 16  # longest piece of one line fed at once (a minified file has one huge line)
+
+
+class ReadError(ValueError):
+    """An input file that cannot be read to the end: names the file, line and problem."""
+
+    def __init__(self, path: str | Path, line: int | None, problem: str) -> None:
+        where = f"{path}:{line}" if line else f"{path}"
+        super().__init__(f"{where}: {problem}")
+        self.path, self.line, self.problem = str(path), line, problem
+
+
+class WxrError(ReadError):
+    """A broken WordPress export."""
+
+
+def _local(tag: str) -> str | None:
+    """'{wxr-ns}name' -> 'name' for WXR elements; None for any other namespace."""
+    if tag[:1] != "{":
+        return None
+    ns, _, name = tag[1:].partition("}")
+    return name if _WXR_NS.match(ns) else None
+
+
+def site_from_url(url: str) -> str:
+    """'https://Example.org/blog/' -> 'example.org_blog' (a site name has no '/')."""
+    url = url.strip()
+    url = re.sub(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", "", url).strip("/")
+    host, _, path = url.partition("/")
+    return (host.lower() + ("/" + path if path else "")).replace("/", "_")
+
+
+def _wxr_time(value: str | None) -> str | None:
+    """'2012-03-01 10:00:00' -> '2012-03-01T10:00:00Z'; None for missing or zero dates."""
+    value = (value or "").strip()
+    if not value or value == _ZERO_DATE:
+        return None
+    return value.replace(" ", "T", 1) + "Z"
+
+
+def _text(elem: ET.Element | None) -> str:
+    return (elem.text or "") if elem is not None else ""
+
+
+class _Channel:
+    """What the reader knows so far: channel-level fields and the current item."""
+
+    def __init__(self) -> None:
+        self.version: str | None = None
+        self.site_urls: dict[str, str] = {}
+        self.authors: dict[str, tuple[int, str]] = {}  # login -> (user id, normalised e-mail)
+        self.item: dict[str, str] = {}
+
+
+def read_wxr(path: str | Path, site: str | None = None, keyer: AuthorKeyer | None = None,
+             on_skip: Callable[[str], None] | None = None) -> Iterator[dict[str, Any]]:
+    """Yield the wire events of a WXR file in file order. Raises WxrError for a broken file (after
+    yielding every event before the break), OSError when it cannot be opened."""
+    path = Path(path)
+    skip = on_skip or (lambda msg: log.warning("%s", msg))
+    keyer = keyer or AuthorKeyer()
+    state = _Channel()
+    parser = ET.XMLPullParser(events=("start", "end"))
+    stack: list[ET.Element] = []
+    line = 0
+    with open(path, "rb") as f:
+        while True:
+            chunk = f.readline(_CHUNK)
+            if not chunk:
+                break
+            if chunk.endswith(b"\n"):
+                line += 1
+            try:
+                parser.feed(chunk)
+                ready = list(parser.read_events())
+            except ET.ParseError as exc:
+                raise WxrError(path, exc.position[0] or line, f"malformed XML: {_parse_problem(exc)}") from None
+            for event, elem in ready:
+                if event == "start":
+                    stack.append(elem)
+                    if elem.tag == "item" and len(stack) == 3:
+                        _check_version(state, path, line)
+                        state.item = {}
+                    continue
+                stack.pop()
+                out = _on_end(elem, stack, state, path, line, site, keyer, skip)
+                if out is not None:
+                    yield out
+                # children of rss, channel and item have been read: drop them (constant memory)
+                if stack and (len(stack) <= 2 or (len(stack) == 3 and stack[-1].tag == "item")):
+                    stack[-1].remove(elem)
+        try:
+            parser.close()
+        except ET.ParseError as exc:
+            raise WxrError(path, exc.position[0] or line, f"malformed XML: {_parse_problem(exc)}") from None
+    _check_version(state, path, line)
+
+
+def _parse_problem(exc: ET.ParseError) -> str:
+    return re.sub(r": line \d+, column \d+$", "", str(exc))
+
+
+def _check_version(state: _Channel, path: Path, line: int) -> None:
+    if state.version is None:
+        raise WxrError(path, line, "missing <wp:wxr_version>: not a WordPress export (WXR) file")
+
+
+def _on_end(elem: ET.Element, stack: list[ET.Element], state: _Channel, path: Path, line: int,
+            site: str | None, keyer: AuthorKeyer, skip: Callable[[str], None]) -> dict | None:
+    depth = len(stack)  # of the parent: rss=0 -> channel=1 -> item/author=2 -> their children=3
+    name = _local(elem.tag)
+    if depth == 2:  # a child of <channel>
+        if name == "wxr_version":
+            version = _text(elem).strip()
+            if not _VERSION.match(version):
+                raise WxrError(path, line, f"invalid <wp:wxr_version> {version[:20]!r}: expected N.N")
+            state.version = version
+        elif name in ("base_blog_url", "base_site_url"):
+            state.site_urls[name] = _text(elem)
+        elif elem.tag == "link":
+            state.site_urls["link"] = _text(elem)
+        elif name == "author":
+            _read_author(elem, state)
+    elif depth == 3 and stack[-1].tag == "item":
+        if name == "comment":
+            return _comment_event(elem, state, path, line, site, keyer, skip)
+        if name in ("post_id", "post_date_gmt", "post_date"):
+            state.item[name] = _text(elem).strip()
+        elif elem.tag == _DC_CREATOR:
+            state.item["creator"] = _text(elem).strip()
+    return None
+
+
+def _read_author(elem: ET.Element, state: _Channel) -> None:
+    fields = {_local(c.tag): _text(c).strip() for c in elem}
+    login = fields.get("author_login")
+    if login:
+        try:
+            user_id = int(fields.get("author_id") or 0)
+        except ValueError:
+            user_id = 0
+        state.authors[login] = (user_id, normalise_email(fields.get("author_email")))
+
+
+def _site(state: _Channel, site: str | None, path: Path, line: int) -> str:
+    if site:
+        return site
+    for key in ("base_blog_url", "base_site_url", "link"):
+        if state.site_urls.get(key, "").strip():
+            found = site_from_url(state.site_urls[key])
+            if found:
+                return found
+    raise WxrError(path, line, "no site name: the export has no wp:base_blog_url, wp:base_site_url "
+                               "or channel link; give one with --site")
+
+
+def _comment_event(elem: ET.Element, state: _Channel, path: Path, line: int, site: str | None,
+                   keyer: AuthorKeyer, skip: Callable[[str], None]) -> dict | None:
+    c = {}
+    for child in elem:
+        key = _local(child.tag)
+        if key and key not in c:
+            c[key] = _text(child)
+    comment_type = c.get("comment_type", "").strip()
+    if comment_type in ("", "comment"):
+        kind = "comment"
+    elif comment_type in ("pingback", "trackback"):
+        kind = comment_type
+    else:
+        return None  # 'note' and custom types are not reader comments
+    cid = c.get("comment_id", "").strip()
+    where = f"{path}:{line}: comment {cid[:20] or '?'} of post {state.item.get('post_id', '?')[:20]}"
+    status = _STATUS.get(c.get("comment_approved", "").strip())
+    if status is None:
+        skip(f"{where} skipped: comment_approved {c['comment_approved'][:20]!r} is not 1, 0, spam, "
+             "trash or post-trashed")
+        return None
+    event_time = _wxr_time(c.get("comment_date_gmt")) or _wxr_time(c.get("comment_date"))
+    if event_time is None:
+        skip(f"{where} skipped: no comment_date_gmt or comment_date")
+        return None
+    try:
+        post_id = int(state.item.get("post_id", ""))
+        comment_id = int(cid)
+        parent_id = int(c.get("comment_parent", "").strip() or 0) if kind == "comment" else 0
+        user_id = int(c.get("comment_user_id", "").strip() or 0)
+    except ValueError:
+        skip(f"{where} skipped: post_id, comment_id, comment_parent or comment_user_id is not a number")
+        return None
+    post_time = _wxr_time(state.item.get("post_date_gmt")) or _wxr_time(state.item.get("post_date"))
+    email = c.get("comment_author_email")
+    author_id, author_email = state.authors.get(state.item.get("creator", ""), (0, ""))
+    post_author = bool(author_id and user_id == author_id) or bool(
+        author_email and normalise_email(email) == author_email)
+    url = c.get("comment_author_url", "").strip()
+    event = make_event(
+        type=("reply" if parent_id else "comment") if kind == "comment" else "pingback",
+        site=_site(state, site, path, line), post_id=post_id, comment_id=comment_id,
+        parent_id=parent_id, post_author=post_author,
+        author_key=keyer.key(email, c.get("comment_author"), url), kind=kind,
+        source_url=(url or None) if kind != "comment" else None,
+        event_time=event_time, post_time=post_time, status=status,
+    )
+    try:
+        return validate(event)
+    except InvalidEvent as exc:
+        if post_time and exc.field == "post_time":  # a bad post date should not cost the comment
+            event["post_time"] = None
+            return _validated_or_skip(event, where, skip)
+        skip(f"{where} skipped: {exc}")
+        return None
+
+
+def _validated_or_skip(event: dict, where: str, skip: Callable[[str], None]) -> dict | None:
+    try:
+        return validate(event)
+    except InvalidEvent as exc:
+        skip(f"{where} skipped: {exc}")
+        return None
