@@ -8,8 +8,7 @@ from streams import observability
 from streams.app import app
 from streams.config import Settings
 
-# LEAD: enable the next line once sinks/agent.py (the database sink agent) has landed.
-# import sinks.agent  # noqa: F401
+import sinks.agent  # noqa: F401  (registers the database sink agent)
 
 # faust's Prometheus sensor (fixed prefix faust_*), consumer lag and top-N gauges; /metrics on the
 # web port serves prometheus-client's default registry: faust's metrics and the product's own.
