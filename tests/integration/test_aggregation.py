@@ -3,9 +3,6 @@ sample set and engagement.posts shows what a reader of the post sees. Each run u
 (topics are fixed names), app id (consumer group, changelog topics) and web port."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -13,12 +10,12 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.conftest import REPO, free_port
+from tests.conftest import REPO
+from tests.integration.worker_proc import running_worker
 
 pytestmark = pytest.mark.integration
 
 SAMPLE = REPO / "schemas" / "sample" / "sample-export.xml"
-WORKER_CMD = [sys.executable, "-m", "streams.cli", "worker"]
 
 
 def publish_sample(broker: str, site: str) -> int:
@@ -34,45 +31,11 @@ def _settings(broker: str):
     return Settings(broker=broker)
 
 
-def _env(broker: str, app_id: str, port: int) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update({
-        "BLOGPULSE_BROKER": broker, "BLOGPULSE_APP_ID": app_id, "BLOGPULSE_WEB_PORT": str(port),
-        "BLOGPULSE_AUTHOR_SECRET": env.get("BLOGPULSE_AUTHOR_SECRET", "integration-secret"),
-        "PYTHONPATH": os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]),
-    })
-    return env
-
-
 @pytest.fixture
 def worker(broker, unique, tmp_path: Path):
-    port = free_port()
-    log = open(tmp_path / "worker.log", "wb")
-    proc = subprocess.Popen(WORKER_CMD, cwd=REPO, env=_env(broker, f"it-{unique}", port),
-                            stdout=log, stderr=subprocess.STDOUT)
-    try:
-        _wait_for_metrics(proc, port, tmp_path / "worker.log")
-        yield port
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
-
-
-def _wait_for_metrics(proc, port: int, log: Path, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"worker exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read()
-            return
-        except OSError:
-            time.sleep(0.5)
-    pytest.fail(f"worker web port {port} did not answer:\n{log.read_text()[-3000:]}")
+    with running_worker(broker, f"it-{unique}", f"sqlite:///{tmp_path / 'sink.db'}",
+                        tmp_path / "worker.log") as w:
+        yield w.port
 
 
 def latest_by_key(broker: str, topic: str, prefix: str, until, timeout: float = 90) -> dict:

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 import urllib.parse
 import urllib.request
@@ -16,14 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, free_port
+from tests.conftest import REPO
+from tests.integration.worker_proc import running_worker
 from tests.unit.test_observability_queries import alert_expressions, dashboard_expressions
 
 pytestmark = pytest.mark.integration
 
 STATE_DIR = Path(os.environ.get("BLOGPULSE_STATE_DIR", REPO / ".local-services"))
 TARGETS_DIR = STATE_DIR / "prometheus" / "etc" / "targets"
-CLI = [sys.executable, "-m", "streams.cli"]
 
 
 def query(prometheus_url: str, expr: str) -> dict:
@@ -34,17 +32,6 @@ def query(prometheus_url: str, expr: str) -> dict:
             return json.loads(resp.read())
     except urllib.error.HTTPError as exc:  # 400/422: bad expression, the body says why
         return json.loads(exc.read())
-
-
-def _env(broker: str, app_id: str, port: int, db: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update({
-        "BLOGPULSE_BROKER": broker, "BLOGPULSE_APP_ID": app_id, "BLOGPULSE_WEB_PORT": str(port),
-        "BLOGPULSE_DB": f"sqlite:///{db}",
-        "BLOGPULSE_AUTHOR_SECRET": env.get("BLOGPULSE_AUTHOR_SECRET", "integration-secret"),
-        "PYTHONPATH": os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]),
-    })
-    return env
 
 
 def _events(site: str) -> list[dict]:
@@ -66,44 +53,18 @@ def scraped_worker(broker, prometheus_url, unique, tmp_path: Path):
     if not TARGETS_DIR.is_dir():
         pytest.fail(f"{TARGETS_DIR} missing: start Prometheus with deploy/local/up prometheus",
                     pytrace=False)
-    port = free_port()
-    env = _env(broker, f"it-prom-{unique}", port, tmp_path / "sink.db")
-    upgrade = subprocess.run([*CLI, "db", "upgrade"], cwd=REPO, env=env, capture_output=True,
-                             text=True, timeout=120)
-    assert upgrade.returncode == 0, upgrade.stdout + upgrade.stderr
     log_path = tmp_path / "worker.log"
-    log = open(log_path, "wb")
-    proc = subprocess.Popen([*CLI, "worker"], cwd=REPO, env=env, stdout=log,
-                            stderr=subprocess.STDOUT)
     target = TARGETS_DIR / f"it-{unique}.json"
-    try:
-        _wait_for_metrics(proc, port, log_path)
-        tmp = target.with_suffix(".tmp")  # written whole, then renamed: file_sd never reads half
-        tmp.write_text(json.dumps([{"targets": [f"127.0.0.1:{port}"],
-                                    "labels": {"env": "test", "test_run": unique}}]))
-        tmp.rename(target)
-        yield f'test_run="{unique}"', proc, log_path
-    finally:
-        target.unlink(missing_ok=True)
-        proc.terminate()
+    with running_worker(broker, f"it-prom-{unique}", f"sqlite:///{tmp_path / 'sink.db'}",
+                        log_path) as worker:
         try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
-
-
-def _wait_for_metrics(proc, port: int, log: Path, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"worker exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read()
-            return
-        except OSError:
-            time.sleep(0.5)
-    pytest.fail(f"worker web port {port} did not answer:\n{log.read_text()[-3000:]}")
+            tmp = target.with_suffix(".tmp")  # written whole, then renamed: file_sd never reads half
+            tmp.write_text(json.dumps([{"targets": [f"127.0.0.1:{worker.port}"],
+                                        "labels": {"env": "test", "test_run": unique}}]))
+            tmp.rename(target)
+            yield f'test_run="{unique}"', worker.proc, log_path
+        finally:
+            target.unlink(missing_ok=True)
 
 
 def _wait_for_series(prometheus_url: str, exprs: list[str], proc, log: Path,

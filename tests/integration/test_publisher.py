@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from collections import Counter
 
-import orjson
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType
