@@ -1,0 +1,99 @@
+"""Database access for the sink: engines, the migration runner (Alembic, programmatic) and URL
+masking for logs and messages."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from streams.config import settings
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+ALEMBIC_INI = Path(__file__).resolve().parent / "alembic.ini"
+SINK_TABLES = ("post_engagement", "thread_engagement", "engagement_window", "sink_tombstone")
+
+
+class BadDatabaseUrl(ValueError):
+    pass
+
+
+def masked(url: str) -> str:
+    """The URL with its password replaced by ***, for logs and error messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparseable database URL>"
+
+
+def make_engine(url: str | None = None, **kwargs) -> Engine:
+    """Engine for BLOGPULSE_DB (or url). pool_pre_ping: a connection that died during a database
+    restart is replaced instead of failing the next batch."""
+    url = url or settings().db_url
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise BadDatabaseUrl(f"BLOGPULSE_DB: not a database URL ({exc})") from None
+    kwargs.setdefault("pool_pre_ping", True)
+    if parsed.get_backend_name() == "postgresql":
+        # Fail fast while the database is down; the sink retries with its own backoff.
+        kwargs.setdefault("connect_args", {"connect_timeout": 5})
+    engine = create_engine(parsed, **kwargs)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    cur = dbapi_conn.cursor()
+    # WAL: `blogpulse stats` can read while the sink writes; busy_timeout: wait, don't fail, on a lock.
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=5000")
+    cur.close()
+
+
+def alembic_config(engine_or_url: Engine | str | None = None):
+    """Alembic Config for the sink migrations, without needing an alembic.ini on disk."""
+    from alembic.config import Config
+
+    cfg = Config(str(ALEMBIC_INI)) if ALEMBIC_INI.exists() else Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if isinstance(engine_or_url, Engine):
+        cfg.attributes["engine"] = engine_or_url
+    else:
+        # '%' is ConfigParser interpolation: escape it (passwords may contain it).
+        cfg.set_main_option("sqlalchemy.url", (engine_or_url or settings().db_url).replace("%", "%%"))
+    return cfg
+
+
+def upgrade(engine_or_url: Engine | str | None = None, revision: str = "head") -> None:
+    """Run the migrations up to revision (default head)."""
+    from alembic import command
+
+    command.upgrade(alembic_config(engine_or_url), revision)
+
+
+def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def head_revision() -> str | None:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+
+
+def missing_tables(engine: Engine) -> list[str]:
+    present = set(inspect(engine).get_table_names())
+    return [t for t in SINK_TABLES if t not in present]
+
+
+def downgrade(engine_or_url: Engine | str | None = None, revision: str = "base") -> None:
+    """Undo migrations down to revision (default: drop every sink table)."""
+    from alembic import command
+
+    command.downgrade(alembic_config(engine_or_url), revision)

@@ -1,0 +1,132 @@
+"""SQLAlchemy 2 models of the sink tables: one row per key of each output topic
+(docs/architecture.md, "Output topics"), plus the version that guards every write.
+
+Times are timezone-aware UTC datetimes in Python. PostgreSQL stores them as timestamptz; SQLite has
+no time type, so UtcDateTime stores naive UTC text there and puts the UTC zone back on read."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+from sqlalchemy import BigInteger, Boolean, DateTime, Double, Integer, String, TypeDecorator
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UtcDateTime(TypeDecorator):
+    """DateTime(timezone=True) that always hands back aware UTC datetimes, on every dialect."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Optional[datetime], dialect: Any) -> Optional[datetime]:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: sink times must be timezone-aware UTC")
+        value = value.astimezone(timezone.utc)
+        # SQLite stores text; one naive UTC format keeps ordering and primary keys exact.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Optional[datetime], dialect: Any) -> Optional[datetime]:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {
+        datetime: UtcDateTime(),
+        int: Integer(),
+        float: Double(),
+        bool: Boolean(),
+    }
+
+
+def _version() -> Mapped[int]:
+    # Copied from the output message; a write happens only when it is greater than the stored one.
+    return mapped_column(BigInteger, nullable=False)
+
+
+def _updated_at() -> Mapped[datetime]:
+    # When the sink last wrote the row (wall clock), not an event time.
+    return mapped_column(UtcDateTime(), nullable=False)
+
+
+class PostEngagement(Base):
+    """engagement.posts, key "<site>/<post_id>"."""
+
+    __tablename__ = "post_engagement"
+
+    site: Mapped[str] = mapped_column(String(255), primary_key=True)
+    post_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    comments: Mapped[int]
+    replies: Mapped[int]
+    pingbacks: Mapped[int]
+    trackbacks: Mapped[int]
+    threads: Mapped[int]
+    participants: Mapped[int]
+    post_author_replies: Mapped[int]
+    max_depth: Mapped[int]
+    first_activity: Mapped[Optional[datetime]]
+    last_activity: Mapped[Optional[datetime]]
+    time_to_first_comment_seconds: Mapped[Optional[float]]
+    waiting_replies: Mapped[int]
+    version: Mapped[int] = _version()
+    updated_at: Mapped[datetime] = _updated_at()
+
+
+class ThreadEngagement(Base):
+    """engagement.threads, key "<site>/<post_id>/<root_comment_id>"."""
+
+    __tablename__ = "thread_engagement"
+
+    site: Mapped[str] = mapped_column(String(255), primary_key=True)
+    post_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    root_comment_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    replies: Mapped[int]
+    depth: Mapped[int]
+    participants: Mapped[int]
+    post_author_answered: Mapped[bool]
+    time_to_first_reply_seconds: Mapped[Optional[float]]
+    last_activity: Mapped[Optional[datetime]]
+    version: Mapped[int] = _version()
+    updated_at: Mapped[datetime] = _updated_at()
+
+
+class EngagementWindow(Base):
+    """engagement.windows, key "<site>/<post_id>/<hour|day>/<window_start>"."""
+
+    __tablename__ = "engagement_window"
+
+    site: Mapped[str] = mapped_column(String(255), primary_key=True)
+    post_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    window: Mapped[str] = mapped_column(String(8), primary_key=True)  # "hour" or "day"
+    window_start: Mapped[datetime] = mapped_column(UtcDateTime(), primary_key=True)
+    comments: Mapped[int]
+    replies: Mapped[int]
+    pingbacks: Mapped[int]
+    trackbacks: Mapped[int]
+    version: Mapped[int] = _version()
+    updated_at: Mapped[datetime] = _updated_at()
+
+
+class SinkTombstone(Base):
+    """The version at which a thread or window was deleted. A deleted row leaves nothing to compare
+    versions against, so without this a late, older message (shuffled replay) would bring the row
+    back. Keyed by aggregate kind and the output topic's key."""
+
+    __tablename__ = "sink_tombstone"
+
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)  # "threads" or "windows"
+    key: Mapped[str] = mapped_column(String(512), primary_key=True)
+    version: Mapped[int] = _version()
+    updated_at: Mapped[datetime] = _updated_at()
+
+
+TABLES = {
+    "posts": PostEngagement.__table__,
+    "threads": ThreadEngagement.__table__,
+    "windows": EngagementWindow.__table__,
+}

@@ -1,0 +1,111 @@
+"""What is in the sink database, for `blogpulse stats`: a readable table, or JSON."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+
+from sinks.db import missing_tables
+from sinks.models import EngagementWindow, PostEngagement, ThreadEngagement
+
+POST_COLUMNS = ("site", "post_id", "comments", "replies", "pingbacks", "trackbacks", "threads",
+                "participants", "post_author_replies", "max_depth", "waiting_replies",
+                "first_activity", "last_activity", "time_to_first_comment_seconds", "version")
+THREAD_COLUMNS = ("root_comment_id", "replies", "depth", "participants", "post_author_answered",
+                  "time_to_first_reply_seconds", "last_activity", "version")
+# Columns of the readable post table (the JSON has every column).
+POST_TABLE = ("site", "post_id", "comments", "replies", "pingbacks", "trackbacks", "threads",
+              "participants", "max_depth", "last_activity")
+
+
+class NotMigrated(Exception):
+    pass
+
+
+class NoSuchPost(Exception):
+    pass
+
+
+@dataclass
+class Summary:
+    posts: int
+    threads: int
+    windows: int
+    rows: list[dict[str, Any]]  # posts, most commented first, up to the limit
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if not value.microsecond \
+            else value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return value
+
+
+def _row(obj: Any, columns: tuple[str, ...]) -> dict[str, Any]:
+    return {c: _plain(getattr(obj, c)) for c in columns}
+
+
+def _require_schema(engine: Engine) -> None:
+    missing = missing_tables(engine)
+    if missing:
+        raise NotMigrated(f"the database has no sink tables ({', '.join(missing)} missing): "
+                          "run `blogpulse db upgrade`")
+
+
+def summary(engine: Engine, limit: int = 50) -> Summary:
+    _require_schema(engine)
+    from sqlalchemy.orm import Session
+
+    with Session(engine) as s:
+        counts = [s.scalar(select(func.count()).select_from(m))
+                  for m in (PostEngagement, ThreadEngagement, EngagementWindow)]
+        posts = s.scalars(
+            select(PostEngagement)
+            .order_by(PostEngagement.comments.desc(), PostEngagement.site, PostEngagement.post_id)
+            .limit(limit)
+        ).all()
+        return Summary(*counts, rows=[_row(p, POST_COLUMNS) for p in posts])
+
+
+def post_detail(engine: Engine, site: str, post_id: int) -> dict[str, Any]:
+    """The post's row, its threads (largest first) and its windows."""
+    _require_schema(engine)
+    from sqlalchemy.orm import Session
+
+    with Session(engine) as s:
+        post = s.get(PostEngagement, (site, post_id))
+        if post is None:
+            raise NoSuchPost(f"no post {site}/{post_id} in the database")
+        threads = s.scalars(
+            select(ThreadEngagement)
+            .where(ThreadEngagement.site == site, ThreadEngagement.post_id == post_id)
+            .order_by(ThreadEngagement.replies.desc(), ThreadEngagement.root_comment_id)
+        ).all()
+        windows = s.scalars(
+            select(EngagementWindow)
+            .where(EngagementWindow.site == site, EngagementWindow.post_id == post_id)
+            .order_by(EngagementWindow.window, EngagementWindow.window_start)
+        ).all()
+        return {
+            "post": _row(post, POST_COLUMNS),
+            "threads": [_row(t, THREAD_COLUMNS) for t in threads],
+            "windows": [_row(w, ("window", "window_start", "comments", "replies", "pingbacks",
+                                 "trackbacks", "version")) for w in windows],
+        }
+
+
+def table(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
+    """A plain-text table with a header; numbers right-aligned."""
+    cells = [[("-" if r[c] is None else str(r[c])) for c in columns] for r in rows]
+    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
+    numeric = [all(isinstance(r[c], (int, float)) or r[c] is None for r in rows) for c in columns]
+
+    def line(values: list[str]) -> str:
+        return "  ".join(v.rjust(w) if num else v.ljust(w)
+                         for v, w, num in zip(values, widths, numeric)).rstrip()
+
+    out = [line(list(columns)), line(["-" * w for w in widths])]
+    out += [line(row) for row in cells]
+    return "\n".join(out)
