@@ -8,7 +8,6 @@ the database (`blogpulse stats`), and stops what it started on Ctrl-C and at the
 from __future__ import annotations
 
 import argparse
-import inspect
 import os
 import socket
 import subprocess
@@ -30,6 +29,7 @@ DEMO_APP_ID = "blogpulse-demo"
 WORKER_LOG = "blogpulse-demo-worker.log"
 CLI = [sys.executable, "-m", "streams.cli"]
 LAG_SETTLE = 6.0  # > the worker's lag refresh interval (streams.observability.LAG_INTERVAL)
+DETAIL_POSTS = 3  # posts whose threads the summary shows
 
 
 class DemoError(RuntimeError):
@@ -218,15 +218,22 @@ class PublishJob(threading.Thread):
         try:
             from schemas.publisher import publish_file
 
-            kwargs = {"settings": self.settings}
-            if "on_progress" in inspect.signature(publish_file).parameters:
-                kwargs["on_progress"] = self._on_progress
-            result = publish_file(self.path, **kwargs)
-            self.published = result if isinstance(result, int) else sum(result.values())
+            self.published = publish_file(self.path, settings=self.settings,
+                                          on_progress=self._on_progress)
         except BaseException as exc:  # reported by the main thread
             self.error = exc
         finally:
             self.done = True
+
+
+def published_posts(path: Path) -> list[str]:
+    """SITE/ID of every post in FILE, in first-seen order."""
+    from schemas.readers import read_events
+
+    seen: dict[str, None] = {}
+    for event in read_events(path):
+        seen.setdefault(f"{event['site']}/{event['post_id']}")
+    return list(seen)
 
 
 # --- the command ----------------------------------------------------------------------------------
@@ -273,6 +280,11 @@ def run_demo(args: argparse.Namespace) -> int:
         stats = subprocess.run([*CLI, "stats"], env=env)
         if stats.returncode != 0:
             raise DemoError("blogpulse stats failed (its message above says why)")
+        # Threads of the posts this run published (the sample set is one post).
+        for post in published_posts(path)[:DETAIL_POSTS]:
+            print(file=out, flush=True)
+            if subprocess.run([*CLI, "stats", "--post", post], env=env).returncode != 0:
+                raise DemoError(f"blogpulse stats --post {post} failed")
         print(f"\nmetrics:  http://127.0.0.1:{port}/metrics (while the worker runs)", file=out)
         print(f"database: {db_url}", file=out)
         print(f"worker log: {worker.log_path}", file=out)
