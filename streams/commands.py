@@ -9,10 +9,11 @@ from streams.config import settings
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "worker",
-        help="run the faust worker: aggregate input topics into engagement.* topics",
+        help="run the faust worker: aggregate input topics and write the results to the database",
         description="Consume blog.comments/replies/pingbacks/moderation, keep per-post state in "
         "changelog-backed tables and emit changed aggregates to engagement.posts, "
-        "engagement.threads and engagement.windows. Serves /metrics on BLOGPULSE_WEB_PORT. "
+        "engagement.threads and engagement.windows, and write those to the sink database "
+        "(BLOGPULSE_DB) with version-guarded upserts. Serves /metrics on BLOGPULSE_WEB_PORT. "
         "Creates missing topics first (BLOGPULSE_PARTITIONS partitions).",
     )
     p.add_argument("--loglevel", default="info",
