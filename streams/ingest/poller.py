@@ -136,12 +136,14 @@ class WordPressClient:
 
     def __init__(self, config: PollerConfig, session: aiohttp.ClientSession) -> None:
         self.config, self.session = config, session
-        self.auth = aiohttp.BasicAuth(config.user, config.password or "") if config.user else None
+        # Application passwords are HTTP basic auth.
+        self.headers = ({"Authorization": aiohttp.encode_basic_auth(config.user, config.password or "")}
+                        if config.user else {})
 
     async def _get(self, path: str, params: dict[str, Any]) -> tuple[int, Any, Any]:
         url = self.config.api + path
         try:
-            async with self.session.get(url, params=params, auth=self.auth) as resp:
+            async with self.session.get(url, params=params, headers=self.headers) as resp:
                 body = await resp.read()
                 if resp.status in (401, 403):
                     raise PollError(f"WordPress refused the credentials for {url} (HTTP {resp.status}): "
