@@ -104,21 +104,3 @@ def run_publish(args: argparse.Namespace) -> int:
         print(f"{type_}: {counts.get(type_, 0)}")
     print(f"total: {total} events published to {s.broker}")
     return EXIT_OK
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m schemas.commands events|publish FILE`: the same subcommands without the rest of
-    the `blogpulse` CLI (tests use it; users run `blogpulse`)."""
-    parser = argparse.ArgumentParser(prog="blogpulse")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
-    register(sub)
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

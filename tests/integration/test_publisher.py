@@ -88,13 +88,13 @@ def test_publish_command_prints_counts(broker, unique):
 
     env = {**os.environ, "BLOGPULSE_BROKER": broker, "BLOGPULSE_AUTHOR_SECRET": "it",
            "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    result = subprocess.run([sys.executable, "-m", "schemas.commands", "publish", "--site",
+    result = subprocess.run([sys.executable, "-m", "streams.cli", "publish", "--site",
                              f"it-{unique}", str(SAMPLE)], cwd=REPO, env=env, capture_output=True,
                             timeout=120)
     assert result.returncode == 0, result.stderr.decode()
     out = result.stdout.decode()
     assert "comment: 18\nreply: 2\npingback: 4\nmoderation: 0\n" in out and "total: 24" in out
-    bad = subprocess.run([sys.executable, "-m", "schemas.commands", "publish", str(SAMPLE)],
+    bad = subprocess.run([sys.executable, "-m", "streams.cli", "publish", str(SAMPLE)],
                          cwd=REPO, env={**env, "BLOGPULSE_BROKER": f"127.0.0.1:{free_port()}"},
                          capture_output=True, timeout=120)
     assert bad.returncode == 1 and b"Traceback" not in bad.stderr

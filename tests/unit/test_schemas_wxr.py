@@ -32,7 +32,7 @@ WXR_NAMESPACES = [f"http://wordpress.org/export/1.{n}/" for n in range(3)]
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "schemas.commands", *args], cwd=REPO, env=ENV,
+    return subprocess.run([sys.executable, "-m", "streams.cli", *args], cwd=REPO, env=ENV,
                           capture_output=True, timeout=60)
 
 
