@@ -1,0 +1,1 @@
+"""blogpulse benchmarks: `python -m bench.run` (see docs/performance.md)."""

@@ -1,0 +1,97 @@
+"""Broker side of the benchmark: publish (as fast as possible or at a fixed rate), read end offsets,
+pin a fresh consumer group to given offsets, wait for a group to settle."""
+from __future__ import annotations
+
+import time
+from typing import Iterable, Sequence
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.structs import OffsetAndMetadata
+
+from bench.events import BenchEvent
+
+
+def producer(broker: str, linger_ms: int = 5) -> KafkaProducer:
+    # Default partitioner is murmur2 on the key, as the contract requires.
+    return KafkaProducer(bootstrap_servers=broker, linger_ms=linger_ms, acks=1,
+                         batch_size=256 * 1024, max_in_flight_requests_per_connection=5)
+
+
+def publish(broker: str, events: Sequence[BenchEvent]) -> float:
+    """Send every event as fast as the client goes; returns seconds until all were acknowledged."""
+    p = producer(broker)
+    start = time.monotonic()
+    try:
+        send = p.send
+        for ev in events:
+            send(ev.topic, key=ev.key, value=ev.value)
+        p.flush()
+    finally:
+        p.close()
+    return time.monotonic() - start
+
+
+def publish_at_rate(broker: str, events: Sequence[BenchEvent], rate: float,
+                    tick: float = 0.01) -> list[float]:
+    """Send at `rate` events/s in small bursts every `tick` seconds; returns each event's send time
+    (wall clock, time.time()) in the order of `events`."""
+    p = producer(broker, linger_ms=0)
+    sent_at: list[float] = []
+    per_tick = max(1, round(rate * tick))
+    start = time.monotonic()
+    try:
+        for i in range(0, len(events), per_tick):
+            due = start + (i / rate)
+            delay = due - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            now = time.time()
+            for ev in events[i:i + per_tick]:
+                p.send(ev.topic, key=ev.key, value=ev.value)
+                sent_at.append(now)
+        p.flush()
+    finally:
+        p.close()
+    return sent_at
+
+
+def end_offsets(broker: str, topics: Iterable[str]) -> dict[TopicPartition, int]:
+    c = KafkaConsumer(bootstrap_servers=broker, enable_auto_commit=False)
+    try:
+        tps = [TopicPartition(t, p) for t in topics for p in sorted(c.partitions_for_topic(t) or ())]
+        return dict(c.end_offsets(tps))
+    finally:
+        c.close()
+
+
+def pin_group(broker: str, group: str, offsets: dict[TopicPartition, int]) -> None:
+    """Commit `offsets` for a consumer group that has no members yet, so a new worker starts there
+    instead of at the beginning of the shared topics (history of earlier runs and tests)."""
+    admin = KafkaAdminClient(bootstrap_servers=broker)
+    try:
+        admin.alter_group_offsets(group, {tp: OffsetAndMetadata(off, "", -1)
+                                          for tp, off in offsets.items()})
+    finally:
+        admin.close()
+
+
+def wait_group_stable(broker: str, group: str, members: int, timeout: float = 120) -> float:
+    """Wait until `group` is Stable with `members` members each holding an assignment; returns
+    seconds waited."""
+    admin = KafkaAdminClient(bootstrap_servers=broker)
+    start = time.monotonic()
+    try:
+        while time.monotonic() - start < timeout:
+            try:
+                info = admin.describe_groups([group]).get(group)
+            except Exception:  # coordinator not ready yet
+                info = None
+            if info and info.get("group_state") == "Stable" \
+                    and len(info.get("members") or ()) == members:
+                return time.monotonic() - start
+            time.sleep(0.5)
+    finally:
+        admin.close()
+    raise TimeoutError(f"consumer group {group} did not reach {members} stable members "
+                       f"in {timeout:.0f}s")
+

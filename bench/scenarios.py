@@ -1,0 +1,227 @@
+"""The measurements. Each worker run gets a fresh app id whose consumer group is pinned to the
+current end of the shared topics before it starts, so it processes this run's events only (plus
+whatever other users publish meanwhile, which the site filter leaves out of the counts)."""
+from __future__ import annotations
+
+import math
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+
+from bench import db, kafka_io, workers
+from bench.events import generate
+from streams.config import INPUT_TOPICS, OUTPUT_TOPICS, TICK_TOPIC
+
+NO_ROWS_LIMIT = 90.0  # seconds without a single row: the sink is not running, stop waiting
+APP_TOPICS = [*INPUT_TOPICS.values(), TICK_TOPIC, *OUTPUT_TOPICS.values()]
+
+
+class Context:
+    def __init__(self, broker: str, db_url: str, run_id: str, workdir: Path, timeout: float,
+                 log=print):
+        self.broker, self.db_url, self.run_id = broker, db_url, run_id
+        self.workdir, self.timeout, self.log = workdir, timeout, log
+        self.engine: Engine = db.engine(db_url)
+        self.sites: list[str] = []
+        self.profile_seconds = 60.0
+        self.app_ids: list[str] = []
+
+    def site(self, label: str) -> str:
+        site = f"bench-{self.run_id}-{label}.example"
+        self.sites.append(site)
+        return site
+
+    def app_id(self, label: str) -> str:
+        app_id = f"bench-{self.run_id}-{label}-{uuid.uuid4().hex[:6]}"
+        self.app_ids.append(app_id)
+        return app_id
+
+
+def start_workers(ctx: Context, label: str, count: int, store: str = "memory") \
+        -> list[workers.Worker]:
+    app_id = ctx.app_id(label)
+    kafka_io.pin_group(ctx.broker, app_id, kafka_io.end_offsets(ctx.broker, APP_TOPICS))
+    env = {"BLOGPULSE_BROKER": ctx.broker, "BLOGPULSE_DB": ctx.db_url, "BLOGPULSE_STORE": store}
+    started = [workers.start(app_id, ctx.workdir / app_id, env, i) for i in range(count)]
+    try:
+        for w in started:
+            workers.wait_web(w)
+        kafka_io.wait_group_stable(ctx.broker, app_id, count)
+        time.sleep(2)  # table recovery after the assignment (empty changelogs: short)
+    except Exception:
+        for w in started:
+            w.stop()
+        raise
+    return started
+
+
+def wait_counted(ctx: Context, site: str, n: int, procs: list[workers.Worker],
+                 poll: float = 0.2) -> float | None:
+    """Seconds (monotonic clock) when the sink's rows for `site` show all n entries, or None."""
+    began = time.monotonic()
+    deadline = began + ctx.timeout
+    while time.monotonic() < deadline:
+        total, rows = db.counted(ctx.engine, site)
+        if total >= n:
+            return time.monotonic()
+        if rows == 0 and time.monotonic() - began > NO_ROWS_LIMIT:
+            raise RuntimeError(
+                f"no post_engagement rows for {site} after {NO_ROWS_LIMIT:.0f} s: is the sink "
+                f"agent enabled in streams/worker.py (import sinks.agent)? worker log:\n"
+                f"{procs[0].log_tail(1500)}")
+        for w in procs:
+            if w.proc.poll() is not None:
+                raise RuntimeError(f"worker exited with {w.proc.returncode}:\n{w.log_tail()}")
+        time.sleep(poll)
+    total, _ = db.counted(ctx.engine, site)
+    ctx.log(f"  timed out after {ctx.timeout:.0f}s with {total:,}/{n:,} entries in the database")
+    return None
+
+
+def throughput(ctx: Context, procs: list[workers.Worker], label: str, n: int, posts: int,
+               profile_to: Path | None = None) -> dict:
+    """Publish n events as fast as possible to running workers; events/s from the first send until
+    the database shows all of them. profile_to: py-spy the first worker meanwhile."""
+    site = ctx.site(label)
+    events = generate(n, posts, site)
+    start_offsets = kafka_io.end_offsets(ctx.broker, INPUT_TOPICS.values())
+    spy = None
+    if profile_to is not None:
+        from bench import profile
+
+        spy = profile.start(procs[0].proc.pid, profile_to, seconds=ctx.profile_seconds)
+    began = time.monotonic()
+    publish_s = kafka_io.publish(ctx.broker, events)
+    done = wait_counted(ctx, site, n, procs)
+    if spy is not None:
+        import signal
+
+        if spy.poll() is None:
+            spy.send_signal(signal.SIGINT)  # py-spy stops and writes what it has sampled
+        try:
+            spy.wait(60)
+        except Exception:
+            spy.kill()
+    end_offsets = kafka_io.end_offsets(ctx.broker, INPUT_TOPICS.values())
+    seconds = None if done is None else done - began
+    return {"events": n, "posts": posts, "site": site, "publish_seconds": round(publish_s, 3),
+            "seconds": None if seconds is None else round(seconds, 3),
+            "events_per_s": None if not seconds else round(n / seconds, 1),
+            "peak_rss_mb": [w.peak_rss_mb() for w in procs],
+            "offsets": {"start": _plain(start_offsets), "end": _plain(end_offsets)}}
+
+
+def latency(ctx: Context, procs: list[workers.Worker], rate: int, seconds: float, posts: int,
+            poll: float = 0.05) -> dict:
+    """Publish at a fixed rate with known send times and poll the sink's rows: an entry is in the
+    database once its post's row reflects at least its ordinal entries."""
+    site = ctx.site("latency")
+    n = int(rate * seconds)
+    events = generate(n, posts, site)
+    sent_at: list[float] = []
+    publisher = threading.Thread(
+        target=lambda: sent_at.extend(kafka_io.publish_at_rate(ctx.broker, events, rate)))
+    reached: dict[int, list[float]] = {}  # post -> time each ordinal was first seen in the DB
+    publisher.start()
+    deadline = time.monotonic() + seconds + ctx.timeout
+    polls = 0
+    while time.monotonic() < deadline:
+        now = time.time()
+        for post_id, count in db.progress(ctx.engine, site).items():
+            seen = reached.setdefault(post_id, [])
+            while len(seen) < count:
+                seen.append(now)
+        polls += 1
+        if not publisher.is_alive() and sum(len(v) for v in reached.values()) >= n:
+            break
+        time.sleep(poll)
+    publisher.join()
+    lat = []
+    missing = 0
+    for ev, t in zip(events, sent_at):
+        seen = reached.get(ev.post_id, [])
+        if ev.ordinal <= len(seen):
+            lat.append(max(0.0, seen[ev.ordinal - 1] - t))
+        else:
+            missing += 1
+    lat.sort()
+    out = {"rate": rate, "events": n, "posts": posts, "site": site, "poll_interval_ms": poll * 1000,
+           "polls": polls, "missing": missing}
+    for q, name in ((0.5, "p50"), (0.95, "p95"), (0.99, "p99"), (1.0, "max")):
+        out[f"{name}_ms"] = round(_quantile(lat, q) * 1000, 1) if lat and not missing else None
+    out["mean_ms"] = round(sum(lat) / len(lat) * 1000, 1) if lat else None
+    return out
+
+
+def _quantile(sorted_values: list[float], q: float) -> float:
+    idx = min(len(sorted_values) - 1, max(0, math.ceil(q * len(sorted_values)) - 1))
+    return sorted_values[idx]
+
+
+def _plain(offsets) -> dict[str, int]:
+    return {f"{tp.topic}:{tp.partition}": off for tp, off in offsets.items()}
+
+
+def unplain(offsets: dict[str, int]):
+    from kafka import TopicPartition
+
+    out = {}
+    for name, off in offsets.items():
+        topic, part = name.rsplit(":", 1)
+        out[TopicPartition(topic, int(part))] = off
+    return out
+
+
+def stop_all(procs: list[workers.Worker]) -> None:
+    for w in procs:
+        w.stop()
+
+
+
+
+def faust_floor(ctx: Context, start: dict, end: dict) -> dict:
+    """A no-op faust agent (bench/faust_floor.py) drains the [start, end) offset range: events/s
+    between its first and last batch."""
+    import os
+    import subprocess
+    import sys
+
+    app_id = ctx.app_id("floor")
+    kafka_io.pin_group(ctx.broker, app_id, start)
+    expected = sum(end[tp] - start[tp] for tp in start)
+    workdir = ctx.workdir / app_id
+    workdir.mkdir(parents=True, exist_ok=True)
+    progress = workdir / "progress"
+    env = dict(os.environ, BENCH_FLOOR_APP_ID=app_id, BENCH_FLOOR_PROGRESS=str(progress),
+               BLOGPULSE_BROKER=ctx.broker,
+               PYTHONPATH=os.pathsep.join(p for p in (str(workers.REPO),
+                                                      os.environ.get("PYTHONPATH", "")) if p))
+    log = open(workdir / "floor.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "bench.faust_floor", "worker"], cwd=workdir,
+                            env=env, stdout=log, stderr=subprocess.STDOUT)
+    lines: list[tuple[float, int]] = []
+    try:
+        deadline = time.monotonic() + ctx.timeout
+        while time.monotonic() < deadline and proc.poll() is None:
+            if progress.exists():
+                lines = [(float(t), int(n)) for t, n in
+                         (ln.split() for ln in progress.read_text().splitlines() if ln.strip())]
+                if lines and lines[-1][1] >= expected:
+                    break
+            time.sleep(0.2)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+    if len(lines) < 2 or lines[-1][1] < expected:
+        return {"events": expected, "events_per_s": None,
+                "error": f"read {lines[-1][1] if lines else 0} of {expected}"}
+    (t0, n0), (t1, n1) = lines[0], lines[-1]
+    return {"events": expected, "batches": len(lines), "seconds": round(t1 - t0, 3),
+            "events_per_s": round((n1 - n0) / (t1 - t0), 1) if t1 > t0 else None}

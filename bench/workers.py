@@ -1,0 +1,93 @@
+"""`blogpulse worker` subprocesses for the benchmark: own app id (consumer group, changelog topics),
+web port, working directory (RocksDB data) and log file; peak RSS from /proc."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+# Default log level (info) on purpose: at warning and above faust's Worker installs its terminal
+# spinner, which sets the root logger to DEBUG, so every aiokafka debug call builds a LogRecord
+# (~11% of the worker's CPU in the profile, docs/performance.md).
+WORKER_CMD = [sys.executable, "-m", "bench.worker_main"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Worker:
+    proc: subprocess.Popen
+    port: int
+    log_path: Path
+    _log: object = field(repr=False, default=None)
+
+    def peak_rss_mb(self) -> float | None:
+        """VmHWM: the resident-set high-water mark of the worker process."""
+        try:
+            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+        except OSError:
+            return None
+        return None
+
+    def log_tail(self, chars: int = 3000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        if self._log is not None:
+            self._log.close()
+
+
+def start(app_id: str, workdir: Path, env_extra: dict[str, str], index: int = 0) -> Worker:
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    env = dict(os.environ)
+    env.update(env_extra)
+    env.update({
+        "BLOGPULSE_APP_ID": app_id,
+        "BLOGPULSE_WEB_PORT": str(port),
+        "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p),
+    })
+    env.setdefault("BLOGPULSE_AUTHOR_SECRET", "bench-secret")
+    log_path = workdir / f"worker-{index}.log"
+    log = open(log_path, "wb")
+    # cwd=workdir: faust's data directory (RocksDB files) goes there, not into the repository.
+    proc = subprocess.Popen(WORKER_CMD, cwd=workdir, env=env, stdout=log,
+                            stderr=subprocess.STDOUT)
+    return Worker(proc, port, log_path, log)
+
+
+def wait_web(worker: Worker, timeout: float = 120) -> None:
+    """Until the worker's /metrics answers (the app has started)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if worker.proc.poll() is not None:
+            raise RuntimeError(f"worker exited with {worker.proc.returncode}:\n{worker.log_tail()}")
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{worker.port}/metrics", timeout=2).read()
+            return
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError(f"worker web port {worker.port} did not answer in {timeout:.0f}s:\n"
+                       f"{worker.log_tail()}")
