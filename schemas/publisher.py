@@ -53,7 +53,7 @@ def ensure_topics(settings: Settings) -> list[str]:
     check_reachable(settings)
     try:
         admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, client_id="blogpulse-admin",
-                                 request_timeout_ms=15000)
+                                 request_timeout_ms=15000, **settings.kafka_security.kafka_python_config())
     except KafkaError as exc:
         raise BrokerUnavailable(f"no Kafka broker answers at {settings.broker} ({exc})") from None
     try:
@@ -110,7 +110,7 @@ class Publisher:
                 linger_ms=5,
                 batch_size=256 * 1024,
                 compression_type=None,
-                **producer_config,
+                **{**settings.kafka_security.kafka_python_config(), **producer_config},
             )
         except KafkaError as exc:
             raise BrokerUnavailable(f"no Kafka broker answers at {settings.broker} ({exc})") from None

@@ -58,7 +58,8 @@ _writer: RetryingWriter | None = None
 def writer() -> RetryingWriter:
     global _writer
     if _writer is None:
-        _writer = RetryingWriter(make_engine(settings().db_url))
+        s = settings()
+        _writer = RetryingWriter(make_engine(s.db_url), generation=s.generation)
     return _writer
 
 

@@ -125,6 +125,30 @@ class SinkTombstone(Base):
     updated_at: Mapped[datetime] = _updated_at()
 
 
+class ActiveGeneration(Base):
+    """One row: the generation readers see (the *_current views, `blogpulse stats`). Switching
+    generations updates it and repoints the views in one transaction (sinks/generations.py)."""
+
+    __tablename__ = "active_generation"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)  # always 1
+    generation: Mapped[int]
+
+
+class SinkGeneration(Base):
+    """Every generation that has tables: 1 (the plain tables) and each rebuild (`reprocess start`)."""
+
+    __tablename__ = "sink_generation"
+
+    generation: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    app_id: Mapped[str] = mapped_column(String(255))
+    from_time: Mapped[Optional[datetime]]  # --from of the rebuild; null = from the earliest offsets
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False)
+    caught_up_at: Mapped[Optional[datetime]]
+    # Set by cleanup: the number stays taken (its consumer group and topics may still exist).
+    dropped_at: Mapped[Optional[datetime]]
+
+
 TABLES = {
     "posts": PostEngagement.__table__,
     "threads": ThreadEngagement.__table__,

@@ -30,8 +30,9 @@ class RetryingWriter:
 
     def __init__(self, engine: Engine, *, backoff_start: float = BACKOFF_START,
                  backoff_cap: float = BACKOFF_CAP,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, generation: int = 1) -> None:
         self.engine = engine
+        self.generation = generation  # whose tables the batches go to (sinks/generations.py)
         self.backoff_start = backoff_start
         self.backoff_cap = backoff_cap
         self._clock = clock
@@ -55,7 +56,7 @@ class RetryingWriter:
                 raise WriterStopped("sink stopping before the batch reached the database")
             t0 = time.perf_counter()
             try:
-                result = write(self.engine, batch)
+                result = write(self.engine, batch, self.generation)
             except SQLAlchemyError as exc:
                 # Any database error: a batch is never dropped. A permanent fault (a schema not
                 # migrated, say) keeps the sink down and visible in metrics and logs until fixed.

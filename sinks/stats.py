@@ -5,10 +5,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, inspect, select
 
+from sinks import generations
 from sinks.db import missing_tables
-from sinks.models import EngagementWindow, PostEngagement, ThreadEngagement
 
 POST_COLUMNS = ("site", "post_id", "comments", "replies", "pingbacks", "trackbacks", "threads",
                 "participants", "post_author_replies", "max_depth", "waiting_replies",
@@ -49,50 +49,49 @@ def _row(obj: Any, columns: tuple[str, ...]) -> dict[str, Any]:
 
 def _require_schema(engine: Engine) -> None:
     missing = missing_tables(engine)
+    if not missing and "active_generation" not in inspect(engine).get_table_names():
+        missing = ["active_generation"]
     if missing:
         raise NotMigrated(f"the database has no sink tables ({', '.join(missing)} missing): "
                           "run `blogpulse db upgrade`")
 
 
 def summary(engine: Engine, limit: int = 50) -> Summary:
+    """Counts and top posts of the active generation (read in one transaction with it)."""
     _require_schema(engine)
-    from sqlalchemy.orm import Session
-
-    with Session(engine) as s:
-        counts = [s.scalar(select(func.count()).select_from(m))
-                  for m in (PostEngagement, ThreadEngagement, EngagementWindow)]
-        posts = s.scalars(
-            select(PostEngagement)
-            .order_by(PostEngagement.comments.desc(), PostEngagement.site, PostEngagement.post_id)
-            .limit(limit)
+    with engine.connect() as conn:
+        t = generations.tables_for(generations.active(conn)).aggregates
+        counts = [conn.scalar(select(func.count()).select_from(t[k]))
+                  for k in ("posts", "threads", "windows")]
+        p = t["posts"]
+        posts = conn.execute(
+            select(p).order_by(p.c.comments.desc(), p.c.site, p.c.post_id).limit(limit)
         ).all()
-        return Summary(*counts, rows=[_row(p, POST_COLUMNS) for p in posts])
+        return Summary(*counts, rows=[_row(r, POST_COLUMNS) for r in posts])
 
 
 def post_detail(engine: Engine, site: str, post_id: int) -> dict[str, Any]:
-    """The post's row, its threads (largest first) and its windows."""
+    """The post's row, its threads (largest first) and its windows (active generation)."""
     _require_schema(engine)
-    from sqlalchemy.orm import Session
-
-    with Session(engine) as s:
-        post = s.get(PostEngagement, (site, post_id))
+    with engine.connect() as conn:
+        t = generations.tables_for(generations.active(conn)).aggregates
+        p, th, w = t["posts"], t["threads"], t["windows"]
+        post = conn.execute(select(p).where(p.c.site == site, p.c.post_id == post_id)).first()
         if post is None:
             raise NoSuchPost(f"no post {site}/{post_id} in the database")
-        threads = s.scalars(
-            select(ThreadEngagement)
-            .where(ThreadEngagement.site == site, ThreadEngagement.post_id == post_id)
-            .order_by(ThreadEngagement.replies.desc(), ThreadEngagement.root_comment_id)
+        threads = conn.execute(
+            select(th).where(th.c.site == site, th.c.post_id == post_id)
+            .order_by(th.c.replies.desc(), th.c.root_comment_id)
         ).all()
-        windows = s.scalars(
-            select(EngagementWindow)
-            .where(EngagementWindow.site == site, EngagementWindow.post_id == post_id)
-            .order_by(EngagementWindow.window, EngagementWindow.window_start)
+        windows = conn.execute(
+            select(w).where(w.c.site == site, w.c.post_id == post_id)
+            .order_by(w.c.window, w.c.window_start)
         ).all()
         return {
             "post": _row(post, POST_COLUMNS),
-            "threads": [_row(t, THREAD_COLUMNS) for t in threads],
-            "windows": [_row(w, ("window", "window_start", "comments", "replies", "pingbacks",
-                                 "trackbacks", "version")) for w in windows],
+            "threads": [_row(r, THREAD_COLUMNS) for r in threads],
+            "windows": [_row(r, ("window", "window_start", "comments", "replies", "pingbacks",
+                                 "trackbacks", "version")) for r in windows],
         }
 
 

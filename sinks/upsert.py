@@ -219,31 +219,37 @@ def _delete_stmt(table):
     return delete(table).where(and_(*cond, table.c.version < bindparam("k_version")))
 
 
-def _tombstones(conn: Connection, batch: Batch) -> dict[tuple[str, str], int]:
+def _tombstones(conn: Connection, batch: Batch, tombstones=_TOMBSTONES) -> dict[tuple[str, str], int]:
     """Recorded deletes for the batch's thread/window upserts: one query for both kinds."""
     keys = sorted({c.tombstone_key for kind in ("threads", "windows")
                    for c in batch.changes[kind].values() if not c.deleted})
     found: dict[tuple[str, str], int] = {}
     for i in range(0, len(keys), 500):  # under SQLite's old 999-variable limit
         rows = conn.execute(
-            select(_TOMBSTONES.c.kind, _TOMBSTONES.c.key, _TOMBSTONES.c.version)
-            .where(_TOMBSTONES.c.key.in_(keys[i:i + 500]))
+            select(tombstones.c.kind, tombstones.c.key, tombstones.c.version)
+            .where(tombstones.c.key.in_(keys[i:i + 500]))
         )
         found.update({(k, key): v for k, key, v in rows})
     return found
 
 
-def write_collapsed(conn: Connection, batch: Batch, now: datetime | None = None) -> WriteResult:
-    """Write a collapsed batch on conn (inside the caller's transaction)."""
+def write_collapsed(conn: Connection, batch: Batch, now: datetime | None = None,
+                    generation: int = 1) -> WriteResult:
+    """Write a collapsed batch on conn (inside the caller's transaction), into the tables of
+    `generation` (sinks/generations.py; 1 = the plain tables)."""
+    from sinks.generations import tables_for
+
     now = now or datetime.now(timezone.utc)
     insert = _insert(conn.dialect.name)
     result = WriteResult()
-    dead = _tombstones(conn, batch)
+    gen_tables = tables_for(generation)
+    tombstones = gen_tables.tombstones
+    dead = _tombstones(conn, batch, tombstones)
     for kind in KINDS:
         changes = batch.changes[kind]
         if not changes:
             continue
-        table = TABLES[kind]
+        table = gen_tables.aggregates[kind]
         upserts = [c for c in changes.values() if not c.deleted]
         deletes = [c for c in changes.values() if c.deleted]
         if dead and kind != "posts":
@@ -258,12 +264,12 @@ def write_collapsed(conn: Connection, batch: Batch, now: datetime | None = None)
             params = [{**{f"k_{n}": c.row[n] for n in PRIMARY_KEYS[kind]}, "k_version": c.version}
                       for c in deletes]
             conn.execute(_delete_stmt(table), params)
-            tomb = insert(_TOMBSTONES)
+            tomb = insert(tombstones)
             conn.execute(
                 tomb.on_conflict_do_update(
                     index_elements=["kind", "key"],
                     set_={"version": tomb.excluded.version, "updated_at": tomb.excluded.updated_at},
-                    where=_TOMBSTONES.c.version < tomb.excluded.version,
+                    where=tombstones.c.version < tomb.excluded.version,
                 ),
                 [{"kind": kind, "key": c.tombstone_key, "version": c.version, "updated_at": now}
                  for c in deletes],
@@ -272,19 +278,19 @@ def write_collapsed(conn: Connection, batch: Batch, now: datetime | None = None)
     return result
 
 
-def write(target: Target, batch: Batch) -> WriteResult:
+def write(target: Target, batch: Batch, generation: int = 1) -> WriteResult:
     """Write a collapsed batch. An Engine: one transaction, committed here. A Connection or
     Session: run inside its transaction; the caller commits."""
     if isinstance(target, Engine):
         with target.begin() as conn:
-            return write_collapsed(conn, batch)
+            return write_collapsed(conn, batch, generation=generation)
     if isinstance(target, Session):
-        return write_collapsed(target.connection(), batch)
-    return write_collapsed(target, batch)
+        return write_collapsed(target.connection(), batch, generation=generation)
+    return write_collapsed(target, batch, generation=generation)
 
 
-def write_batch(target: Target, messages: Iterable[Message]) -> WriteResult:
+def write_batch(target: Target, messages: Iterable[Message], generation: int = 1) -> WriteResult:
     """Collapse decoded output messages (kind or topic name, key, value dict) to the newest version
     per key and write them in one transaction (see write()). Raises InvalidAggregate on a bad
     message before anything is written."""
-    return write(target, collapse(messages))
+    return write(target, collapse(messages), generation)

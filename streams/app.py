@@ -12,6 +12,8 @@ app = faust.App(
     _s.app_id,
     broker=[f"kafka://{b}" for b in _s.bootstrap_servers],
     store="memory://" if _s.store == "memory" else "rocksdb://",
+    # TLS / SASL-SCRAM from BLOGPULSE_KAFKA_* (None: plaintext)
+    broker_credentials=_s.kafka_security.faust_credentials(),
     web_port=_s.web_port,
     web_host=_s.web_host,
     topic_partitions=_s.partitions,

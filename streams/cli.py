@@ -7,7 +7,8 @@ import importlib
 import sys
 
 # Order is the order of `blogpulse --help`.
-COMMAND_MODULES = ("schemas.commands", "streams.commands", "streams.ingest.commands", "sinks.commands")
+COMMAND_MODULES = ("schemas.commands", "streams.commands", "streams.ingest.commands", "sinks.commands",
+                   "streams.history_commands")
 
 
 def build_parser() -> argparse.ArgumentParser:

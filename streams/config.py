@@ -4,6 +4,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from streams.kafka_security import KafkaSecurity
+
 INPUT_TOPICS = {
     "comment": "blog.comments",
     "reply": "blog.replies",
@@ -12,11 +14,36 @@ INPUT_TOPICS = {
 }
 DLQ_TOPIC = "blog.events.dlq"
 TICK_TOPIC = "blogpulse.ticks"  # internal: worker-clock ticks for the orphan timeout, keyed by post
-OUTPUT_TOPICS = {
+BASE_OUTPUT_TOPICS = {
     "posts": "engagement.posts",
     "threads": "engagement.threads",
     "windows": "engagement.windows",
 }
+
+
+def env_generation() -> int:
+    """BLOGPULSE_GENERATION (default 1): which rebuild of the aggregates this process works on
+    (docs/replay.md). Generation N > 1 has its own faust app id, output topics and sink tables."""
+    raw = os.environ.get("BLOGPULSE_GENERATION", "").strip() or "1"
+    if not raw.isdigit() or int(raw) < 1:
+        raise SystemExit(f"BLOGPULSE_GENERATION: expected an integer >= 1, got {raw!r}")
+    return int(raw)
+
+
+def generation_output_topics(generation: int) -> dict[str, str]:
+    # Generation 1 keeps the plain names, so existing consumers of the topics keep working.
+    if generation == 1:
+        return dict(BASE_OUTPUT_TOPICS)
+    return {kind: f"{topic}.g{generation}" for kind, topic in BASE_OUTPUT_TOPICS.items()}
+
+
+def generation_app_id(base_app_id: str, generation: int) -> str:
+    # A new app id = a new consumer group and new changelog topics: the rebuild starts empty.
+    return base_app_id if generation == 1 else f"{base_app_id}-g{generation}"
+
+
+# Read once at import: a worker process works on one generation for its whole life.
+OUTPUT_TOPICS = generation_output_topics(env_generation())
 
 
 def _env(name: str, default: str) -> str:
@@ -27,7 +54,9 @@ def _env(name: str, default: str) -> str:
 @dataclass(frozen=True)
 class Settings:
     broker: str = field(default_factory=lambda: _env("BLOGPULSE_BROKER", "127.0.0.1:9092"))
-    db_url: str = field(default_factory=lambda: _env("BLOGPULSE_DB", "sqlite:///blogpulse.db"))
+    # repr=False: the URL may hold the database password, and settings objects get logged.
+    db_url: str = field(default_factory=lambda: _env("BLOGPULSE_DB", "sqlite:///blogpulse.db"),
+                        repr=False)
     partitions: int = field(default_factory=lambda: int(_env("BLOGPULSE_PARTITIONS", "4")))
     web_port: int = field(default_factory=lambda: int(_env("BLOGPULSE_WEB_PORT", "6066")))
     # 127.0.0.1 by default: /metrics is for the local Prometheus; containers set 0.0.0.0.
@@ -38,9 +67,14 @@ class Settings:
     processing_guarantee: str = field(
         default_factory=lambda: _env("BLOGPULSE_PROCESSING_GUARANTEE", "at_least_once")
     )
-    app_id: str = field(default_factory=lambda: _env("BLOGPULSE_APP_ID", "blogpulse"))
+    generation: int = field(default_factory=env_generation)
+    # The faust app id of this generation: BLOGPULSE_APP_ID, with "-g<N>" for generation N > 1.
+    app_id: str = field(default_factory=lambda: generation_app_id(
+        _env("BLOGPULSE_APP_ID", "blogpulse"), env_generation()))
     # Table store: "memory" (state rebuilt from changelog topics at start) or "rocksdb" (rocksdict).
     store: str = field(default_factory=lambda: _env("BLOGPULSE_STORE", "memory"))
+    # TLS / SASL for both Kafka clients (BLOGPULSE_KAFKA_*, see docs/security.md).
+    kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity.from_env, repr=False)
 
     @property
     def bootstrap_servers(self) -> list[str]:

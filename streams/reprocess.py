@@ -1,0 +1,260 @@
+"""Reprocessing: rebuild every aggregate from the input topics into a new generation while the live
+one keeps running, switch readers to it atomically, drop the old one on request (docs/replay.md).
+
+A generation N > 1 is a worker with BLOGPULSE_GENERATION=N: its own faust app id (consumer group and
+changelog topics: it starts with empty state), its own output topics and its own sink tables
+(sinks/generations.py). `start` runs such a worker until its consumer group has committed the input
+topics' end offsets (as of the start) and its sink has committed everything the rebuild emitted."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Callable, TextIO
+
+from kafka import KafkaConsumer, TopicPartition
+from kafka.admin import KafkaAdminClient
+from kafka.errors import KafkaError
+from kafka.structs import OffsetAndMetadata
+
+from streams.config import (INPUT_TOPICS, TICK_TOPIC, Settings, generation_app_id,
+                            generation_output_topics)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class ReprocessError(Exception):
+    """A rebuild that cannot go on; the message says why."""
+
+
+def base_app_id() -> str:
+    return os.environ.get("BLOGPULSE_APP_ID", "").strip() or "blogpulse"
+
+
+def _admin(settings: Settings) -> KafkaAdminClient:
+    from schemas.publisher import BrokerUnavailable, check_reachable
+
+    check_reachable(settings)
+    try:
+        return KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers,
+                                client_id="blogpulse-reprocess", request_timeout_ms=15000,
+                                **settings.kafka_security.kafka_python_config())
+    except KafkaError as exc:
+        raise BrokerUnavailable(f"no Kafka broker answers at {settings.broker} ({exc})") from None
+
+
+def _consumer(settings: Settings) -> KafkaConsumer:
+    # No group: only offset look-ups (end offsets, offsets for a time).
+    return KafkaConsumer(bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False,
+                         client_id="blogpulse-reprocess",
+                         **settings.kafka_security.kafka_python_config())
+
+
+def partitions_of(admin: KafkaAdminClient, topics) -> list[TopicPartition]:
+    """Partitions of the topics that exist (asked of the broker each time: a consumer's cached
+    metadata would not see the output topics the worker creates)."""
+    existing = set(admin.list_topics())
+    wanted = [t for t in topics if t in existing]
+    if not wanted:
+        return []
+    return sorted(TopicPartition(d["name"], p["partition_index"])
+                  for d in admin.describe_topics(wanted) for p in d["partitions"])
+
+
+def start_offsets(consumer: KafkaConsumer, parts: list[TopicPartition],
+                  from_time: datetime) -> dict[TopicPartition, int]:
+    """First offset at or after from_time per partition (the end offset when there is none)."""
+    ms = int(from_time.timestamp() * 1000)
+    found = consumer.offsets_for_times({tp: ms for tp in parts})
+    ends = consumer.end_offsets(parts)
+    return {tp: (found[tp].offset if found.get(tp) is not None else ends[tp]) for tp in parts}
+
+
+def committed(admin: KafkaAdminClient, group: str, patience: float = 30.0) -> dict[TopicPartition, int]:
+    """The group's committed offsets. A fresh broker has no group coordinator until it has created
+    __consumer_offsets: retriable errors are retried for `patience` seconds."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            offsets = admin.list_group_offsets({group: None}).get(group, {})
+            return {tp: om.offset for tp, om in offsets.items() if om.offset >= 0}
+        except KafkaError as exc:
+            if not getattr(exc, "retriable", False) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+@dataclass
+class CatchUp:
+    """How far a generation's consumer group is: input events consumed (of the target) and
+    emitted aggregates not yet written by its sink."""
+    consumed: int
+    target: int
+    sink_pending: int
+
+    @property
+    def inputs_done(self) -> bool:
+        return self.consumed >= self.target
+
+    @property
+    def done(self) -> bool:
+        return self.inputs_done and self.sink_pending == 0
+
+
+def measure(admin: KafkaAdminClient, consumer: KafkaConsumer, group: str,
+            begin: dict[TopicPartition, int], target: dict[TopicPartition, int],
+            output_topics) -> CatchUp:
+    done = committed(admin, group)
+    consumed = sum(max(0, min(done.get(tp, begin[tp]), end) - begin[tp]) for tp, end in target.items())
+    total = sum(end - begin[tp] for tp, end in target.items())
+    outputs = partitions_of(admin, output_topics)
+    ends = consumer.end_offsets(outputs) if outputs else {}
+    pending = sum(end - done.get(tp, 0) for tp, end in ends.items())
+    return CatchUp(consumed, total, pending)
+
+
+def worker_env(settings: Settings, generation: int, web_port: int) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({"BLOGPULSE_GENERATION": str(generation), "BLOGPULSE_APP_ID": base_app_id(),
+                "BLOGPULSE_WEB_PORT": str(web_port), "BLOGPULSE_BROKER": settings.broker,
+                "BLOGPULSE_DB": settings.db_url,
+                "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))})
+    return env
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(settings: Settings, from_time: datetime | None = None, timeout: float = 3600,
+          log_path: Path | None = None, out: TextIO = sys.stderr, poll: float = 1.0,
+          web_port: int | None = None, stable_checks: int = 2,
+          on_generation: Callable[[int], None] | None = None) -> int:
+    """Build the next generation until it has caught up; returns its number. The live generation
+    keeps running. Raises ReprocessError (worker died, timeout) or BrokerUnavailable."""
+    from schemas.publisher import ensure_topics
+    from sinks import generations
+    from sinks.db import make_engine
+
+    engine = make_engine(settings.db_url)
+    ensure_topics(settings)
+    admin, consumer = _admin(settings), _consumer(settings)
+    try:
+        generation = generations.next_generation(engine)
+        app_id = generation_app_id(base_app_id(), generation)
+        inputs = partitions_of(admin, INPUT_TOPICS.values())
+        target = consumer.end_offsets(inputs)  # events published after this are the live part
+        if committed(admin, app_id):
+            raise ReprocessError(
+                f"consumer group {app_id} already has committed offsets (a rebuild from another "
+                f"database?): delete it and its topics, or use another BLOGPULSE_APP_ID")
+        # Registered only once the broker answered the look-ups above.
+        generations.create(engine, generation, app_id, from_time)
+        if on_generation:
+            on_generation(generation)
+        if from_time is not None:
+            begin = start_offsets(consumer, inputs, from_time)
+            ticks = partitions_of(admin, [TICK_TOPIC])
+            begin_ticks = start_offsets(consumer, ticks, from_time)
+            # A new group has no members, so its offsets can be set before the worker joins.
+            admin.alter_group_offsets(app_id, {tp: OffsetAndMetadata(o, "", -1)
+                                               for tp, o in {**begin, **begin_ticks}.items()})
+        else:
+            begin = consumer.beginning_offsets(inputs)
+        print(f"reprocess: generation {generation} (app id {app_id}): "
+              f"{sum(target[tp] - begin[tp] for tp in inputs):,} input events to read"
+              + (f" from {from_time.isoformat()}" if from_time else " from the earliest offsets"),
+              file=out, flush=True)
+        log_path = log_path or Path(f"reprocess-g{generation}.log")
+        outputs = list(generation_output_topics(generation).values())
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], cwd=REPO,
+                                    env=worker_env(settings, generation, web_port or _free_port()),
+                                    stdout=log, stderr=subprocess.STDOUT)
+            try:
+                _wait_caught_up(proc, admin, consumer, app_id, begin, target, outputs, timeout,
+                                poll, stable_checks, out, log_path)
+            finally:
+                _stop(proc)
+        generations.mark_caught_up(engine, generation)
+        return generation
+    finally:
+        consumer.close()
+        admin.close()
+        engine.dispose()
+
+
+def _wait_caught_up(proc, admin, consumer, group, begin, target, outputs, timeout, poll,
+                    stable_checks, out, log_path) -> None:
+    started = time.monotonic()
+    last_line = 0.0
+    stable = 0
+    while True:
+        if proc.poll() is not None:
+            raise ReprocessError(f"the generation's worker exited with {proc.returncode}; "
+                                 f"see {log_path}")
+        try:
+            state = measure(admin, consumer, group, begin, target, outputs)
+        except KafkaError as exc:  # group not created yet, a coordinator moving: ask again
+            state = None
+            reason = str(exc)
+        elapsed = time.monotonic() - started
+        if state is not None:
+            # Done only when seen done several polls in a row: the sink's output topic end offsets
+            # may still grow right after the last input offset was committed.
+            stable = stable + 1 if state.done else 0
+            if time.monotonic() - last_line >= 5 or stable >= stable_checks:
+                last_line = time.monotonic()
+                pct = 100.0 * state.consumed / state.target if state.target else 100.0
+                print(f"reprocess: {state.consumed:,}/{state.target:,} input events ({pct:.0f}%), "
+                      f"{state.consumed / max(elapsed, 1e-9):,.0f} events/s, "
+                      f"{state.sink_pending:,} aggregates waiting for the sink, {elapsed:.0f}s",
+                      file=out, flush=True)
+            if stable >= stable_checks:
+                return
+        if elapsed > timeout:
+            raise ReprocessError(f"not caught up after {timeout:.0f}s"
+                                 + ("" if state else f" ({reason})") + f"; see {log_path}")
+        time.sleep(poll)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+def generation_topics(admin: KafkaAdminClient, generation: int) -> list[str]:
+    """Topics only generation N uses: its output topics and its app's changelog/internal topics."""
+    if generation == 1:
+        return []  # the plain topics are the live contract; never deleted from here
+    prefix = generation_app_id(base_app_id(), generation) + "-"
+    own = set(generation_output_topics(generation).values())
+    return sorted(t for t in admin.list_topics() if t in own or t.startswith(prefix))
+
+
+def delete_generation_topics(settings: Settings, generation: int) -> list[str]:
+    admin = _admin(settings)
+    try:
+        topics = generation_topics(admin, generation)
+        if topics:
+            admin.delete_topics(topics)
+        try:
+            admin.delete_groups([generation_app_id(base_app_id(), generation)])
+        except KafkaError:
+            pass  # no such group (never started, or already deleted)
+        return topics
+    finally:
+        admin.close()
