@@ -125,6 +125,8 @@ def read_wxr(path: str | Path, site: str | None = None, keyer: AuthorKeyer | Non
                 ready = list(parser.read_events())
             except ET.ParseError as exc:
                 raise WxrError(path, exc.position[0] or line, f"malformed XML: {_parse_problem(exc)}") from None
+            except LookupError as exc:  # <?xml encoding="..."?> names a codec Python lacks
+                raise WxrError(path, line, f"unsupported XML encoding ({exc})") from None
             for event, elem in ready:
                 if event == "start":
                     stack.append(elem)
@@ -141,6 +143,8 @@ def read_wxr(path: str | Path, site: str | None = None, keyer: AuthorKeyer | Non
                     stack[-1].remove(elem)
         try:
             parser.close()
+        except LookupError as exc:
+            raise WxrError(path, line, f"unsupported XML encoding ({exc})") from None
         except ET.ParseError as exc:
             raise WxrError(path, exc.position[0] or line, f"malformed XML: {_parse_problem(exc)}") from None
     _check_version(state, path, line)
