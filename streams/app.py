@@ -23,4 +23,8 @@ app = faust.App(
     # Everything on the wire is JSON we encode ourselves (orjson), keys are UTF-8 strings.
     key_serializer="raw",
     value_serializer="raw",
+    # A batch writes many state and output records at once: let the producer group them (the
+    # default sends each at once in 16 KB batches; +20 % throughput in bench/, 10 ms latency).
+    producer_linger=0.01,
+    producer_max_batch_size=1024 * 1024,
 )
