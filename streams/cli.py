@@ -6,6 +6,8 @@ import argparse
 import importlib
 import sys
 
+from streams.kafka_security import KafkaSecurityError
+
 # Order is the order of `blogpulse --help`.
 COMMAND_MODULES = ("schemas.commands", "streams.commands", "streams.ingest.commands", "sinks.commands",
                    "streams.history_commands")
@@ -29,6 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
+    except KafkaSecurityError as exc:  # a bad BLOGPULSE_KAFKA_* setting: say which, no traceback
+        print(f"blogpulse: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
 

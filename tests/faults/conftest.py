@@ -1,0 +1,66 @@
+"""Fault-suite fixtures: a private Kafka broker per test and one private PostgreSQL server for the
+session, started with deploy/local and stopped at the end. Every test here is marked `fault`."""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from tests.faults.services import Kafka, Postgres
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "/faults/" in str(item.fspath):
+            item.add_marker(pytest.mark.fault)
+
+
+def _state_dir(prefix: str) -> Path:
+    # Under /tmp and world-traversable: the postgres account must reach its data directory.
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    path.chmod(0o755)
+    return path
+
+
+@pytest.fixture
+def kafka():
+    state = _state_dir("bp-fault-kafka-")
+    server = Kafka(state)
+    server.start()
+    try:
+        yield server
+    finally:
+        try:
+            server.stop()
+        finally:
+            shutil.rmtree(state, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    state = _state_dir("bp-fault-pg-")
+    server = Postgres(state)
+    server.start()
+    try:
+        yield server
+    finally:
+        try:
+            server.stop()
+        finally:
+            shutil.rmtree(state, ignore_errors=True)
+
+
+@pytest.fixture
+def fault_db(postgres_server, unique):
+    return postgres_server.create_database(f"fault_{unique}")
+
+
+FAULT_EVENTS = int(os.environ.get("BLOGPULSE_FAULT_EVENTS", "20000"))
+
+
+@pytest.fixture
+def fault_events() -> int:
+    return FAULT_EVENTS

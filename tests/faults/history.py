@@ -1,0 +1,113 @@
+"""The published history of a fault test and its independent recount.
+
+generate() makes a deterministic mix of comments, replies (to any earlier entry), pingbacks,
+trackbacks, moderation changes and exact duplicates, spread over many posts. recount() computes
+the expected per-post numbers straight from those events with plain loops: deduplicate, take each
+entry's latest status, walk up the parent chain. It shares no code with streams/engine.py."""
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from datetime import datetime, timedelta, timezone
+
+from schemas.wire import make_event
+
+BASE = datetime(2024, 3, 1, tzinfo=timezone.utc)
+COMPARED = ("comments", "replies", "pingbacks", "trackbacks", "threads", "participants",
+            "max_depth", "waiting_replies")
+
+
+def _iso(t: datetime) -> str:
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def generate(n: int, tag: str, seed: int = 8, events_per_post: int = 40) -> list[dict]:
+    """About n events over n/events_per_post posts on 3 sites, in shuffled order (order must not
+    matter). A post's events lie within 40 minutes, so no reply reaches the orphan timeout by
+    event time; tests also raise BLOGPULSE_ORPHAN_TIMEOUT so the worker clock does not either."""
+    rng = random.Random(seed)
+    authors = [f"{i:064x}" for i in range(1, 40)]
+    events: list[dict] = []
+    posts = max(1, n // events_per_post)
+    for p in range(posts):
+        site, post_id = f"fault-{tag}-{p % 3}.example", p + 1
+        start = BASE + timedelta(minutes=p)
+        entries: list[int] = []        # comment/reply ids, candidates for parents and moderation
+        next_id = 1
+        for k in range(events_per_post):
+            t = _iso(start + timedelta(seconds=k * 50))
+            roll = rng.random()
+            if roll < 0.05 and events:
+                events.append(dict(rng.choice(events[-k:] if k else events)))  # exact duplicate
+                continue
+            if roll < 0.15 and entries:
+                events.append(make_event(type="moderation", site=site, post_id=post_id,
+                                         comment_id=rng.choice(entries), event_time=t,
+                                         status=rng.choice(["spam", "trash", "approved", "hold"])))
+                continue
+            cid, next_id = next_id, next_id + 1
+            if roll < 0.25:
+                kind = rng.choice(["pingback", "trackback"])
+                events.append(make_event(type="pingback", kind=kind, site=site, post_id=post_id,
+                                         comment_id=cid, author_key=rng.choice(authors),
+                                         source_url=f"https://ping.example/{cid}", event_time=t))
+                continue
+            common = dict(site=site, post_id=post_id, comment_id=cid, event_time=t,
+                          author_key=rng.choice(authors), post_author=rng.random() < 0.1,
+                          status="approved" if rng.random() < 0.93 else "hold")
+            if roll < 0.55 or not entries:
+                events.append(make_event(type="comment", **common))
+            else:
+                events.append(make_event(type="reply", parent_id=rng.choice(entries), **common))
+            entries.append(cid)
+    rng.shuffle(events)
+    return events
+
+
+def recount(events: list[dict]) -> dict[tuple[str, int], dict[str, int]]:
+    """Expected post_engagement numbers per (site, post_id) from the published events."""
+    unique = {e["event_id"]: e for e in events}
+    created: dict[tuple, dict] = {}
+    status_of: dict[tuple, tuple] = {}
+    for e in unique.values():
+        entry = (e["site"], e["post_id"], e["comment_id"])
+        if e["type"] != "moderation":
+            created[entry] = e
+        rank = (e["event_time"], e["type"] == "moderation", e["event_id"])
+        if entry not in status_of or rank > status_of[entry][0]:
+            status_of[entry] = (rank, e["status"])
+
+    def depth_if_visible(entry: tuple) -> int | None:
+        """Depth of a visible entry (0 = top level), None when it or an ancestor is not visible."""
+        depth, seen = 0, set()
+        while True:
+            e = created.get(entry)
+            if e is None or entry in seen or status_of[entry][1] != "approved":
+                return None  # missing, a reply cycle (no root), or hidden
+            seen.add(entry)
+            if e["type"] != "reply":
+                return depth
+            entry, depth = (entry[0], entry[1], e["parent_id"]), depth + 1
+
+    posts: dict[tuple, dict] = defaultdict(lambda: dict.fromkeys(COMPARED, 0))
+    participants: dict[tuple, set] = defaultdict(set)
+    for e in unique.values():
+        posts[(e["site"], e["post_id"])]  # every post that had an event has a row
+    for entry, e in created.items():
+        depth = depth_if_visible(entry)
+        if depth is None:
+            continue
+        row = posts[entry[:2]]
+        if e["type"] == "pingback":
+            row[e["kind"] + "s"] += 1
+            continue
+        participants[entry[:2]].add(e["author_key"])
+        row["max_depth"] = max(row["max_depth"], depth)
+        if e["type"] == "comment":
+            row["comments"] += 1
+            row["threads"] += 1
+        else:
+            row["replies"] += 1
+    for post, keys in participants.items():
+        posts[post]["participants"] = len(keys)
+    return dict(posts)
