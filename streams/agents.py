@@ -149,6 +149,16 @@ def render(post_key: str, version: int, change: engine.Change) -> tuple[str, byt
     return f"{post_key}/{window}/{start}", orjson.dumps(value)
 
 
+def next_version(previous: int) -> int:
+    """Grows per post, and also across workers and crashes: at least the wall clock in ms.
+
+    Outputs are sent before the state is saved (module doc), so after a crash or a rebalance the
+    next owner re-derives from the last *saved* state and emits the same changes again, possibly
+    with more events folded in. With a plain counter that emission would reuse the version the
+    lost worker already sent, and the sink's version guard would keep the older content."""
+    return max(previous + 1, time.time_ns() // 1_000_000)
+
+
 def _old_derived(post_key: str, state: dict) -> engine.Derived | None:
     if not state["e"] and not state["s"]:
         return None  # never emitted
@@ -201,7 +211,7 @@ async def update_posts(events_by_post: dict[str, list[engine.EventFields]],
             new, totals = engine.derive_with_totals(state, engine.now_of(state), ORPHAN_TIMEOUT)
             changes = engine.diff(old, new)
         if changes:
-            state["v"] += 1
+            state["v"] = next_version(state["v"])
             for change in changes:
                 key, value = render(post_key, state["v"], change)
                 deliveries.append(await _send(output_topics[change.aggregate], key, value))
