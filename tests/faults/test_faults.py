@@ -112,6 +112,8 @@ def test_postgres_stopped_midstream(run, postgres_server):
                recovery_s=round(resumed, 1))
 
 
+@pytest.mark.xfail(strict=True, reason="open bug: partitions moving between two live workers lose "
+                   "post state (docs/reliability.md, 'Known failure'); strict, so a fix shows up")
 def test_two_workers_rebalance_while_events_flow(run):
     at = run.midstream(0.2)
     t0 = time.monotonic()
