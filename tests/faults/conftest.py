@@ -25,10 +25,10 @@ def _state_dir(prefix: str) -> Path:
     return path
 
 
-@pytest.fixture
-def kafka():
-    state = _state_dir("bp-fault-kafka-")
-    server = Kafka(state)
+def _running(server_class, prefix: str):
+    """Start a service of the test's own in a temporary state dir; stop and remove it after."""
+    state = _state_dir(prefix)
+    server = server_class(state)
     server.start()
     try:
         yield server
@@ -37,20 +37,16 @@ def kafka():
             server.stop()
         finally:
             shutil.rmtree(state, ignore_errors=True)
+
+
+@pytest.fixture
+def kafka():
+    yield from _running(Kafka, "bp-fault-kafka-")
 
 
 @pytest.fixture(scope="session")
 def postgres_server():
-    state = _state_dir("bp-fault-pg-")
-    server = Postgres(state)
-    server.start()
-    try:
-        yield server
-    finally:
-        try:
-            server.stop()
-        finally:
-            shutil.rmtree(state, ignore_errors=True)
+    yield from _running(Postgres, "bp-fault-pg-")
 
 
 @pytest.fixture
