@@ -282,15 +282,9 @@ async def process_batch(events: Iterable[Any]) -> int:
     ticks: dict[str, float] = {}
     source_events: dict[str, Any] = {}  # post -> one of its events (partition for table writes)
     wall = time.time()
-    owned = _owned_input_partitions()
+    _forget_on_reassignment()
     for event in events:
         msg = event.message
-        if owned is not None and (msg.topic, msg.partition) not in owned:
-            # Buffered before a rebalance moved its partition away: the new owner reads it again
-            # from the last committed offset. Processing it here would write a post's state from
-            # a second worker and could overwrite the owner's newer state.
-            metrics.EVENTS_CONSUMED.labels(type="any", outcome="revoked").inc()
-            continue
         if msg.topic == TICK_TOPIC:
             tick = _parse_tick(msg.key, event.value)
             if tick is not None:
@@ -332,21 +326,19 @@ async def aggregate(stream):
 _last_owned: frozenset | None = None
 
 
-def _owned_input_partitions() -> frozenset | None:
-    """(topic, partition) of the input and tick partitions this worker owns now; None when faust
-    has not assigned any yet (unit tests). A change of ownership empties the per-post cache:
-    a post that left and came back may have changed on another worker meanwhile."""
+def _forget_on_reassignment() -> None:
+    """Empty the per-post cache when this worker's partitions change: a post that left and came
+    back may have changed on another worker meanwhile. (Buffered events of a partition that moved
+    away are still processed: skipping them would ack them, and faust's view of the assignment can
+    lag the consumer's, so a skip could commit past unprocessed events.)"""
     global _last_owned
     try:
         owned = frozenset((tp.topic, tp.partition) for tp in app.assignor.assigned_actives())
     except Exception:  # assignor not ready (no rebalance yet)
-        return None
-    if not owned:
-        return None
+        return
     if owned != _last_owned:
         _last_emitted.clear()
         _last_owned = owned
-    return owned
 
 
 def _partition_of(post_key: str, partitions: int) -> int:

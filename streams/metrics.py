@@ -7,7 +7,7 @@ from prometheus_client import Counter, Gauge, Histogram
 EVENTS_CONSUMED = Counter(
     "blogpulse_events_consumed_total",
     "Input events consumed by the aggregation agent.",
-    # type: comment|reply|pingback|moderation|invalid|any; outcome: applied|unchanged|dead_letter|revoked
+    # type: comment|reply|pingback|moderation|invalid; outcome: applied|unchanged|dead_letter
     ["type", "outcome"],
 )
 DEAD_LETTERS = Counter(
