@@ -104,6 +104,8 @@ def test_every_alert_and_dashboard_expression_evaluates_on_a_scraped_worker(
         f"blogpulse_top_post_events{{{selector}}}",
         f"faust_messages_received_total{{{selector}}}",
         f"blogpulse_sink_up{{{selector}}}",
+        # rate() needs two scrapes of the counter: wait for the second before the checks below.
+        f"rate(blogpulse_events_consumed_total{{{selector}}}[1m])",
     ], proc, log)
 
     expressions = alert_expressions() + dashboard_expressions()
