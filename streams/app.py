@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import faust
 
+from streams import faust_fixes
 from streams.config import settings
+
+faust_fixes.apply()
 
 _s = settings()
 
