@@ -179,7 +179,7 @@ async def update_posts(events_by_post: dict[str, list[engine.EventFields]],
     consumed: dict[tuple[str, str], int] = defaultdict(int)
     by_aggregate: dict[str, int] = defaultdict(int)
     for post_key in events_by_post.keys() | ticks.keys():
-        raw = post_state.get(post_key)
+        raw = post_state.get(post_key.encode())
         # Taken out while the post is processed: an exception half-way (state merged in place,
         # table not written) must not leave a cache entry that disagrees with the table.
         cached = _last_emitted.pop(post_key, None)
@@ -225,9 +225,12 @@ async def update_posts(events_by_post: dict[str, list[engine.EventFields]],
     for post_key, state, new, totals in writes:
         raw = engine.dumps_state(state)
         with _as_current(source_events.get(post_key) if source_events else None):
-            post_state[post_key] = raw
+            post_state[post_key.encode()] = raw
             _record_waiting(post_key, new)
         _last_emitted[post_key] = (state["v"], new, totals, raw, state)
+    # The batch is acknowledged when this returns: its state must be in Kafka by then (tables.py).
+    await post_state.delivered()
+    await waiting_replies.delivered()
     for (type_, outcome), n in consumed.items():
         metrics.EVENTS_CONSUMED.labels(type=type_, outcome=outcome).inc(n)
     for aggregate, n in by_aggregate.items():
@@ -266,13 +269,14 @@ async def _send(topic: Any, key: str, value: bytes) -> Any:
 
 
 def _record_waiting(post_key: str, derived: engine.Derived) -> None:
+    key = post_key.encode()
     count = derived.post["waiting_replies"]
     if count:
         value = orjson.dumps([derived.waiting_since, count])
-        if waiting_replies.get(post_key) != value:
-            waiting_replies[post_key] = value
-    elif post_key in waiting_replies:
-        del waiting_replies[post_key]
+        if waiting_replies.get(key) != value:
+            waiting_replies[key] = value
+    elif key in waiting_replies:
+        del waiting_replies[key]
 
 
 async def process_batch(events: Iterable[Any]) -> int:
@@ -366,7 +370,8 @@ async def orphan_tick(now: float | None = None) -> int:
     active = _active_partitions()
     partitions = _settings.partitions
     total = sent = 0
-    for post_key, raw in list(waiting_replies.items()):
+    for key, raw in list(waiting_replies.items()):
+        post_key = key.decode()
         if active is not None and _partition_of(post_key, partitions) not in active:
             continue  # standby copy of another worker's post
         since, count = orjson.loads(raw)

@@ -72,10 +72,14 @@ def outputs(monkeypatch):
 
 def _changelog_recorder(table, log):
     def send_changelog(partition, key, value, key_serializer=None, value_serializer=None):
-        assert partition is None  # use_partitioner: the producer picks it from the key
+        assert partition is None  # use_partitioner: the producer picks it from the key bytes
+        # ... which must be the input key's bytes, so the state lands in the changelog partition
+        # numbered like the post's input partition (streams/tables.py, co-partitioning).
+        wire_key, _ = table.changelog_topic.prepare_key(key, key_serializer or table.key_serializer)
+        assert wire_key == key and isinstance(key, bytes)
         log.append((table.name, key, value))
         return SimpleNamespace(message=SimpleNamespace(
-            partition=agents._partition_of(key, agents._settings.partitions)))
+            partition=agents._partition_of(key.decode(), agents._settings.partitions)))
     return send_changelog
 
 
@@ -122,7 +126,7 @@ def sent_count(outputs):
 
 
 def state_of(key=KEY):
-    return engine.loads_state(post_state.get(key))
+    return engine.loads_state(post_state.get(key.encode()))
 
 
 async def test_counts_visible_entries_and_emits_versioned_post(agent, outputs):
@@ -163,23 +167,23 @@ async def test_replies_ten_levels_deep_arriving_before_parents(agent, outputs):
     await feed(agent, list(reversed(chain)))
     waiting = latest(outputs["posts"], KEY)
     assert waiting["waiting_replies"] == 10 and waiting["replies"] == 0
-    assert waiting_replies.get(KEY) is not None
+    assert waiting_replies.get(KEY.encode()) is not None
     await feed(agent, [event(1)])
     post = latest(outputs["posts"], KEY)
     assert (post["replies"], post["max_depth"], post["threads"], post["waiting_replies"]) == (
         10, 10, 1, 0)
     assert latest(outputs["threads"], f"{KEY}/1")["depth"] == 10
-    assert waiting_replies.get(KEY) is None
+    assert waiting_replies.get(KEY.encode()) is None
 
 
 async def test_duplicates_change_nothing_and_emit_nothing(agent, outputs):
     events = [event(1), event(2, type="reply", parent=1, minute=3)]
     await feed(agent, events)
     sent = sent_count(outputs)
-    snapshot = post_state.get(KEY)
+    snapshot = post_state.get(KEY.encode())
     await feed(agent, events + events)
     assert sent_count(outputs) == sent
-    assert post_state.get(KEY) == snapshot
+    assert post_state.get(KEY.encode()) == snapshot
 
 
 async def test_arrival_order_does_not_change_the_result(outputs):
@@ -236,7 +240,7 @@ async def test_orphan_timeout_on_worker_clock_through_a_tick(agent, outputs, mon
     await feed(agent, [value], key=KEY, topic=TICK_TOPIC)
     post = latest(outputs["posts"], KEY)
     assert (post["waiting_replies"], post["threads"], post["replies"]) == (0, 1, 1)
-    assert waiting_replies.get(KEY) is None
+    assert waiting_replies.get(KEY.encode()) is None
     assert await agents.orphan_tick(now=t0 + 10_000) == 0
     assert agents.metrics.REPLIES_WAITING._value.get() == 0
 
