@@ -21,6 +21,10 @@ def run(settings: Settings, loglevel: str = "info") -> int:
 
     ensure_topics(settings)
     worker = faust.Worker(app, loglevel=loglevel)
+    # faust's start-up spinner (shown at --loglevel warning and above) sets the root logger to
+    # DEBUG so that it turns on every record: every aiokafka debug call then builds a LogRecord,
+    # ~11 % of a busy worker's CPU (docs/performance.md). The log lines say more than a spinner.
+    worker.spinner = None
     try:
         worker.execute_from_commandline()
     except SystemExit as exc:
