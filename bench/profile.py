@@ -26,6 +26,8 @@ def summary(raw: Path, top: int = 40) -> list[tuple[float, str]]:
         if not line.strip():
             continue
         stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue  # a frame name with a line break in it splits a stack over two lines
         n = int(count)
         total += n
         seen = set()

@@ -61,11 +61,13 @@ def rows(results: dict) -> list[tuple[str, str, str]]:
             results["e2e_2_workers"].get("events_per_s")
         if one and two:
             out.append(("scaling: 2 workers / 1 worker", f"{two / one:.2f}x", "-"))
-    lat = results.get("latency")
-    if lat:
+    for key, who in (("latency", "1 worker"), ("latency_2_workers", "2 workers")):
+        lat = results.get(key)
+        if not lat:
+            continue
         for q in ("p50", "p95", "p99", "max"):
             value = lat.get(f"{q}_ms")
-            out.append((f"latency publish -> PostgreSQL {q} at {lat['rate']:,} events/s",
+            out.append((f"latency publish -> PostgreSQL {q} at {lat['rate']:,} events/s, {who}",
                         "failed" if value is None else f"{value:,.0f} ms", "-"))
     for m in results.get("memory", []):
         value = m.get("peak_rss_mb")

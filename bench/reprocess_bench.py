@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -27,6 +28,38 @@ def _start_broker(port: int, state: str) -> dict[str, str]:
                BLOGPULSE_KAFKA_CONTROLLER_PORT=str(port + 1))
     subprocess.run([str(REPO / "deploy/local/kafka"), "start"], env=env, check=True)
     return env
+
+
+class _PeakRss(threading.Thread):
+    """Largest VmHWM (peak resident set) among this process's children: the reprocessing worker
+    that `reprocess.start` launches. Sampled every 2 s; VmHWM only grows, so sampling misses
+    nothing but the last 2 s."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.kb = 0
+        self._done = threading.Event()
+
+    @property
+    def mb(self) -> float:
+        return self.kb / 1024
+
+    def run(self) -> None:
+        me = str(os.getpid())
+        while not self._done.wait(2.0):
+            for stat in Path("/proc").glob("[0-9]*/stat"):
+                try:
+                    if stat.read_text().rsplit(")", 1)[1].split()[1] != me:
+                        continue
+                    for line in (stat.parent / "status").read_text().splitlines():
+                        if line.startswith("VmHWM:"):
+                            self.kb = max(self.kb, int(line.split()[1]))
+                except (OSError, IndexError, ValueError):
+                    continue  # the process ended meanwhile
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join(5)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,9 +104,12 @@ def main(argv: list[str] | None = None) -> int:
         db.upgrade(db_url)
 
         started = time.monotonic()
+        peak = _PeakRss()
+        peak.start()
         generation = reprocess.start(s, timeout=args.timeout, log_path=Path(work) / "worker.log",
                                      out=sys.stdout, poll=2.0)
         seconds = time.monotonic() - started
+        peak.stop()
 
         engine = db.make_engine(db_url)
         posts = generations.tables_for(generation).aggregates["posts"]
@@ -86,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(f"reprocess bench: {args.events:,} events, {args.posts:,} posts, "
               f"{seconds:.1f}s until caught up and written, {args.events / seconds:,.0f} events/s "
-              f"({os.cpu_count()} CPUs, {db_url.split(':')[0]})")
+              f"({os.cpu_count()} CPUs, {db_url.split(':')[0]}); worker peak RSS "
+              f"{peak.mb:,.0f} MB ({os.environ.get('BLOGPULSE_STORE', 'memory')} store)")
         return 0
     finally:
         if broker_env:

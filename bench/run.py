@@ -159,6 +159,13 @@ def _measure(ctx: scenarios.Context, args: argparse.Namespace, results: dict) ->
             r = scenarios.throughput(ctx, procs, "two", args.events, args.posts)
             results["e2e_2_workers"] = r
             print(f"  -> {r['events_per_s']} events/s")
+            if "latency" not in skip:
+                print(f"  latency, 2 workers: {args.rate:,} events/s for {args.latency_seconds:g} s")
+                results["latency_2_workers"] = scenarios.latency(
+                    ctx, procs, args.rate, args.latency_seconds, args.latency_posts,
+                    label="latency-2")
+                print(f"  -> p50 {results['latency_2_workers']['p50_ms']} ms, "
+                      f"p99 {results['latency_2_workers']['p99_ms']} ms")
         finally:
             scenarios.stop_all(procs)
     if args.memory:

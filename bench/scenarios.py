@@ -115,10 +115,10 @@ def throughput(ctx: Context, procs: list[workers.Worker], label: str, n: int, po
 
 
 def latency(ctx: Context, procs: list[workers.Worker], rate: int, seconds: float, posts: int,
-            poll: float = 0.05) -> dict:
+            poll: float = 0.05, label: str = "latency") -> dict:
     """Publish at a fixed rate with known send times and poll the sink's rows: an entry is in the
     database once its post's row reflects at least its ordinal entries."""
-    site = ctx.site("latency")
+    site = ctx.site(label)  # one site per run: rows of an earlier run would count as reached
     n = int(rate * seconds)
     events = generate(n, posts, site)
     sent_at: list[float] = []

@@ -75,7 +75,7 @@ def test_table_gives_ratio_to_baseline_and_marks_failures():
     assert rows["baseline: aiokafka + orjson read"] == ("40,000 events/s", "1.00")
     assert rows["blogpulse publish -> PostgreSQL, 1 worker"] == ("10,000 events/s", "0.25")
     assert rows["blogpulse publish -> PostgreSQL, 2 workers"] == ("failed", "-")
-    assert rows["latency publish -> PostgreSQL p99 at 1,000 events/s"] == ("450 ms", "-")
+    assert rows["latency publish -> PostgreSQL p99 at 1,000 events/s, 1 worker"] == ("450 ms", "-")
     assert rows["worker peak RSS, memory store"] == ("150 MB", "-")
     text = report.table(results)
     assert text.splitlines()[0].startswith("| figure")
