@@ -1,13 +1,10 @@
 """The database sink: a faust agent on engagement.posts, engagement.threads and engagement.windows.
 
-Per batch (stream.take_events: up to BLOGPULSE_SINK_BATCH events or BLOGPULSE_SINK_FLUSH_SECONDS):
+Per batch (streams/batching.py: up to BLOGPULSE_SINK_BATCH events or BLOGPULSE_SINK_FLUSH_SECONDS):
 decode, collapse to the newest version per key, write in one transaction on a worker thread (the
-event loop keeps serving the other agents), then let the batch's offsets be committed.
-
-Offsets after the commit: take_events acks a batch's events when its body ends, *also* when the
-body ends with an exception or a cancellation (its ack is in a `finally`). So each event is held
-with one extra reference for the duration of the write and released only after the database
-commit: an interrupted batch stays unacked and is read again after a restart.
+event loop keeps serving the other agents), then let the batch's offsets be committed: the events
+are released only after the database commit, so an interrupted batch stays unacked and is read
+again after a restart.
 
 Database outage: the RetryingWriter retries the same batch with backoff until it is written, so
 the stream holds its position (faust pauses fetching while the stream's buffer is full)."""
@@ -26,6 +23,7 @@ from sinks.db import make_engine, masked, missing_tables
 from sinks.retry import RetryingWriter
 from sinks.upsert import KIND_OF_TOPIC, InvalidAggregate, Message, collapse
 from streams.app import app
+from streams.batching import processed_batches
 from streams.config import OUTPUT_TOPICS, settings
 
 log = logging.getLogger(__name__)
@@ -98,9 +96,7 @@ async def sink(stream) -> None:
     loop = asyncio.get_running_loop()
     w = writer()
     await loop.run_in_executor(_executor, _check_schema, w)
-    async for events in stream.take_events(SINK_BATCH, SINK_FLUSH_SECONDS):
-        for event in events:
-            event.message.incref()  # held until the database commit (module docstring)
+    async for events in processed_batches(stream, SINK_BATCH, SINK_FLUSH_SECONDS):
         messages = []
         for event in events:
             try:
@@ -111,8 +107,6 @@ async def sink(stream) -> None:
         batch = collapse(messages, on_invalid=_skip_invalid)
         if len(batch):
             await loop.run_in_executor(_executor, w.write, batch)
-        for event in events:
-            event.ack()  # releases our hold; take_events' own ack then completes it
 
 
 @app.on_before_shutdown.connect

@@ -1,8 +1,8 @@
 """The aggregation agent and the orphan-timeout timer (faust).
 
-One agent reads the four input topics and the tick topic in batches (take_events: faust acks a
-batch's events only after the batch body has finished, so committed offsets never pass unprocessed
-events). Per batch: decode (bad events -> dead-letter topic), group by post, merge into the state
+One agent reads the four input topics and the tick topic in batches (streams/batching.py: a
+batch's events are acknowledged only after the batch was processed without an error, so committed
+offsets never pass unprocessed events). Per batch: decode (bad events -> dead-letter topic), group by post, merge into the state
 table, derive once per post, emit the changed aggregates, then write the state. A batch that only
 adds new approved entries to a post seen before takes engine.derive_more (O(new entries), same
 result as the full derive + diff); anything else takes the full derive. Large batches (BATCH_MAX)
@@ -34,6 +34,7 @@ from faust.streams import _current_event
 from schemas.wire import InvalidEvent, decode_event
 from streams import engine, metrics
 from streams.app import app
+from streams.batching import processed_batches
 from streams.config import TICK_TOPIC, settings
 from streams.tables import post_state, waiting_replies
 from streams.topics import dlq_topic, output_topics, source_topic, tick_topic
@@ -322,7 +323,7 @@ def _parse_tick(key: bytes | None, value: bytes) -> tuple[str, float] | None:
 async def aggregate(stream):
     """Yields the number of events in each processed batch (tests wait on it; no sink in
     production)."""
-    async for events in stream.take_events(BATCH_MAX, BATCH_WITHIN):
+    async for events in processed_batches(stream, BATCH_MAX, BATCH_WITHIN):
         await process_batch(events)
         yield len(events)
 
