@@ -16,7 +16,7 @@ from pathlib import Path
 from kafka.errors import KafkaError
 from sqlalchemy.exc import SQLAlchemyError
 
-from bench import baseline, db, kafka_io, report, scenarios
+from bench import baseline, db, report, scenarios
 from streams.config import settings
 
 DEFAULT_DB = "postgresql+psycopg://blogpulse:blogpulse@127.0.0.1:5432/blogpulse"
