@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 from bench import db, kafka_io, workers
 from bench.events import generate
 from streams.config import INPUT_TOPICS, OUTPUT_TOPICS, TICK_TOPIC
+from streams.process import stop_process
 
 NO_ROWS_LIMIT = 90.0  # seconds without a single row: the sink is not running, stop waiting
 APP_TOPICS = [*INPUT_TOPICS.values(), TICK_TOPIC, *OUTPUT_TOPICS.values()]
@@ -213,11 +214,7 @@ def faust_floor(ctx: Context, start: dict, end: dict) -> dict:
                     break
             time.sleep(0.2)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)
         log.close()
     if len(lines) < 2 or lines[-1][1] < expected:
         return {"events": expected, "events_per_s": None,

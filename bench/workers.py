@@ -11,10 +11,10 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from streams.process import stop_process
+
 REPO = Path(__file__).resolve().parents[1]
-# Default log level (info) on purpose: at warning and above faust's Worker installs its terminal
-# spinner, which sets the root logger to DEBUG, so every aiokafka debug call builds a LogRecord
-# (~11% of the worker's CPU in the profile, docs/performance.md).
+# Default log level (info), as `blogpulse worker` runs by default.
 WORKER_CMD = [sys.executable, "-m", "bench.worker_main"]
 
 
@@ -48,13 +48,7 @@ class Worker:
             return ""
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop_process(self.proc)
         if self._log is not None:
             self._log.close()
 

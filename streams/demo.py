@@ -21,6 +21,7 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from streams.config import INPUT_TOPICS, OUTPUT_TOPICS, Settings
+from streams.process import stop_process
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "schemas" / "sample" / "sample-export.xml"
@@ -189,13 +190,7 @@ class Worker:
                         f"see {self.log_path}")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self._log.close()
 
 

@@ -23,6 +23,7 @@ from kafka.structs import OffsetAndMetadata
 
 from streams.config import (INPUT_TOPICS, TICK_TOPIC, Settings, generation_app_id,
                             generation_output_topics)
+from streams.process import stop_process
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -227,13 +228,7 @@ def _wait_caught_up(proc, admin, consumer, group, begin, target, outputs, timeou
 
 
 def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+    stop_process(proc, grace=60)
 
 
 def generation_topics(admin: KafkaAdminClient, generation: int) -> list[str]:

@@ -15,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.conftest import REPO, free_port
+from streams.process import stop_process
 from tests.faults.history import COMPARED, recount
 from tests.integration.worker_proc import CLI, Worker, db_upgrade, worker_env
 
@@ -35,13 +36,7 @@ def start_worker(broker: str, app_id: str, db_url: str, log: Path, **extra: str)
 
 
 def stop_worker(worker: Worker, sig: int = signal.SIGTERM) -> None:
-    if worker.proc.poll() is None:
-        worker.proc.send_signal(sig)
-        try:
-            worker.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            worker.proc.kill()
-            worker.proc.wait(10)
+    stop_process(worker.proc, grace=60, sig=sig)
 
 
 class PublisherThread(threading.Thread):

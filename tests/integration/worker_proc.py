@@ -13,6 +13,7 @@ from typing import Iterator
 
 import pytest
 
+from streams.process import stop_process
 from tests.conftest import REPO, free_port
 
 CLI = [sys.executable, "-m", "streams.cli"]
@@ -75,12 +76,7 @@ def running_worker(broker: str, app_id: str, db_url: str, log: Path, timeout: fl
                     time.sleep(0.5)
             yield worker
         finally:
-            proc.terminate()
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
+            stop_process(proc)
 
 
 def wait_until(condition, timeout: float, what: str, worker: Worker | None = None, every: float = 0.5):
