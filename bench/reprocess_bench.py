@@ -20,6 +20,8 @@ import time
 import uuid
 from pathlib import Path
 
+from bench.workers import peak_rss_kb
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -51,11 +53,9 @@ class _PeakRss(threading.Thread):
                 try:
                     if stat.read_text().rsplit(")", 1)[1].split()[1] != me:
                         continue
-                    for line in (stat.parent / "status").read_text().splitlines():
-                        if line.startswith("VmHWM:"):
-                            self.kb = max(self.kb, int(line.split()[1]))
-                except (OSError, IndexError, ValueError):
+                except (OSError, IndexError):
                     continue  # the process ended meanwhile
+                self.kb = max(self.kb, peak_rss_kb(stat.parent.name) or 0)
 
     def stop(self) -> None:
         self._done.set()

@@ -24,6 +24,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def peak_rss_kb(pid: int | str) -> int | None:
+    """VmHWM of a process from /proc (None once it has exited)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
 @dataclass
 class Worker:
     proc: subprocess.Popen
@@ -33,13 +44,8 @@ class Worker:
 
     def peak_rss_mb(self) -> float | None:
         """VmHWM: the resident-set high-water mark of the worker process."""
-        try:
-            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    return round(int(line.split()[1]) / 1024, 1)
-        except OSError:
-            return None
-        return None
+        kb = peak_rss_kb(self.proc.pid)
+        return None if kb is None else round(kb / 1024, 1)
 
     def log_tail(self, chars: int = 3000) -> str:
         try:
