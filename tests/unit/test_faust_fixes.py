@@ -4,10 +4,14 @@ records, see the module docstring)."""
 from __future__ import annotations
 
 import asyncio
+import random
+from collections import defaultdict
 from types import SimpleNamespace
 
 from faust.tables.recovery import Recovery
+from faust.transport.consumer import Consumer
 from faust.types import TP
+from intervaltree import IntervalTree
 
 import streams.app  # noqa: F401  (applies the fixes)
 from streams import faust_fixes
@@ -77,3 +81,116 @@ def test_nothing_resumes_when_a_new_rebalance_started():
                                  on_standbys_ready=lambda: None)
     asyncio.run(faust_fixes._on_recovery_completed(rec, generation_id=2))  # app is at 3
     assert calls == []
+
+
+# --- commits over compacted offsets ---------------------------------------------------------------
+
+class Partition:
+    """One partition as faust's consumer sees it: the same bookkeeping as Consumer (acked list and
+    index, gap tree, committed and read offsets), driven like faust drives it -- the drain loop's
+    gap rule on every record read, ack()'s rule on every acknowledged one, a commit now and then --
+    with the Consumer methods under test bound to it."""
+
+    TP = TP("engagement.posts", 0)
+
+    def __init__(self, new_offset, add_gap, committed: int | None = None) -> None:
+        self._acked, self._acked_index = defaultdict(list), defaultdict(set)
+        self._gap = defaultdict(IntervalTree)
+        self._committed_offset = defaultdict(lambda: None)
+        self._committed_offset[self.TP] = committed
+        self.read = committed  # faust: after a seek the read offset is the committed offset
+        self._new_offset_fn, self._add_gap_fn = new_offset, add_gap
+
+    def read_record(self, offset: int) -> None:  # Consumer._drain_messages
+        gap = offset - (self.read or 0)
+        if gap > 1 and self.read:
+            asyncio.run(self._add_gap_fn(self, self.TP, self.read + 1, offset))
+        self.read = offset
+
+    def ack(self, offset: int) -> None:  # Consumer.ack
+        committed = self._committed_offset[self.TP]
+        if (committed is None or offset >= committed) and offset not in self._acked_index[self.TP]:
+            self._acked_index[self.TP].add(offset)
+            self._acked[self.TP].append(offset)
+
+    def commit(self) -> int | None:  # Consumer._filter_committable_offsets + _commit_offsets
+        offset = self._new_offset_fn(self, self.TP)
+        committed = self._committed_offset[self.TP]
+        if offset is not None and (committed is None or offset > committed):
+            self._committed_offset[self.TP] = offset
+        return self._committed_offset[self.TP]
+
+
+def _consume(partition: Partition, offsets: list[int], rnd: random.Random) -> None:
+    """Read ahead, ack in order in batches, commit at random moments; checks at every commit that
+    it does not pass a record not yet acknowledged."""
+    unacked: list[int] = []
+    acked: set[int] = set()
+    i = 0
+    while i < len(offsets) or unacked:
+        for _ in range(rnd.randint(0, 40)):
+            if i < len(offsets):
+                partition.read_record(offsets[i])
+                unacked.append(offsets[i])
+                i += 1
+        batch = unacked[:rnd.randint(0, 30)]
+        del unacked[:len(batch)]
+        for offset in batch:
+            partition.ack(offset)
+            acked.add(offset)
+        if rnd.random() < 0.3:
+            committed = partition.commit()
+            if committed is not None:  # everything below it that exists was processed
+                assert all(o in acked for o in offsets if o < committed)
+
+
+def _compacted(rnd: random.Random, start: int, n: int, kept: float) -> list[int]:
+    return [o for o in range(start, start + n) if o == start or rnd.random() < kept]
+
+
+def test_commits_reach_the_end_of_a_compacted_partition_and_never_pass_unprocessed_records():
+    for seed in range(60):
+        rnd = random.Random(seed)
+        offsets = _compacted(rnd, 0, 3000, kept=rnd.choice([0.3, 0.7, 0.95]))
+        p = Partition(Consumer._new_offset, Consumer._add_gap)
+        _consume(p, offsets, rnd)
+        assert p.commit() == offsets[-1] + 1, f"seed {seed}"
+        assert p._acked[p.TP] == [] and not p._acked_index[p.TP]  # nothing left to grow
+
+
+def test_after_a_restart_commits_pass_offsets_compacted_away_at_the_committed_one():
+    # Committed 1000, and 1000-1004 no longer exist: the first record read is 1005.
+    for seed in range(20):
+        rnd = random.Random(seed)
+        offsets = [o for o in _compacted(rnd, 1000, 2000, kept=0.5) if o >= 1005]
+        p = Partition(Consumer._new_offset, Consumer._add_gap, committed=1000)
+        _consume(p, offsets, rnd)
+        assert p.commit() == offsets[-1] + 1, f"seed {seed}"
+
+
+def test_faust_own_bookkeeping_stops_committing_on_the_same_partitions():
+    """The bug the fix is for: with faust 0.15's methods the committed offset stops early and the
+    acked list keeps growing."""
+    original_new_offset = faust_fixes.replaced["Consumer._new_offset"]
+    original_add_gap = faust_fixes.replaced["Consumer._add_gap"]
+    rnd = random.Random(0)
+    offsets = _compacted(rnd, 0, 3000, kept=0.5)
+    p = Partition(original_new_offset, original_add_gap)
+    unacked = []
+    for offset in offsets:  # the same drive without the safety check (faust passes it)
+        p.read_record(offset)
+        unacked.append(offset)
+        if len(unacked) >= 25:
+            for o in unacked:
+                p.ack(o)
+            unacked.clear()
+            p.commit()
+    for o in unacked:
+        p.ack(o)
+    assert p.commit() < offsets[-1] + 1
+    assert len(p._acked[p.TP]) > len(offsets) // 2
+
+
+def test_the_commit_fix_is_installed():
+    assert Consumer._new_offset is faust_fixes._new_offset
+    assert Consumer._add_gap is faust_fixes._add_gap
