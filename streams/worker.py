@@ -4,7 +4,7 @@ from __future__ import annotations
 import faust
 
 from streams import agents  # noqa: F401  (registers the aggregation agent and the orphan timer)
-from streams import observability
+from streams import gc_tuning, observability
 from streams.app import app
 from streams.config import Settings
 
@@ -25,6 +25,7 @@ def run(settings: Settings, loglevel: str = "info") -> int:
     # DEBUG so that it turns on every record: every aiokafka debug call then builds a LogRecord,
     # ~11 % of a busy worker's CPU (docs/performance.md). The log lines say more than a spinner.
     worker.spinner = None
+    gc_tuning.tune()
     try:
         worker.execute_from_commandline()
     except SystemExit as exc:
