@@ -6,9 +6,9 @@ import time
 from typing import Iterable, Sequence
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.structs import OffsetAndMetadata
 
 from bench.events import BenchEvent
+from streams import group_offsets
 
 
 def producer(broker: str, linger_ms: int = 5) -> KafkaProducer:
@@ -69,8 +69,7 @@ def pin_group(broker: str, group: str, offsets: dict[TopicPartition, int]) -> No
     instead of at the beginning of the shared topics (history of earlier runs and tests)."""
     admin = KafkaAdminClient(bootstrap_servers=broker)
     try:
-        admin.alter_group_offsets(group, {tp: OffsetAndMetadata(off, "", -1)
-                                          for tp, off in offsets.items()})
+        group_offsets.pin(admin, group, offsets)
     finally:
         admin.close()
 

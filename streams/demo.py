@@ -18,9 +18,13 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kafka.errors import KafkaError
 from prometheus_client.parser import text_string_to_metric_families
 
-from streams.config import INPUT_TOPICS, OUTPUT_TOPICS, Settings
+from schemas.publisher import BrokerUnavailable
+
+from streams.config import INPUT_TOPICS, OUTPUT_TOPICS, TICK_TOPIC, Settings
+from streams.group_offsets import start_new_group_at_ends
 from streams.process import stop_process
 
 REPO = Path(__file__).resolve().parents[1]
@@ -260,6 +264,16 @@ def run_demo(args: argparse.Namespace) -> int:
         say(f"database {db_url}: blogpulse db upgrade")
         run_checked([*CLI, "db", "upgrade"], env, "blogpulse db upgrade")
 
+        # A first demo on a broker that already carries blogpulse traffic: start at the end of
+        # the shared topics, so the demo shows (and its database holds) its own events only.
+        try:
+            pinned = start_new_group_at_ends(base, app_id, [
+                *INPUT_TOPICS.values(), TICK_TOPIC, *OUTPUT_TOPICS.values()])
+        except (BrokerUnavailable, KafkaError) as exc:
+            raise DemoError(f"cannot set the demo's consumer group offsets: {exc}") from None
+        if pinned:
+            say(f"new consumer group {app_id}: starts at the end of {pinned} partitions of the "
+                f"existing topics")
         say(f"starting the worker (app id {app_id}, log {Path(WORKER_LOG).resolve()})")
         worker = Worker(env, port, Path(WORKER_LOG).resolve())
         worker.wait_ready()

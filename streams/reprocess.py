@@ -19,10 +19,11 @@ from typing import Callable, TextIO
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient
 from kafka.errors import KafkaError
-from kafka.structs import OffsetAndMetadata
 
 from streams.config import (INPUT_TOPICS, TICK_TOPIC, Settings, generation_app_id,
                             generation_output_topics)
+from streams.group_offsets import (admin_client, committed, lookup_consumer, partitions_of,
+                                   pin)
 from streams.process import stop_process
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,36 +37,6 @@ def base_app_id() -> str:
     return os.environ.get("BLOGPULSE_APP_ID", "").strip() or "blogpulse"
 
 
-def _admin(settings: Settings) -> KafkaAdminClient:
-    from schemas.publisher import BrokerUnavailable, check_reachable
-
-    check_reachable(settings)
-    try:
-        return KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers,
-                                client_id="blogpulse-reprocess", request_timeout_ms=15000,
-                                **settings.kafka_security.kafka_python_config())
-    except KafkaError as exc:
-        raise BrokerUnavailable(f"no Kafka broker answers at {settings.broker} ({exc})") from None
-
-
-def _consumer(settings: Settings) -> KafkaConsumer:
-    # No group: only offset look-ups (end offsets, offsets for a time).
-    return KafkaConsumer(bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False,
-                         client_id="blogpulse-reprocess",
-                         **settings.kafka_security.kafka_python_config())
-
-
-def partitions_of(admin: KafkaAdminClient, topics) -> list[TopicPartition]:
-    """Partitions of the topics that exist (asked of the broker each time: a consumer's cached
-    metadata would not see the output topics the worker creates)."""
-    existing = set(admin.list_topics())
-    wanted = [t for t in topics if t in existing]
-    if not wanted:
-        return []
-    return sorted(TopicPartition(d["name"], p["partition_index"])
-                  for d in admin.describe_topics(wanted) for p in d["partitions"])
-
-
 def start_offsets(consumer: KafkaConsumer, parts: list[TopicPartition],
                   from_time: datetime) -> dict[TopicPartition, int]:
     """First offset at or after from_time per partition (the end offset when there is none)."""
@@ -73,20 +44,6 @@ def start_offsets(consumer: KafkaConsumer, parts: list[TopicPartition],
     found = consumer.offsets_for_times({tp: ms for tp in parts})
     ends = consumer.end_offsets(parts)
     return {tp: (found[tp].offset if found.get(tp) is not None else ends[tp]) for tp in parts}
-
-
-def committed(admin: KafkaAdminClient, group: str, patience: float = 30.0) -> dict[TopicPartition, int]:
-    """The group's committed offsets. A fresh broker has no group coordinator until it has created
-    __consumer_offsets: retriable errors are retried for `patience` seconds."""
-    deadline = time.monotonic() + patience
-    while True:
-        try:
-            offsets = admin.list_group_offsets({group: None}).get(group, {})
-            return {tp: om.offset for tp, om in offsets.items() if om.offset >= 0}
-        except KafkaError as exc:
-            if not getattr(exc, "retriable", False) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
 
 
 @dataclass
@@ -147,7 +104,7 @@ def start(settings: Settings, from_time: datetime | None = None, timeout: float 
 
     engine = make_engine(settings.db_url)
     ensure_topics(settings)
-    admin, consumer = _admin(settings), _consumer(settings)
+    admin, consumer = admin_client(settings, "blogpulse-reprocess"), lookup_consumer(settings, "blogpulse-reprocess")
     try:
         generation = generations.next_generation(engine)
         app_id = generation_app_id(base_app_id(), generation)
@@ -166,8 +123,7 @@ def start(settings: Settings, from_time: datetime | None = None, timeout: float 
             ticks = partitions_of(admin, [TICK_TOPIC])
             begin_ticks = start_offsets(consumer, ticks, from_time)
             # A new group has no members, so its offsets can be set before the worker joins.
-            admin.alter_group_offsets(app_id, {tp: OffsetAndMetadata(o, "", -1)
-                                               for tp, o in {**begin, **begin_ticks}.items()})
+            pin(admin, app_id, {**begin, **begin_ticks})
         else:
             begin = consumer.beginning_offsets(inputs)
         print(f"reprocess: generation {generation} (app id {app_id}): "
@@ -241,7 +197,7 @@ def generation_topics(admin: KafkaAdminClient, generation: int) -> list[str]:
 
 
 def delete_generation_topics(settings: Settings, generation: int) -> list[str]:
-    admin = _admin(settings)
+    admin = admin_client(settings, "blogpulse-reprocess")
     try:
         topics = generation_topics(admin, generation)
         if topics:

@@ -22,7 +22,7 @@ from sqlalchemy import select, text
 from schemas.publisher import Publisher, ensure_topics
 from schemas.readers import read_events
 from sinks import db, generations
-from streams import reprocess
+from streams import group_offsets, reprocess
 from streams.config import INPUT_TOPICS, Settings
 from tests.conftest import REPO
 from tests.fixtures.replay_wxr import generate, independent_count
@@ -55,9 +55,10 @@ def caught_up(broker: str, group: str, generation: int = 1) -> bool:
     from streams.config import generation_output_topics
 
     s = Settings(broker=broker)
-    admin, consumer = reprocess._admin(s), reprocess._consumer(s)
+    admin = group_offsets.admin_client(s, "test")
+    consumer = group_offsets.lookup_consumer(s, "test")
     try:
-        inputs = reprocess.partitions_of(admin, INPUT_TOPICS.values())
+        inputs = group_offsets.partitions_of(admin, INPUT_TOPICS.values())
         state = reprocess.measure(admin, consumer, group, consumer.beginning_offsets(inputs),
                                   consumer.end_offsets(inputs),
                                   generation_output_topics(generation).values())
