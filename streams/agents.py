@@ -36,6 +36,7 @@ from streams import engine, metrics
 from streams.app import app
 from streams.batching import processed_batches
 from streams.config import TICK_TOPIC, settings
+from streams.state_cache import StateCache
 from streams.tables import post_state, waiting_replies
 from streams.topics import dlq_topic, output_topics, source_topic, tick_topic
 
@@ -44,7 +45,6 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
 BATCH_MAX = 20000  # events per batch: one derive per post per batch (docs/performance.md)
 BATCH_WITHIN = 0.1  # seconds to wait for a batch to fill (latency at moderate rates)
-_CACHE_MAX = 50_000  # posts whose last emitted derivation we keep in memory
 
 _settings = settings()
 ORPHAN_TIMEOUT = _settings.orphan_timeout
@@ -59,8 +59,8 @@ _REASON_CODES = {"json", "utf8", "schema", "key", "schema_version", "event_id", 
 # post key -> (version, Derived, running totals, state bytes, decoded state) last emitted: saves
 # decoding and deriving the old state again, and lets engine.derive_more() add a batch of new
 # entries without a full derive. The decoded state is used only while the table still holds
-# exactly the bytes it was encoded to.
-_last_emitted: dict[str, tuple[int, engine.Derived, Any, bytes, dict]] = {}
+# exactly the bytes it was encoded to. Bounded by entries (streams/state_cache.py).
+_last_emitted = StateCache(_settings.state_cache_entries)
 
 
 class BadKey(InvalidEvent):
@@ -183,7 +183,7 @@ async def update_posts(events_by_post: dict[str, list[engine.EventFields]],
         raw = post_state.get(post_key.encode())
         # Taken out while the post is processed: an exception half-way (state merged in place,
         # table not written) must not leave a cache entry that disagrees with the table.
-        cached = _last_emitted.pop(post_key, None)
+        cached = _last_emitted.pop(post_key)
         if cached is not None and cached[3] == raw:
             state = cached[4]  # decoding a 100-entry state cost more than the whole fast path
         else:
@@ -200,7 +200,8 @@ async def update_posts(events_by_post: dict[str, list[engine.EventFields]],
             new_ids = None
         if not changed:
             if cached_ok:
-                _last_emitted[post_key] = cached  # merges that change nothing leave state as is
+                # merges that change nothing leave the state as it was
+                _last_emitted.put(post_key, cached, len(cached[4]["e"]))
             continue
         fast = None
         if cached_ok and new_ids:
@@ -221,14 +222,12 @@ async def update_posts(events_by_post: dict[str, list[engine.EventFields]],
         writes.append((post_key, state, new, totals))
     if deliveries:
         await asyncio.gather(*deliveries)  # delivered before the state says so (module doc)
-    if len(_last_emitted) > _CACHE_MAX:
-        _last_emitted.clear()
     for post_key, state, new, totals in writes:
         raw = engine.dumps_state(state)
         with _as_current(source_events.get(post_key) if source_events else None):
             post_state[post_key.encode()] = raw
             _record_waiting(post_key, new)
-        _last_emitted[post_key] = (state["v"], new, totals, raw, state)
+        _last_emitted.put(post_key, (state["v"], new, totals, raw, state), len(state["e"]))
     # The batch is acknowledged when this returns: its state must be in Kafka by then (tables.py).
     await post_state.delivered()
     await waiting_replies.delivered()

@@ -71,6 +71,10 @@ class Settings:
     # The faust app id of this generation: BLOGPULSE_APP_ID, with "-g<N>" for generation N > 1.
     app_id: str = field(default_factory=lambda: generation_app_id(
         _env("BLOGPULSE_APP_ID", "blogpulse"), env_generation()))
+    # Entries of decoded post states the aggregation agent keeps (streams/state_cache.py): ~1.5 KB
+    # each, so the default caps the cache near 750 MB.
+    state_cache_entries: int = field(
+        default_factory=lambda: int(_env("BLOGPULSE_STATE_CACHE_ENTRIES", "500000")))
     # Table store: "memory" (state rebuilt from changelog topics at start) or "rocksdb" (rocksdict).
     store: str = field(default_factory=lambda: _env("BLOGPULSE_STORE", "memory"))
     # TLS / SASL for both Kafka clients (BLOGPULSE_KAFKA_*, see docs/security.md).

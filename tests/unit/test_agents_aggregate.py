@@ -13,6 +13,7 @@ from faust.types import Message
 
 from streams import agents, engine
 from streams.config import TICK_TOPIC
+from streams.state_cache import StateCache
 from streams.tables import post_state, waiting_replies
 
 SITE = "unit.example"
@@ -57,7 +58,7 @@ def outputs(monkeypatch):
                         {n: recorders[n] for n in ("posts", "threads", "windows")})
     monkeypatch.setattr(agents, "dlq_topic", recorders["dlq"])
     monkeypatch.setattr(agents, "tick_topic", recorders["tick"])
-    monkeypatch.setattr(agents, "_last_emitted", {})
+    monkeypatch.setattr(agents, "_last_emitted", StateCache(10**9))
     monkeypatch.setattr(agents, "BATCH_WITHIN", 0.05)  # flush batches quickly in tests
     # Table writes send to the changelog through the producer: record them instead.
     recorders["changelog"] = []
@@ -250,3 +251,31 @@ def test_reason_codes_are_bounded():
     assert agents.reason_code("json") == "json"
     assert agents.reason_code("anything <user@example.org>") == "other"
     assert agents.reason_code(None) == "other"
+
+
+async def test_same_outputs_whether_the_cache_holds_every_post_or_none(outputs, monkeypatch):
+    """The decoded-state cache only saves work: with a budget too small for any post every batch
+    decodes and derives from the table, and emits the same aggregates."""
+    batches = [[event(1), event(2, type="reply", parent=1, minute=1)],
+               [event(3, minute=2), event(4, type="reply", parent=2, minute=3, author="bob")],
+               [mod(1, "spam", 4)], [event(5, type="reply", parent=9, minute=5)],
+               [event(9, minute=6), event(6, type="pingback", minute=7)]]
+    emitted = {}
+    for budget in (10**9, 0):
+        monkeypatch.setattr(agents, "_last_emitted", StateCache(budget))
+        post_state.data.clear()
+        waiting_replies.data.clear()
+        for recorder in outputs.values():
+            getattr(recorder, "sent", recorder).clear()
+        agents.app.flow_control.resume()
+        async with agents.aggregate.test_context() as a:
+            for batch in batches:
+                await feed(a, batch)
+        # Per key in emission order (a batch may emit different keys in another order).
+        emitted[budget] = {name: sorted(((k, {f: v for f, v in orjson.loads(value).items()
+                                              if f != "version"})
+                                         for k, value, _ in outputs[name].sent), key=lambda kv: kv[0])
+                           for name in ("posts", "threads", "windows")}
+        assert len(agents._last_emitted) == (1 if budget else 0)
+    assert emitted[10**9] == emitted[0]
+    assert emitted[0]["threads"]  # something was emitted
