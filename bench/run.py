@@ -169,6 +169,8 @@ def _measure(ctx: scenarios.Context, args: argparse.Namespace, results: dict) ->
         finally:
             scenarios.stop_all(procs)
     if args.memory:
+        # A run of this size takes ~25 minutes here (~700 events/s): wait for it at 200 events/s.
+        ctx.timeout = max(ctx.timeout, args.memory_events / 200)
         for store in ("memory", "rocksdb"):
             r = _store_run(ctx, f"mem-{store[:4]}", store, args.memory_events, args.memory_posts,
                            results)
