@@ -120,8 +120,10 @@ def _new_offset(self: Consumer, tp: TP) -> int | None:
             break
     if pos == start:
         return None
+    # acked and its index hold the same offsets (Consumer.ack adds to both); a gap can span
+    # millions of offsets, so drop what the walk passed by what is held, not by the range.
+    index.difference_update([offset for offset in acked if offset < pos])
     acked[:] = [offset for offset in acked if offset >= pos]
-    index.difference_update(range(start, pos))
     if gaps:
         gaps.chop(0, pos)
     return pos
