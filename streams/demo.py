@@ -22,7 +22,6 @@ from kafka.errors import KafkaError
 from prometheus_client.parser import text_string_to_metric_families
 
 from schemas.publisher import BrokerUnavailable
-
 from streams.config import INPUT_TOPICS, OUTPUT_TOPICS, TICK_TOPIC, Settings
 from streams.group_offsets import start_new_group_at_ends
 from streams.process import stop_process

@@ -5,8 +5,9 @@ the last one reach a quarter of the long-lived heap. faust allocates several con
 message (Message, Event, futures, callbacks) that live as long as a batch, so at a backlog a full
 collection ran every ~3 s, and each one walks every long-lived container: above all the
 aggregation agent's per-post cache (decoded entries and running totals). In a 1,000,000-event
-rebuild over 10,000 posts each full collection blocked the event loop for 1 s at 20 % of the input
-and grew with it (5-7 s near the end; measured with gc.callbacks, docs/performance.md).
+rebuild over 10,000 posts each full collection blocked the event loop for 0.8-1.1 s at 20 % of the
+input and grew with the heap (measured with gc.callbacks, docs/performance.md; the 5-7 s loop
+stalls logged near the end of an earlier run fit that growth, they were not measured this way).
 
 Larger young generations (fewer, bigger young collections) still free the short-lived cycles;
 a full collection then needs ~100x more allocations before it is considered. gc.freeze() moves
