@@ -1,6 +1,6 @@
-"""The aggregation hot path in one process, without a broker: decode, group by post, merge,
-derive, diff, render, table write, exactly as streams.agents does per take_events batch, with the
-output topics and the table changelog replaced by counters. Shows how many events/s the agent's
+"""The aggregation hot path in one process, without a broker: decode, group by post, fold (merge,
+derive, diff) and flush (render, changelog records), as streams.agents does per batch, with the
+producer replaced by a counter. Shows how many events/s the agent's
 Python code can do at all, and (--profile) where the time goes.
 
     python -m bench.hotpath --events 100000 --posts 1000 [--profile]
@@ -12,56 +12,55 @@ import asyncio
 import sys
 import time
 from collections import defaultdict
-from types import SimpleNamespace
 
 from bench.events import generate
 
 
-class _NullTopic:
-    """Counts sends; returns an already-resolved delivery future like faust's send()."""
+class _NullProducer:
+    """Counts the records and bytes per topic that a flush hands to the producer."""
 
     def __init__(self) -> None:
-        self.sent = 0
-        self.bytes = 0
+        self.records: dict[str, int] = defaultdict(int)
+        self.bytes: dict[str, int] = defaultdict(int)
 
-    async def send(self, key=None, value=None, headers=None):
-        self.sent += 1
-        self.bytes += len(value or b"")
+    def create_batch(self):
+        return _Batch()
+
+    async def send_batch(self, batch, topic, partition):
+        self.records[topic] += len(batch.sizes)
+        self.bytes[topic] += sum(batch.sizes)
         fut = asyncio.get_running_loop().create_future()
         fut.set_result(None)
         return fut
 
 
-def _patch(agents) -> dict:
-    from streams.tables import post_state, waiting_replies
+class _Batch:
+    def __init__(self) -> None:
+        self.sizes: list[int] = []
 
-    topics = {name: _NullTopic() for name in ("posts", "threads", "windows")}
-    agents.output_topics = topics
-    agents.dlq_topic = _NullTopic()
-    agents.tick_topic = _NullTopic()
-    changelog = {"writes": 0, "bytes": 0}
+    def append(self, *, key, value, timestamp):
+        self.sizes.append(len(key) + len(value))
+        return True
 
-    def send_changelog(partition, key, value, key_serializer=None, value_serializer=None):
-        changelog["writes"] += 1
-        changelog["bytes"] += len(value or b"")
-        return SimpleNamespace(message=SimpleNamespace(partition=0))
-
-    for table in (post_state, waiting_replies):
-        table.send_changelog = send_changelog
-        table.data.clear()
-    return {"topics": topics, "changelog": changelog}
+    def record_count(self) -> int:
+        return len(self.sizes)
 
 
-async def _run(events, batch: int) -> float:
+async def _run(events, batch: int, producer: _NullProducer) -> float:
     from streams import agents
 
+    async def null_producer(app):
+        return producer
+
+    agents.aiokafka_producer = null_producer
     began = time.perf_counter()
     for i in range(0, len(events), batch):
         by_post = defaultdict(list)
         for ev in events[i:i + batch]:
             post_key, fields = agents.decode(ev.key, ev.value)
             by_post[post_key].append(fields)
-        await agents.update_posts(by_post, {})
+        agents.fold(by_post, {})
+        await agents.flush()
     return time.perf_counter() - began
 
 
@@ -78,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     from streams import agents
 
     batch = args.batch or agents.BATCH_MAX
-    counters = _patch(agents)
+    producer = _NullProducer()
     events = generate(args.events, args.posts, "hotpath.example")
     profiler = None
     if args.profile:
@@ -89,14 +88,15 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         profiler = Profiler(interval=0.0005)
         profiler.start()
-    seconds = asyncio.run(_run(events, batch))
+    seconds = asyncio.run(_run(events, batch, producer))
     if profiler is not None:
         profiler.stop()
-    sent = {n: t.sent for n, t in counters["topics"].items()}
     print(f"{args.events:,} events over {args.posts:,} posts, batch {batch}: {seconds:.2f} s, "
           f"{args.events / seconds:,.0f} events/s")
-    print(f"output messages {sent}, changelog writes {counters['changelog']['writes']:,} "
-          f"({counters['changelog']['bytes'] / 1e6:,.1f} MB)")
+    changelog = agents.CHANGELOG_TOPIC
+    sent = {t: n for t, n in producer.records.items() if t != changelog}
+    print(f"output records {sent}, changelog records {producer.records[changelog]:,} "
+          f"({producer.bytes[changelog] / args.events:,.0f} bytes per event)")
     if profiler is not None:
         print(profiler.output_text(unicode=False, color=False, show_all=False))
     return 0

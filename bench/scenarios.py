@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 from bench import db, kafka_io, workers
 from bench.events import generate
 from streams.config import INPUT_TOPICS, OUTPUT_TOPICS, TICK_TOPIC
+from sinks.upsert import store_offsets
 from streams.process import stop_process
 
 NO_ROWS_LIMIT = 90.0  # seconds without a single row: the sink is not running, stop waiting
@@ -44,7 +45,11 @@ class Context:
 def start_workers(ctx: Context, label: str, count: int, store: str = "memory") \
         -> list[workers.Worker]:
     app_id = ctx.app_id(label)
-    kafka_io.pin_group(ctx.broker, app_id, kafka_io.end_offsets(ctx.broker, APP_TOPICS))
+    ends = kafka_io.end_offsets(ctx.broker, APP_TOPICS)
+    kafka_io.pin_group(ctx.broker, app_id, ends)
+    # The sink's position lives in the database: start it at the end of the output topics too.
+    store_offsets(ctx.engine, {(tp.topic, tp.partition): o for tp, o in ends.items()
+                               if tp.topic in OUTPUT_TOPICS.values()})
     env = {"BLOGPULSE_BROKER": ctx.broker, "BLOGPULSE_DB": ctx.db_url, "BLOGPULSE_STORE": store}
     started = [workers.start(app_id, ctx.workdir / app_id, env, i) for i in range(count)]
     try:
@@ -71,7 +76,7 @@ def wait_counted(ctx: Context, site: str, n: int, procs: list[workers.Worker],
         if rows == 0 and time.monotonic() - began > NO_ROWS_LIMIT:
             raise RuntimeError(
                 f"no post_engagement rows for {site} after {NO_ROWS_LIMIT:.0f} s: is the sink "
-                f"agent enabled in streams/worker.py (import sinks.agent)? worker log:\n"
+                f"service running (streams/sink.py)? worker log:\n"
                 f"{procs[0].log_tail(1500)}")
         for w in procs:
             if w.proc.poll() is not None:

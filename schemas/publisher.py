@@ -43,13 +43,13 @@ def check_reachable(settings: Settings, timeout: float = 5.0) -> None:
     raise BrokerUnavailable(f"no Kafka broker answers at {settings.broker} (BLOGPULSE_BROKER)")
 
 
-def ensure_topics(settings: Settings) -> list[str]:
+def ensure_topics(settings: Settings, compacted: Iterable[str] = ()) -> list[str]:
     """Create every blogpulse topic that is missing (inputs, ticks, DLQ; outputs compacted), with
     settings.partitions partitions, and make existing output topics compacted. Returns the names it
     created. Existing topics with another
     partition count are an error: co-partitioning by post depends on it."""
     wanted = {name: {} for name in (*INPUT_TOPICS.values(), TICK_TOPIC, DLQ_TOPIC)}
-    wanted.update({name: COMPACTED for name in OUTPUT_TOPICS.values()})
+    wanted.update({name: COMPACTED for name in (*OUTPUT_TOPICS.values(), *compacted)})
     check_reachable(settings)
     try:
         admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, client_id="blogpulse-admin",
@@ -68,11 +68,12 @@ def ensure_topics(settings: Settings) -> list[str]:
             except TopicAlreadyExistsError:
                 pass  # another process created them between list and create
         described = admin.describe_topics([n for n in wanted if n not in missing])
-        co_partitioned = {*INPUT_TOPICS.values(), TICK_TOPIC}
+        # outputs and state changelogs too: every record of a post goes to the post's partition
+        co_partitioned = {*INPUT_TOPICS.values(), TICK_TOPIC, *OUTPUT_TOPICS.values(), *compacted}
         wrong = {d["name"]: len(d["partitions"]) for d in described
                  if d["name"] in co_partitioned and len(d["partitions"]) != settings.partitions}
         if wrong:
-            raise RuntimeError(f"input topics must have {settings.partitions} partitions "
+            raise RuntimeError(f"blogpulse topics must have {settings.partitions} partitions "
                                f"(BLOGPULSE_PARTITIONS), found {wrong}")
         _compact_outputs(admin, [n for n in OUTPUT_TOPICS.values() if n not in missing])
         return missing

@@ -125,6 +125,21 @@ class SinkTombstone(Base):
     updated_at: Mapped[datetime] = _updated_at()
 
 
+class SinkOffset(Base):
+    """The next offset the sink reads in each output topic partition, written in the same
+    transaction as the rows it read. So the database says where its copy of the aggregates stands:
+    a new or emptied database has no offsets and reads the compacted topics from the start, a
+    restored one reads from where its copy was, and a crash between the commit and anything else
+    repeats nothing and skips nothing."""
+
+    __tablename__ = "sink_offset"
+
+    topic: Mapped[str] = mapped_column(String(255), primary_key=True)
+    partition: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    next_offset: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    updated_at: Mapped[datetime] = _updated_at()
+
+
 class ActiveGeneration(Base):
     """One row: the generation readers see (the *_current views, `blogpulse stats`). Switching
     generations updates it and repoints the views in one transaction (sinks/generations.py)."""

@@ -46,6 +46,10 @@ class RetryingWriter:
     def down(self) -> bool:
         return self._down_since is not None
 
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
     def stop(self) -> None:
         self._stopping.set()
 

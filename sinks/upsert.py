@@ -14,17 +14,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Mapping, Union
 
+import orjson
 from sqlalchemy import Connection, Engine, and_, bindparam, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from sinks.models import TABLES, SinkTombstone
+from sinks.models import TABLES, SinkOffset, SinkTombstone
 from streams.config import OUTPUT_TOPICS
 
 KINDS = tuple(TABLES)  # posts, threads, windows
 KIND_OF_TOPIC = {topic: kind for kind, topic in OUTPUT_TOPICS.items()}
 WINDOWS = ("hour", "day")
 _TOMBSTONES = SinkTombstone.__table__
+_OFFSETS = SinkOffset.__table__
 
 # Value fields per kind, and how each is checked/converted into its column value.
 _INT, _OPT_NUM, _OPT_TIME, _TIME, _BOOL, _STR = "int", "opt_num", "opt_time", "time", "bool", "str"
@@ -82,6 +84,8 @@ class Batch:
 
     changes: dict[str, dict[tuple, Change]] = field(default_factory=lambda: {k: {} for k in KINDS})
     messages: int = 0
+    # (topic, partition) -> next offset to read: stored with the rows (sinks.models.SinkOffset)
+    offsets: dict[tuple[str, int], int] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return sum(len(c) for c in self.changes.values())
@@ -213,6 +217,34 @@ def _upsert_stmt(insert, table):
     )
 
 
+_pg_statements: dict[str, str] = {}
+
+
+def _pg_upsert_sql(table) -> str:
+    """One statement for any number of rows: the rows travel as one JSON array, which PostgreSQL
+    turns into rows of the table's own type (json_populate_recordset). orjson encodes it in C,
+    and the statement text never changes (executemany sends a statement per row; psycopg's array
+    adaptation of a column list runs in Python)."""
+    sql = _pg_statements.get(table.name)
+    if sql is None:
+        quote = '"{}"'.format
+        cols = [c.name for c in table.columns]
+        pk = [c.name for c in table.primary_key.columns]
+        updates = ", ".join(f"{quote(c)} = EXCLUDED.{quote(c)}" for c in cols if c not in pk)
+        sql = _pg_statements[table.name] = (
+            f"INSERT INTO {quote(table.name)} ({', '.join(map(quote, cols))}) "
+            f"SELECT {', '.join(map(quote, cols))} "
+            f"FROM json_populate_recordset(NULL::{quote(table.name)}, %(rows)s) "
+            f"ON CONFLICT ({', '.join(map(quote, pk))}) DO UPDATE SET {updates} "
+            f"WHERE {quote(table.name)}.version < EXCLUDED.version")
+    return sql
+
+
+def _pg_upsert(conn: Connection, table, upserts: list[Change], now: datetime) -> None:
+    rows = [{**c.row, "version": c.version, "updated_at": now} for c in upserts]
+    conn.exec_driver_sql(_pg_upsert_sql(table), {"rows": orjson.dumps(rows).decode()})
+
+
 def _delete_stmt(table):
     pk = [c.name for c in table.primary_key.columns]
     cond = [table.c[name] == bindparam(f"k_{name}") for name in pk]
@@ -224,6 +256,11 @@ def _tombstones(conn: Connection, batch: Batch, tombstones=_TOMBSTONES) -> dict[
     keys = sorted({c.tombstone_key for kind in ("threads", "windows")
                    for c in batch.changes[kind].values() if not c.deleted})
     found: dict[tuple[str, str], int] = {}
+    if keys and conn.dialect.name == "postgresql":
+        rows = conn.exec_driver_sql(
+            f'SELECT kind, key, version FROM "{tombstones.name}" WHERE key = ANY(%(keys)s)',
+            {"keys": keys})
+        return {(k, key): v for k, key, v in rows}
     for i in range(0, len(keys), 500):  # under SQLite's old 999-variable limit
         rows = conn.execute(
             select(tombstones.c.kind, tombstones.c.key, tombstones.c.version)
@@ -257,8 +294,11 @@ def write_collapsed(conn: Connection, batch: Batch, now: datetime | None = None,
             result.skipped_tombstoned += len(upserts) - len(kept)
             upserts = kept
         if upserts:
-            conn.execute(_upsert_stmt(insert, table),
-                         [{**c.row, "version": c.version, "updated_at": now} for c in upserts])
+            if conn.dialect.name == "postgresql":
+                _pg_upsert(conn, table, upserts, now)
+            else:
+                conn.execute(_upsert_stmt(insert, table),
+                             [{**c.row, "version": c.version, "updated_at": now} for c in upserts])
             result.upserted[table.name] = len(upserts)
         if deletes:
             params = [{**{f"k_{n}": c.row[n] for n in PRIMARY_KEYS[kind]}, "k_version": c.version}
@@ -275,7 +315,43 @@ def write_collapsed(conn: Connection, batch: Batch, now: datetime | None = None,
                  for c in deletes],
             )
             result.deleted[table.name] = len(deletes)
+    if batch.offsets:
+        _store_offsets(conn, insert, batch.offsets, now)
     return result
+
+
+def _store_offsets(conn: Connection, insert, offsets: Mapping[tuple[str, int], int],
+                   now: datetime) -> None:
+    stmt = insert(_OFFSETS)
+    conn.execute(
+        # Only forwards: a sink that lost its partitions in a rebalance may still commit a batch
+        # after the new owner did.
+        stmt.on_conflict_do_update(
+            index_elements=["topic", "partition"],
+            set_={"next_offset": stmt.excluded.next_offset, "updated_at": stmt.excluded.updated_at},
+            where=_OFFSETS.c.next_offset < stmt.excluded.next_offset),
+        [{"topic": t, "partition": p, "next_offset": o, "updated_at": now}
+         for (t, p), o in sorted(offsets.items())])
+
+
+def store_offsets(engine: Engine, offsets: Mapping[tuple[str, int], int]) -> None:
+    """Move the stored positions forward to `offsets` (the demo's and the benchmark's start at
+    the end of shared topics)."""
+    if offsets:
+        with engine.begin() as conn:
+            _store_offsets(conn, _insert(conn.dialect.name), offsets, datetime.now(timezone.utc))
+
+
+def read_offsets(target: Engine | Connection, topics: Iterable[str]) -> dict[tuple[str, int], int]:
+    """The stored next offset of every partition of these topics that the sink has written."""
+    query = select(_OFFSETS.c.topic, _OFFSETS.c.partition, _OFFSETS.c.next_offset).where(
+        _OFFSETS.c.topic.in_(sorted(set(topics))))
+    if isinstance(target, Engine):
+        with target.connect() as conn:
+            rows = conn.execute(query).all()
+    else:
+        rows = target.execute(query).all()
+    return {(t, p): o for t, p, o in rows}
 
 
 def write(target: Target, batch: Batch, generation: int = 1) -> WriteResult:

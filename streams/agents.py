@@ -2,65 +2,75 @@
 
 One agent reads the four input topics and the tick topic in batches (streams/batching.py: a
 batch's events are acknowledged only after the batch was processed without an error, so committed
-offsets never pass unprocessed events). Per batch: decode (bad events -> dead-letter topic), group by post, merge into the state
-table, derive once per post, emit the changed aggregates, then write the state. A batch that only
-adds new approved entries to a post seen before takes engine.derive_more (O(new entries), same
-result as the full derive + diff); anything else takes the full derive. Large batches (BATCH_MAX)
-amortise the per-post work (state decode/encode, changelog write, post and window outputs) over
-more events when there is a backlog; at moderate rates batches close on BATCH_WITHIN instead.
+offsets never pass unprocessed events). A batch is one flush: decode (bad events -> dead-letter
+topic), group by post, merge into the post's state (streams/post_store.py: in memory, loaded from
+the changelog when a partition is first seen), derive once per post, write each changed aggregate
+once, then the changed entries to the changelog. A batch that only adds new approved entries to a
+post seen before takes engine.derive_more (O(new entries), same result as the full derive +
+diff); anything else takes the full derive. A batch closes at BATCH_MAX events or BATCH_WITHIN
+seconds: under a backlog the per-post work and a post's outputs are shared by many events (each
+aggregate changed in a flush is written once, like Kafka Streams' record cache), and at moderate
+rates an event waits at most BATCH_WITHIN.
 
-Order within a post's batch: outputs are sent and their delivery awaited *before* the new state is
-written. A crash in between replays the events (offsets not committed), the merge changes the old
-state again and the same aggregates are emitted again with the same version (the sink's version
-guard makes that harmless). The other order could lose outputs: the replayed events would merge
-into an already-updated state, change nothing and emit nothing.
+Every record the agent writes goes to the partition of its post (outputs and changelog), sent in
+record batches (streams/kafka_batches.py). Output records carry the newest Kafka timestamp of the
+input events that changed them, so the sink can time publish -> database.
+
+Order within a flush: outputs are sent and their delivery awaited *before* the changelog records.
+A crash in between replays the events (offsets not committed), the merge changes the old state
+again and the same aggregates are emitted again (the sink's version guard makes that harmless).
+The other order could lose outputs: the replayed events would merge into an already-updated
+state, change nothing and emit nothing.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-import weakref
 from collections import defaultdict
-from contextlib import contextmanager
-from datetime import datetime
 from typing import Any, Iterable
 
-import faust
+import mode
 import orjson
-from aiokafka.partitioner import murmur2
-from faust.streams import _current_event
 
-from schemas.wire import InvalidEvent, decode_event
+from schemas.wire import InvalidEvent, decode_event, epoch_of
 from streams import engine, metrics
 from streams.app import app
-from streams.batching import processed_batches
-from streams.config import TICK_TOPIC, settings
+from streams.config import INPUT_TOPICS, OUTPUT_TOPICS, TICK_TOPIC, settings
+from streams.kafka_batches import BatchSender, aiokafka_producer
+from streams.post_store import PostStore, load
 from streams.state_cache import StateCache
-from streams.tables import post_state, waiting_replies
-from streams.topics import dlq_topic, output_topics, source_topic, tick_topic
+from streams.topics import dlq_topic, source_topic, tick_topic
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
-BATCH_MAX = 20000  # events per batch: one derive per post per batch (docs/performance.md)
-BATCH_WITHIN = 0.1  # seconds to wait for a batch to fill (latency at moderate rates)
+BATCH_MAX = 20000  # events per take_events batch
+BATCH_WITHIN = 0.1  # seconds a batch waits to fill (latency at moderate rates)
+# Catching up (the newest input event is older than CATCH_UP_LAG seconds), changes coalesce over
+# batches until FLUSH_MAX_SECONDS or FLUSH_MAX_EVENTS (docs/performance.md).
+CATCH_UP_LAG = 1.0
+FLUSH_MAX_SECONDS = 1.0
+FLUSH_MAX_EVENTS = 100_000
 
 _settings = settings()
 ORPHAN_TIMEOUT = _settings.orphan_timeout
 # Often enough that a worker-clock timeout fires within ~1/4 of its length, at most every 30 s.
 TICK_INTERVAL = max(1.0, min(ORPHAN_TIMEOUT / 4, 30.0))
+CHANGELOG_TOPIC = f"{_settings.app_id}-post-entries-changelog"
+_INPUTS = frozenset(INPUT_TOPICS.values())
 
 # Contract field names are a bounded set, so they may be label values; anything else is "other".
 _REASON_CODES = {"json", "utf8", "schema", "key", "schema_version", "event_id", "type", "site",
                  "post_id", "comment_id", "parent_id", "post_author", "author_key", "kind",
                  "source_url", "event_time", "post_time", "status"}
 
-# post key -> (version, Derived, running totals, state bytes, decoded state) last emitted: saves
-# decoding and deriving the old state again, and lets engine.derive_more() add a batch of new
-# entries without a full derive. The decoded state is used only while the table still holds
-# exactly the bytes it was encoded to. Bounded by entries (streams/state_cache.py).
-_last_emitted = StateCache(_settings.state_cache_entries)
+store = PostStore(_settings.partitions)
+_load_lock = asyncio.Lock()
+# post key -> (Derived, running totals) as last derived: saves deriving the old state again, and
+# lets engine.derive_more() add a batch of new entries without a full derive. Bounded by entries
+# (streams/state_cache.py); a miss derives the post in full. Cleared with the store's states.
+_derived = StateCache(_settings.state_cache_entries)
 
 
 class BadKey(InvalidEvent):
@@ -72,48 +82,21 @@ def reason_code(field: str | None) -> str:
     return field if field in _REASON_CODES else "other"
 
 
-def _time(value: Any) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        return value.timestamp()
-    return engine.parse_time(value)
-
-
-def _get(event: Any, name: str, default: Any = None) -> Any:
-    if isinstance(event, dict):
-        return event.get(name, default)
-    return getattr(event, name, default)
-
-
-def fields_of(event: Any) -> tuple[str, engine.EventFields]:
-    """(post key, engine fields) of a decoded event (schemas.wire Record or dict)."""
-    key = f"{_get(event, 'site')}/{_get(event, 'post_id')}"
-    return key, engine.EventFields(
-        event_id=_get(event, "event_id"),
-        type=_get(event, "type"),
-        comment_id=int(_get(event, "comment_id")),
-        parent_id=int(_get(event, "parent_id") or 0),
-        post_author=bool(_get(event, "post_author", False)),
-        author_key=_get(event, "author_key") or "",
-        kind=_get(event, "kind") or "comment",
-        event_time=_time(_get(event, "event_time")),
-        post_time=_time(_get(event, "post_time")),
-        status=_get(event, "status"),
-    )
-
-
 def decode(key: bytes | None, raw: bytes) -> tuple[str, engine.EventFields]:
     """Decode and check one input message; raises InvalidEvent naming the field."""
     event = decode_event(raw)
-    post_key, fields = fields_of(event)
+    post_key = f"{event['site']}/{event['post_id']}"
     try:
         text_key = key.decode("utf-8") if key is not None else None
     except UnicodeDecodeError:
         text_key = None
     if text_key != post_key:
         raise BadKey("key", "Kafka key must be '<site>/<post_id>' of the event")
-    return post_key, fields
+    post_time = event["post_time"]
+    return post_key, engine.EventFields(
+        event["event_id"], event["type"], event["comment_id"], event["parent_id"],
+        event["post_author"], event["author_key"], event["kind"], epoch_of(event["event_time"]),
+        None if post_time is None else epoch_of(post_time), event["status"])
 
 
 async def dead_letter(event: Any, exc: InvalidEvent) -> None:
@@ -160,140 +143,178 @@ def next_version(previous: int) -> int:
     return max(previous + 1, time.time_ns() // 1_000_000)
 
 
-def _old_derived(post_key: str, state: dict) -> engine.Derived | None:
-    if not state["e"] and not state["s"]:
-        return None  # never emitted
-    cached = _last_emitted.get(post_key)
-    if cached is not None and cached[0] == state["v"]:
-        return cached[1]
-    return engine.derive(state, engine.now_of(state), ORPHAN_TIMEOUT)
+class Pending:
+    """What folded batches changed and no flush has written yet: per post, its changed aggregates
+    by identity (a later change of the same aggregate replaces the earlier: each is written once
+    per flush), the newest input timestamp behind them, and the events, held unacknowledged."""
+
+    def __init__(self) -> None:
+        self.changes: dict[str, dict[tuple[str, Any], engine.Change]] = {}
+        self.timestamps: dict[str, int] = {}  # post -> newest input Kafka timestamp (ms)
+        self.events: list[Any] = []
+        self.since: float | None = None  # monotonic time of the first held event
+        self.newest_input = 0.0  # newest input timestamp (s) of any held event
+
+    def __bool__(self) -> bool:
+        return bool(self.events)
+
+    def hold(self, events: Iterable[Any]) -> None:
+        for event in events:
+            event.message.incref()  # take_events acks its own reference after the loop body
+            self.events.append(event)
+        if self.since is None:
+            self.since = time.monotonic()
+
+    def release(self) -> None:
+        for event in self.events:
+            event.ack()
+        self.__init__()
+
+    def drop(self, partitions: set[int]) -> None:
+        """Forget what belongs to partitions that left: their events are never acknowledged, so
+        their next owner reads them again."""
+        self.events = [e for e in self.events if e.message.partition not in partitions]
+        for post_key in [k for k in self.changes if store.partition_of(k) in partitions]:
+            del self.changes[post_key]
+            self.timestamps.pop(post_key, None)
+        if not self.events:
+            self.__init__()
+
+    def due(self) -> bool:
+        """Flush after every batch while the input is fresh (latency); while catching up with a
+        backlog, let changes coalesce for up to FLUSH_MAX_SECONDS (throughput)."""
+        if not self.events:
+            return False
+        if time.time() - self.newest_input < CATCH_UP_LAG:
+            return True
+        return time.monotonic() - self.since >= FLUSH_MAX_SECONDS \
+            or len(self.events) >= FLUSH_MAX_EVENTS
 
 
-async def update_posts(events_by_post: dict[str, list[engine.EventFields]],
-                       ticks: dict[str, float], source_events: dict[str, Any] | None = None) -> int:
-    """Merge, derive, emit, store for each touched post. Returns the number of changes emitted.
-    source_events: one faust event per post (any of its batch), see _as_current."""
-    deliveries = []
-    writes: list[tuple[str, dict, engine.Derived, Any]] = []
-    emitted = 0
+pending = Pending()
+_flush_lock = asyncio.Lock()
+
+
+def fold(events_by_post: dict[str, list[engine.EventFields]], ticks: dict[str, float]) -> int:
+    """Merge and derive every touched post; its changed aggregates go to `pending` and its changed
+    entries to the store. Synchronous: no other task sees a post half-processed. Returns the
+    number of aggregate changes found."""
+    found = 0
     # Metric increments are summed per batch: labels() per event cost more than the merge.
     consumed: dict[tuple[str, str], int] = defaultdict(int)
-    by_aggregate: dict[str, int] = defaultdict(int)
     for post_key in events_by_post.keys() | ticks.keys():
-        raw = post_state.get(post_key.encode())
-        # Taken out while the post is processed: an exception half-way (state merged in place,
-        # table not written) must not leave a cache entry that disagrees with the table.
-        cached = _last_emitted.pop(post_key)
-        if cached is not None and cached[3] == raw:
-            state = cached[4]  # decoding a 100-entry state cost more than the whole fast path
-        else:
-            state = engine.loads_state(raw)
-        cached_ok = cached is not None and cached[0] == state["v"]
-        old_version_state = None if cached_ok else engine.loads_state(raw)
+        state = store.get(post_key)
+        cached = _derived.pop(post_key)
+        old = cached[0] if cached is not None else None
+        if old is None and (state["e"] or state["s"]):
+            old = engine.derive(state, engine.now_of(state), ORPHAN_TIMEOUT)  # before the merge
         events = events_by_post.get(post_key, ())
         applied, new_ids = engine.merge_batch(state, events)
+        changed_ids = set()
         for fields, ok in zip(events, applied):
             consumed[(fields.type, "applied" if ok else "unchanged")] += 1
-        changed = any(applied)
+            if ok:
+                changed_ids.add(str(fields.comment_id))
+        changed = bool(changed_ids)
         if post_key in ticks:
             changed |= engine.merge_tick(state, ticks[post_key])
             new_ids = None
         if not changed:
-            if cached_ok:
-                # merges that change nothing leave the state as it was
-                _last_emitted.put(post_key, cached, len(cached[4]["e"]))
+            if cached is not None:
+                _derived.put(post_key, cached, len(state["e"]))  # nothing changed
             continue
         fast = None
-        if cached_ok and new_ids:
-            fast = engine.derive_more(state, cached[1], cached[2], new_ids)
+        if cached is not None and new_ids:
+            fast = engine.derive_more(state, cached[0], cached[1], new_ids)
         if fast is not None:
             new, totals, changes = fast
         else:
-            old = cached[1] if cached_ok else _old_derived(post_key, old_version_state)
             new, totals = engine.derive_with_totals(state, engine.now_of(state), ORPHAN_TIMEOUT)
             changes = engine.diff(old, new)
         if changes:
-            state["v"] = next_version(state["v"])
+            mine = pending.changes.setdefault(post_key, {})
             for change in changes:
-                key, value = render(post_key, state["v"], change)
-                deliveries.append(await _send(output_topics[change.aggregate], key, value))
-                by_aggregate[change.aggregate] += 1
-            emitted += len(changes)
-        writes.append((post_key, state, new, totals))
-    if deliveries:
-        await asyncio.gather(*deliveries)  # delivered before the state says so (module doc)
-    for post_key, state, new, totals in writes:
-        raw = engine.dumps_state(state)
-        with _as_current(source_events.get(post_key) if source_events else None):
-            post_state[post_key.encode()] = raw
-            _record_waiting(post_key, new)
-        _last_emitted.put(post_key, (state["v"], new, totals, raw, state), len(state["e"]))
-    # The batch is acknowledged when this returns: its state must be in Kafka by then (tables.py).
-    await post_state.delivered()
-    await waiting_replies.delivered()
+                mine[(change.aggregate, change.ident)] = change
+            found += len(changes)
+        store.set_waiting(post_key, new.waiting_since, new.post["waiting_replies"])
+        store.changed(post_key, changed_ids)
+        _derived.put(post_key, (new, totals), len(state["e"]))
     for (type_, outcome), n in consumed.items():
         metrics.EVENTS_CONSUMED.labels(type=type_, outcome=outcome).inc(n)
+    return found
+
+
+async def flush() -> int:
+    """Write what is pending: each changed aggregate once (one new version per post), delivered;
+    then the changed entries to the changelog, delivered; then acknowledge the events. Returns the
+    number of aggregates written. On an error the in-memory state may be ahead of Kafka: it is
+    dropped (and loaded again from the changelog) and the events stay unacknowledged."""
+    outputs = BatchSender()
+    by_aggregate: dict[str, int] = defaultdict(int)
+    try:
+        for post_key, changes in pending.changes.items():
+            state = store.states[post_key]
+            state["v"] = next_version(state["v"])
+            store.changed(post_key, ())  # the header carries the version
+            partition = store.partition_of(post_key)
+            ts = pending.timestamps.get(post_key)
+            for change in changes.values():
+                key, value = render(post_key, state["v"], change)
+                outputs.add(OUTPUT_TOPICS[change.aggregate], partition, key.encode(), value, ts)
+                by_aggregate[change.aggregate] += 1
+        changelog = BatchSender()
+        for partition, key, value in store.drain():
+            changelog.add(CHANGELOG_TOPIC, partition, key, value)
+        producer = await aiokafka_producer(app)
+        outputs_n, changelog_n = outputs.count, changelog.count
+        if outputs.count:
+            await asyncio.gather(*await outputs.send(producer))  # before the state (module doc)
+        if changelog.count:
+            await asyncio.gather(*await changelog.send(producer))
+    except BaseException:
+        # The worker stops (the agent's supervisor crashes the app): a restart reads the held
+        # events again from the committed offsets, and the state again from the changelog.
+        store.clear()
+        _derived.clear()
+        pending.__init__()  # never acknowledged
+        raise
+    log.info("FLUSHDBG events=%d posts=%d outputs=%d changelog=%d held=%.2fs behind=%.2fs", len(pending.events), len(pending.changes), outputs_n, changelog_n, time.monotonic() - (pending.since or 0), time.time() - pending.newest_input)
+    pending.release()
     for aggregate, n in by_aggregate.items():
         metrics.AGGREGATES_EMITTED.labels(aggregate=aggregate).inc(n)
-    return emitted
+    return sum(by_aggregate.values())
 
 
-@contextmanager
-def _as_current(event: Any):
-    """Make `event` faust's current event for a table write. take_events fills its buffer in
-    another task, so in the agent's body current_event() is None, and faust's RocksDB store picks
-    the partition database of a write from current_event() (it asserts one exists; the memory
-    store does not care). Any event of the post will do: inputs and ticks are co-partitioned by
-    post, so its partition is the post's."""
-    if event is None:
-        yield
+async def ensure_loaded(partitions: Iterable[int]) -> None:
+    """Load the state of partitions seen for the first time (or again after a rebalance)."""
+    if set(partitions) <= store.loaded:
         return
-    token = _current_event.set(weakref.ref(event))
-    try:
-        yield
-    finally:
-        _current_event.reset(token)
+    async with _load_lock:
+        await load(store, CHANGELOG_TOPIC, partitions, _consumer_config())
 
 
-async def _send(topic: Any, key: str, value: bytes) -> Any:
-    """Send one output message; returns its delivery future.
-
-    A faust Topic goes straight to the app's producer (the same one, so the same transactions
-    under exactly_once): Topic.send wraps every message in a FutureMessage, runs the send sensors
-    and logs it, which the profile showed as a third of the cost of an output message. Anything
-    else (the unit tests' recorders) keeps the Topic.send interface."""
-    if isinstance(topic, faust.Topic):
-        producer = await app.maybe_start_producer()
-        return await producer.send(topic.get_topic_name(), key.encode(), value, None, None, None)
-    return await topic.send(key=key, value=value)
-
-
-def _record_waiting(post_key: str, derived: engine.Derived) -> None:
-    key = post_key.encode()
-    count = derived.post["waiting_replies"]
-    if count:
-        value = orjson.dumps([derived.waiting_since, count])
-        if waiting_replies.get(key) != value:
-            waiting_replies[key] = value
-    elif key in waiting_replies:
-        del waiting_replies[key]
+def _consumer_config() -> dict[str, Any]:
+    return {"bootstrap_servers": _settings.bootstrap_servers,
+            **_settings.kafka_security.aiokafka_config()}
 
 
 async def process_batch(events: Iterable[Any]) -> int:
-    """One take_events batch: decode, dead-letter, group by post, update. Returns changes emitted."""
+    """One take_events batch: decode, dead-letter, group by post, fold into the state. Returns the
+    aggregate changes found (written by the next flush)."""
     started = time.monotonic()
     by_post: dict[str, list[engine.EventFields]] = defaultdict(list)
     ticks: dict[str, float] = {}
-    source_events: dict[str, Any] = {}  # post -> one of its events (partition for table writes)
+    timestamps = pending.timestamps
+    partitions: set[int] = set()
     wall = time.time()
-    _forget_on_reassignment()
+    newest = 0
     for event in events:
         msg = event.message
+        partitions.add(msg.partition)
         if msg.topic == TICK_TOPIC:
             tick = _parse_tick(msg.key, event.value)
             if tick is not None:
                 ticks[tick[0]] = max(ticks.get(tick[0], tick[1]), tick[1])
-                source_events.setdefault(tick[0], event)
             continue
         try:
             post_key, fields = decode(msg.key, event.value)
@@ -301,11 +322,19 @@ async def process_batch(events: Iterable[Any]) -> int:
             await dead_letter(event, exc)
             continue
         by_post[post_key].append(fields)
-        source_events.setdefault(post_key, event)
+        ts = msg.timestamp
+        if ts is not None:
+            ts_ms = int(ts * 1000)
+            if ts_ms > timestamps.get(post_key, 0):
+                timestamps[post_key] = ts_ms
+            if ts_ms > newest:
+                newest = ts_ms
         metrics.EVENT_LAG.observe(max(0.0, wall - fields.event_time))
-    emitted = await update_posts(by_post, ticks, source_events)
+    pending.newest_input = max(pending.newest_input, newest / 1000 if newest else wall)
+    await ensure_loaded(partitions)
+    found = fold(by_post, ticks)
     metrics.BATCH_SECONDS.observe(time.monotonic() - started)
-    return emitted
+    return found
 
 
 def _parse_tick(key: bytes | None, value: bytes) -> tuple[str, float] | None:
@@ -318,35 +347,44 @@ def _parse_tick(key: bytes | None, value: bytes) -> tuple[str, float] | None:
         return None
 
 
-@app.agent(source_topic)
+@app.agent(source_topic, supervisor_strategy=mode.CrashingSupervisor)
 async def aggregate(stream):
-    """Yields the number of events in each processed batch (tests wait on it; no sink in
-    production)."""
-    async for events in processed_batches(stream, BATCH_MAX, BATCH_WITHIN):
-        await process_batch(events)
+    """Yields the number of events in each processed batch (tests wait on it)."""
+    async for events in stream.take_events(BATCH_MAX, BATCH_WITHIN):
+        async with _flush_lock:
+            pending.hold(events)
+            await process_batch(events)
+            if pending.due():
+                await flush()
         yield len(events)
 
 
-_last_owned: frozenset | None = None
+async def flush_if_stale() -> bool:
+    """Flush changes held while catching up once no more events come. True if it flushed."""
+    if pending and time.monotonic() - pending.since >= FLUSH_MAX_SECONDS:
+        async with _flush_lock:
+            if pending:
+                await flush()
+                return True
+    return False
 
 
-def _forget_on_reassignment() -> None:
-    """Empty the per-post cache when this worker's partitions change: a post that left and came
-    back may have changed on another worker meanwhile. (Buffered events of a partition that moved
-    away are still processed: skipping them would ack them, and faust's view of the assignment can
-    lag the consumer's, so a skip could commit past unprocessed events.)"""
-    global _last_owned
-    try:
-        owned = frozenset((tp.topic, tp.partition) for tp in app.assignor.assigned_actives())
-    except Exception:  # assignor not ready (no rebalance yet)
-        return
-    if owned != _last_owned:
-        _last_emitted.clear()
-        _last_owned = owned
+@app.timer(interval=BATCH_WITHIN)
+async def flush_clock() -> None:
+    await flush_if_stale()
 
 
-def _partition_of(post_key: str, partitions: int) -> int:
-    return (murmur2(post_key.encode()) & 0x7FFFFFFF) % partitions
+@app.on_partitions_revoked.connect
+async def _forget_revoked(app_: Any, revoked: set, **kwargs: Any) -> None:
+    """A post whose partition left may change on another worker meanwhile: its state is loaded
+    again from the changelog when the partition comes back. (Buffered events of a partition that
+    moved away are still processed: skipping them would ack them, and faust's view of the
+    assignment can lag the consumer's, so a skip could commit past unprocessed events.)"""
+    gone = {tp.partition for tp in revoked if tp.topic in _INPUTS or tp.topic == TICK_TOPIC}
+    if gone:
+        pending.drop(gone)
+        store.forget(gone)
+        _derived.clear()
 
 
 def _active_partitions() -> set[int] | None:
@@ -363,18 +401,16 @@ async def orphan_tick(now: float | None = None) -> int:
     and update the waiting gauge. Returns the number of ticks sent.
 
     Ticks go through TICK_TOPIC (keyed by post, so to the partition that owns the post) rather than
-    updating the table here: the agent stays the only writer of a post's state, so a timer never
-    races a batch on the same post, the change is processed and committed like any event, and the
-    table write happens inside the owner's stream (right partition, right transaction)."""
+    changing the state here: the agent stays the only writer of a post's state, so a timer never
+    races a batch on the same post, and the change is processed and committed like any event."""
     now = time.time() if now is None else now
     active = _active_partitions()
-    partitions = _settings.partitions
+    if active is not None:
+        await ensure_loaded(active)  # a partition without new events still has waiting replies
     total = sent = 0
-    for key, raw in list(waiting_replies.items()):
-        post_key = key.decode()
-        if active is not None and _partition_of(post_key, partitions) not in active:
-            continue  # standby copy of another worker's post
-        since, count = orjson.loads(raw)
+    for post_key, (since, count) in list(store.waiting.items()):
+        if active is not None and store.partition_of(post_key) not in active:
+            continue  # partition moved away, not forgotten yet
         total += count
         if since is not None and since + ORPHAN_TIMEOUT <= now:
             await tick_topic.send(key=post_key, value=orjson.dumps({"clock": now}))

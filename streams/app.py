@@ -1,5 +1,5 @@
-"""The faust application: one per worker process. Agents live in streams/agents.py (aggregation)
-and sinks/agent.py (database sink); `blogpulse worker` imports both and runs the app."""
+"""The faust application: one per worker process. The aggregation agent lives in streams/agents.py,
+the database sink service in streams/sink.py; `blogpulse worker` (streams/worker.py) runs both."""
 from __future__ import annotations
 
 import faust
@@ -30,4 +30,7 @@ app = faust.App(
     # default sends each at once in 16 KB batches; +20 % throughput in bench/, 10 ms latency).
     producer_linger=0.01,
     producer_max_batch_size=1024 * 1024,
+    # The agent's flushes take up to agents.BATCH_MAX events; faust's default stream buffer of
+    # 4,096 events capped them below that (docs/performance.md).
+    stream_buffer_maxsize=32768,
 )

@@ -37,6 +37,12 @@ def generation_output_topics(generation: int) -> dict[str, str]:
     return {kind: f"{topic}.g{generation}" for kind, topic in BASE_OUTPUT_TOPICS.items()}
 
 
+def sink_group(app_id: str) -> str:
+    """Consumer group of the database sink (streams/sink.py); it commits after each database
+    commit, for lag monitoring and `reprocess`'s catch-up check."""
+    return f"{app_id}-sink"
+
+
 def generation_app_id(base_app_id: str, generation: int) -> str:
     # A new app id = a new consumer group and new changelog topics: the rebuild starts empty.
     return base_app_id if generation == 1 else f"{base_app_id}-g{generation}"

@@ -23,7 +23,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from schemas.publisher import BrokerUnavailable
 from streams.config import INPUT_TOPICS, OUTPUT_TOPICS, TICK_TOPIC, Settings
-from streams.group_offsets import start_new_group_at_ends
+from streams.group_offsets import (admin_client, lookup_consumer, partitions_of,
+                                   start_new_group_at_ends)
 from streams.process import stop_process
 
 REPO = Path(__file__).resolve().parents[1]
@@ -119,6 +120,30 @@ def port_free(port: int) -> bool:
             return True
         except OSError:
             return False
+
+
+def _start_sink_at_ends(settings: Settings, db_url: str) -> None:
+    """With a new group, a database that holds nothing yet starts at the end of the shared output
+    topics as well (the sink's position is in the database, streams/sink.py). A database that
+    already has positions keeps them; one deleted later reads the topics from the start."""
+    from sinks.db import make_engine
+    from sinks.upsert import read_offsets, store_offsets
+
+    engine = make_engine(db_url)
+    try:
+        topics = list(OUTPUT_TOPICS.values())
+        if read_offsets(engine, topics):
+            return
+        admin = admin_client(settings, "blogpulse-demo")
+        consumer = lookup_consumer(settings, "blogpulse-demo")
+        try:
+            ends = consumer.end_offsets(partitions_of(admin, topics))
+        finally:
+            consumer.close()
+            admin.close()
+        store_offsets(engine, {(tp.topic, tp.partition): o for tp, o in ends.items()})
+    finally:
+        engine.dispose()
 
 
 def pick_web_port(settings: Settings) -> int:
@@ -273,6 +298,7 @@ def run_demo(args: argparse.Namespace) -> int:
         if pinned:
             say(f"new consumer group {app_id}: starts at the end of {pinned} partitions of the "
                 f"existing topics")
+            _start_sink_at_ends(base, db_url)
         say(f"starting the worker (app id {app_id}, log {Path(WORKER_LOG).resolve()})")
         worker = Worker(env, port, Path(WORKER_LOG).resolve())
         worker.wait_ready()

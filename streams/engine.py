@@ -107,13 +107,13 @@ def loads_state(raw: bytes | None) -> dict[str, Any]:
     return new_state() if raw is None else orjson.loads(raw)
 
 
-def _max_opt(a: float | None, b: float | None) -> float | None:
+def max_opt(a: float | None, b: float | None) -> float | None:
     if a is None:
         return b
     return a if b is None else max(a, b)
 
 
-def _min_opt(a: float | None, b: float | None) -> float | None:
+def min_opt(a: float | None, b: float | None) -> float | None:
     if a is None:
         return b
     return a if b is None else min(a, b)
@@ -122,8 +122,8 @@ def _min_opt(a: float | None, b: float | None) -> float | None:
 def merge_event(state: dict[str, Any], ev: EventFields) -> bool:
     """Merge one event into state in place; True when the state changed."""
     before = (state["wm"], state["pt"])
-    state["wm"] = _max_opt(state["wm"], ev.event_time)
-    state["pt"] = _min_opt(state["pt"], ev.post_time)
+    state["wm"] = max_opt(state["wm"], ev.event_time)
+    state["pt"] = min_opt(state["pt"], ev.post_time)
     changed = before != (state["wm"], state["pt"])
     cid = str(ev.comment_id)
     is_mod = ev.type == "moderation"
@@ -140,6 +140,20 @@ def merge_event(state: dict[str, Any], ev: EventFields) -> bool:
         state["s"][cid] = status
         changed = True
     return changed
+
+
+def merge_entry(state: dict[str, Any], cid: str, entry: list | None,
+                status: list | None) -> None:
+    """Merge an entry's creation fields and status as stored (changelog records) into state,
+    by the same rules as merge_event."""
+    if entry is not None:
+        old = state["e"].get(cid)
+        if old is None or (entry[_CREATED], entry[_CEID]) < (old[_CREATED], old[_CEID]):
+            state["e"][cid] = entry
+    if status is not None:
+        old_status = state["s"].get(cid)
+        if old_status is None or status[:3] > old_status[:3]:
+            state["s"][cid] = status
 
 
 def merge_batch(state: dict[str, Any], events: list[EventFields]) \
@@ -164,7 +178,7 @@ def merge_batch(state: dict[str, Any], events: list[EventFields]) \
 
 def merge_tick(state: dict[str, Any], clock: float) -> bool:
     """Advance the post's worker clock (ticks carry wall-clock time); max, so idempotent."""
-    new = _max_opt(state["clk"], clock)
+    new = max_opt(state["clk"], clock)
     if new != state["clk"]:
         state["clk"] = new
         return True
@@ -173,7 +187,7 @@ def merge_tick(state: dict[str, Any], clock: float) -> bool:
 
 def now_of(state: dict[str, Any]) -> float | None:
     """The time the orphan timeout is measured on: event-time watermark or worker clock."""
-    return _max_opt(state["wm"], state["clk"])
+    return max_opt(state["wm"], state["clk"])
 
 
 # ---------------------------------------------------------------------------- derive

@@ -98,6 +98,17 @@ class KafkaSecurity:
                           sasl_plain_password=self.password)
         return config
 
+    def aiokafka_config(self) -> dict[str, Any]:
+        """Keyword arguments for AIOKafkaConsumer/AIOKafkaProducer (the sink and the state loader
+        use aiokafka directly, as faust does)."""
+        config: dict[str, Any] = {"security_protocol": self.protocol}
+        if self.uses_tls:
+            config["ssl_context"] = self.ssl_context()
+        if self.uses_sasl:
+            config.update(sasl_mechanism=self.mechanism, sasl_plain_username=self.username,
+                          sasl_plain_password=self.password)
+        return config
+
     def faust_credentials(self):
         """faust broker_credentials (None for PLAINTEXT)."""
         import faust

@@ -20,7 +20,7 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient
 from kafka.errors import KafkaError
 
-from streams.config import (INPUT_TOPICS, TICK_TOPIC, Settings, generation_app_id,
+from streams.config import (INPUT_TOPICS, TICK_TOPIC, Settings, generation_app_id, sink_group,
                             generation_output_topics)
 from streams.group_offsets import (admin_client, committed, lookup_consumer, partitions_of,
                                    pin)
@@ -67,11 +67,12 @@ def measure(admin: KafkaAdminClient, consumer: KafkaConsumer, group: str,
             begin: dict[TopicPartition, int], target: dict[TopicPartition, int],
             output_topics) -> CatchUp:
     done = committed(admin, group)
+    written = committed(admin, sink_group(group))
     consumed = sum(max(0, min(done.get(tp, begin[tp]), end) - begin[tp]) for tp, end in target.items())
     total = sum(end - begin[tp] for tp, end in target.items())
     outputs = partitions_of(admin, output_topics)
     ends = consumer.end_offsets(outputs) if outputs else {}
-    pending = sum(end - done.get(tp, 0) for tp, end in ends.items())
+    pending = sum(end - written.get(tp, 0) for tp, end in ends.items())
     return CatchUp(consumed, total, pending)
 
 

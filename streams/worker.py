@@ -1,4 +1,5 @@
-"""The worker process: the faust app with every agent, faust's Prometheus sensor and /metrics."""
+"""The worker process: the faust app with the aggregation agent, the database sink service,
+faust's Prometheus sensor and /metrics."""
 from __future__ import annotations
 
 import faust
@@ -7,8 +8,9 @@ from streams import agents  # noqa: F401  (registers the aggregation agent and t
 from streams import gc_tuning, observability
 from streams.app import app
 from streams.config import Settings
+from streams.sink import DatabaseSink
 
-import sinks.agent  # noqa: F401  (registers the database sink agent)
+app.service(DatabaseSink)  # output topics -> database (streams/sink.py)
 
 # faust's Prometheus sensor (fixed prefix faust_*), consumer lag and top-N gauges; /metrics on the
 # web port serves prometheus-client's default registry: faust's metrics and the product's own.
@@ -19,7 +21,7 @@ def run(settings: Settings, loglevel: str = "info") -> int:
     """Create missing topics with the configured partition count, then run until stopped."""
     from schemas.publisher import ensure_topics
 
-    ensure_topics(settings)
+    ensure_topics(settings, compacted=[agents.CHANGELOG_TOPIC])
     worker = faust.Worker(app, loglevel=loglevel)
     # faust's start-up spinner (shown at --loglevel warning and above) sets the root logger to
     # DEBUG so that it turns on every record: every aiokafka debug call then builds a LogRecord,

@@ -1,20 +1,20 @@
-"""The aggregation agent through faust's agent.test_context(): events in, table state and output
-messages out. The output/DLQ/tick topics are replaced by recorders (no broker in unit tests)."""
+"""The aggregation agent through faust's agent.test_context(): events in, state, changelog and
+output records out. The producer and the DLQ/tick topics are replaced by recorders, and loading a
+partition reads the recorded changelog back (no broker in unit tests)."""
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import itertools
-from types import SimpleNamespace
+import time
 
 import orjson
 import pytest
 from faust.types import Message
 
 from streams import agents, engine
-from streams.config import TICK_TOPIC
+from streams.config import OUTPUT_TOPICS, TICK_TOPIC
 from streams.state_cache import StateCache
-from streams.tables import post_state, waiting_replies
 
 SITE = "unit.example"
 POST = 7
@@ -51,37 +51,85 @@ def mod(cid, status, minute):
     return event(cid, type="moderation", status=status, minute=minute)
 
 
+class RecordingProducer:
+    """Stands in for the app's aiokafka producer (streams/kafka_batches.py uses create_batch and
+    send_batch): keeps (topic, partition, key, value, timestamp) of every record."""
+
+    def __init__(self):
+        self.records = []
+
+    def create_batch(self):
+        return _Batch()
+
+    async def send_batch(self, batch, topic, partition):
+        self.records.extend((topic, partition, *r) for r in batch.items)
+        fut = asyncio.get_running_loop().create_future()
+        fut.set_result(None)
+        return fut
+
+
+class _Batch:
+    def __init__(self):
+        self.items = []
+
+    def append(self, *, key, value, timestamp):
+        self.items.append((key, value, timestamp))
+        return True
+
+    def record_count(self):
+        return len(self.items)
+
+
+class TopicView:
+    """The records of one output topic, as (key str, value bytes, None) like a topic recorder."""
+
+    def __init__(self, producer, topic):
+        self.producer, self.topic = producer, topic
+
+    @property
+    def sent(self):
+        return [(k.decode(), v, None) for t, _, k, v, _ in self.producer.records if t == self.topic]
+
+
 @pytest.fixture
 def outputs(monkeypatch):
-    recorders = {name: Recorder() for name in ("posts", "threads", "windows", "dlq", "tick")}
-    monkeypatch.setattr(agents, "output_topics",
-                        {n: recorders[n] for n in ("posts", "threads", "windows")})
+    producer = RecordingProducer()
+    recorders = {name: TopicView(producer, OUTPUT_TOPICS[name])
+                 for name in ("posts", "threads", "windows")}
+    recorders.update(dlq=Recorder(), tick=Recorder(), producer=producer)
     monkeypatch.setattr(agents, "dlq_topic", recorders["dlq"])
     monkeypatch.setattr(agents, "tick_topic", recorders["tick"])
-    monkeypatch.setattr(agents, "_last_emitted", StateCache(10**9))
+    monkeypatch.setattr(agents, "_derived", StateCache(10**9))
     monkeypatch.setattr(agents, "BATCH_WITHIN", 0.05)  # flush batches quickly in tests
-    # Table writes send to the changelog through the producer: record them instead.
-    recorders["changelog"] = []
-    for table in (post_state, waiting_replies):
-        monkeypatch.setattr(table, "send_changelog", _changelog_recorder(table, recorders["changelog"]))
-    post_state.data.clear()
-    waiting_replies.data.clear()
+
+    async def the_producer(app):
+        return producer
+
+    async def load_from_records(store, topic, partitions, config):
+        """The changelog is what the producer recorded: a restart reads it back."""
+        for t, partition, key, value, _ in producer.records:
+            if t == topic and partition in partitions:
+                store.apply(key, value)
+        store.loaded.update(partitions)
+        return 0
+
+    monkeypatch.setattr(agents, "aiokafka_producer", the_producer)
+    monkeypatch.setattr(agents, "load", load_from_records)
+    agents.store.clear()
+    agents.pending.__init__()
     yield recorders
-    post_state.data.clear()
-    waiting_replies.data.clear()
+    agents.store.clear()
+    agents.pending.__init__()
 
 
-def _changelog_recorder(table, log):
-    def send_changelog(partition, key, value, key_serializer=None, value_serializer=None):
-        assert partition is None  # use_partitioner: the producer picks it from the key bytes
-        # ... which must be the input key's bytes, so the state lands in the changelog partition
-        # numbered like the post's input partition (streams/tables.py, co-partitioning).
-        wire_key, _ = table.changelog_topic.prepare_key(key, key_serializer or table.key_serializer)
-        assert wire_key == key and isinstance(key, bytes)
-        log.append((table.name, key, value))
-        return SimpleNamespace(message=SimpleNamespace(
-            partition=agents._partition_of(key.decode(), agents._settings.partitions)))
-    return send_changelog
+def changelog(outputs):
+    return [(k, v) for t, _, k, v, _ in outputs["producer"].records if t == agents.CHANGELOG_TOPIC]
+
+
+def restart():
+    """What a new worker process has: nothing in memory."""
+    agents.store.clear()
+    agents._derived.clear()
 
 
 @pytest.fixture
@@ -91,13 +139,13 @@ async def agent(outputs):
         yield a
 
 
-async def feed(agent, events, key=KEY, topic="blog.comments"):
+async def feed(agent, events, key=KEY, topic="blog.comments", timestamp=None):
     """Put raw messages; return once the agent has processed them all (batch yields)."""
     before = len(agent.results)
     for i, value in enumerate(events):
         raw = value if isinstance(value, bytes) else orjson.dumps(value)
         k = key.encode() if isinstance(key, str) else key
-        agent.to_message = _message_on(agent, topic)
+        agent.to_message = _message_on(agent, topic, timestamp)
         await agent.put(raw, key=k, wait=False)
     # the agent yields the size of each processed batch
     for _ in range(250):
@@ -107,10 +155,11 @@ async def feed(agent, events, key=KEY, topic="blog.comments"):
     raise AssertionError("the agent did not process the events within 5 s")
 
 
-def _message_on(agent, topic):
-    def to_message(key, value, *, partition=None, offset=0, timestamp=None, timestamp_type=0,
-                   headers=None):
-        return Message(topic=topic, partition=partition or 0, offset=offset, timestamp=0.0,
+def _message_on(agent, topic, timestamp=None):
+    def to_message(key, value, *, partition=None, offset=0, timestamp_type=0, headers=None,
+                   **_):
+        return Message(topic=topic, partition=agents.store.partition_of(key.decode()),
+                       offset=offset, timestamp=time.time() if timestamp is None else timestamp,
                        timestamp_type=0, headers=headers, key=key, value=value, checksum=b"",
                        serialized_key_size=0, serialized_value_size=0,
                        generation_id=agent.app.consumer_generation_id)
@@ -123,11 +172,11 @@ def latest(recorder, key):
 
 
 def sent_count(outputs):
-    return sum(len(r.sent) for n, r in outputs.items() if n != "changelog") + len(outputs["changelog"])
+    return len(outputs["producer"].records) + len(outputs["dlq"].sent) + len(outputs["tick"].sent)
 
 
 def state_of(key=KEY):
-    return engine.loads_state(post_state.get(key.encode()))
+    return agents.store.states[key]
 
 
 async def test_counts_visible_entries_and_emits_versioned_post(agent, outputs):
@@ -168,23 +217,23 @@ async def test_replies_ten_levels_deep_arriving_before_parents(agent, outputs):
     await feed(agent, list(reversed(chain)))
     waiting = latest(outputs["posts"], KEY)
     assert waiting["waiting_replies"] == 10 and waiting["replies"] == 0
-    assert waiting_replies.get(KEY.encode()) is not None
+    assert agents.store.waiting[KEY][1] == 10
     await feed(agent, [event(1)])
     post = latest(outputs["posts"], KEY)
     assert (post["replies"], post["max_depth"], post["threads"], post["waiting_replies"]) == (
         10, 10, 1, 0)
     assert latest(outputs["threads"], f"{KEY}/1")["depth"] == 10
-    assert waiting_replies.get(KEY.encode()) is None
+    assert KEY not in agents.store.waiting
 
 
 async def test_duplicates_change_nothing_and_emit_nothing(agent, outputs):
     events = [event(1), event(2, type="reply", parent=1, minute=3)]
     await feed(agent, events)
     sent = sent_count(outputs)
-    snapshot = post_state.get(KEY.encode())
+    snapshot = orjson.dumps(state_of())
     await feed(agent, events + events)
     assert sent_count(outputs) == sent
-    assert post_state.get(KEY.encode()) == snapshot
+    assert orjson.dumps(state_of()) == snapshot
 
 
 async def test_arrival_order_does_not_change_the_result(outputs):
@@ -192,9 +241,8 @@ async def test_arrival_order_does_not_change_the_result(outputs):
               mod(1, "approved", 4), event(3, type="reply", parent=2, minute=5, post_author=True)]
     finals = set()
     for order in itertools.islice(itertools.permutations(events), 0, 120, 17):
-        post_state.data.clear()
-        agents._last_emitted.clear()
-        outputs["posts"].sent.clear()
+        restart()
+        outputs["producer"].records.clear()
         agents.app.flow_control.resume()
         async with agents.aggregate.test_context() as a:
             for e in order:  # one event per batch: worst case for ordering
@@ -224,7 +272,7 @@ async def test_bad_events_go_to_dead_letter_topic_and_processing_continues(agent
 
 async def test_orphan_timeout_on_worker_clock_through_a_tick(agent, outputs, monkeypatch):
     monkeypatch.setattr(agents, "ORPHAN_TIMEOUT", 600.0)
-    mine = agents._partition_of(KEY, agents._settings.partitions)
+    mine = agents.store.partition_of(KEY)
     monkeypatch.setattr(agents, "_active_partitions", lambda: {mine})
     await feed(agent, [event(2, type="reply", parent=99, minute=0)])
     assert latest(outputs["posts"], KEY)["waiting_replies"] == 1
@@ -241,7 +289,7 @@ async def test_orphan_timeout_on_worker_clock_through_a_tick(agent, outputs, mon
     await feed(agent, [value], key=KEY, topic=TICK_TOPIC)
     post = latest(outputs["posts"], KEY)
     assert (post["waiting_replies"], post["threads"], post["replies"]) == (0, 1, 1)
-    assert waiting_replies.get(KEY.encode()) is None
+    assert KEY not in agents.store.waiting
     assert await agents.orphan_tick(now=t0 + 10_000) == 0
     assert agents.metrics.REPLIES_WAITING._value.get() == 0
 
@@ -254,19 +302,17 @@ def test_reason_codes_are_bounded():
 
 
 async def test_same_outputs_whether_the_cache_holds_every_post_or_none(outputs, monkeypatch):
-    """The decoded-state cache only saves work: with a budget too small for any post every batch
-    decodes and derives from the table, and emits the same aggregates."""
+    """The derivation cache only saves work: with a budget too small for any post every batch
+    derives the post in full, and emits the same aggregates."""
     batches = [[event(1), event(2, type="reply", parent=1, minute=1)],
                [event(3, minute=2), event(4, type="reply", parent=2, minute=3, author="bob")],
                [mod(1, "spam", 4)], [event(5, type="reply", parent=9, minute=5)],
                [event(9, minute=6), event(6, type="pingback", minute=7)]]
     emitted = {}
     for budget in (10**9, 0):
-        monkeypatch.setattr(agents, "_last_emitted", StateCache(budget))
-        post_state.data.clear()
-        waiting_replies.data.clear()
-        for recorder in outputs.values():
-            getattr(recorder, "sent", recorder).clear()
+        monkeypatch.setattr(agents, "_derived", StateCache(budget))
+        restart()
+        outputs["producer"].records.clear()
         agents.app.flow_control.resume()
         async with agents.aggregate.test_context() as a:
             for batch in batches:
@@ -276,6 +322,67 @@ async def test_same_outputs_whether_the_cache_holds_every_post_or_none(outputs, 
                                               if f != "version"})
                                          for k, value, _ in outputs[name].sent), key=lambda kv: kv[0])
                            for name in ("posts", "threads", "windows")}
-        assert len(agents._last_emitted) == (1 if budget else 0)
+        assert len(agents._derived) == (1 if budget else 0)
     assert emitted[10**9] == emitted[0]
     assert emitted[0]["threads"]  # something was emitted
+
+
+async def test_a_restart_rebuilds_the_state_from_the_changelog(outputs):
+    """The changelog holds everything: a new process loads it and continues as if nothing
+    happened (same state, and a late moderation of an early entry is applied to it)."""
+    agents.app.flow_control.resume()
+    async with agents.aggregate.test_context() as a:
+        await feed(a, [event(1), event(2, type="reply", parent=1, minute=1), mod(2, "hold", 2),
+                       event(3, type="reply", parent=9, minute=3)])
+        await feed(a, [event(4, minute=4)])
+    before = orjson.dumps(state_of(), option=orjson.OPT_SORT_KEYS)
+    waiting = dict(agents.store.waiting)
+    restart()
+    agents.app.flow_control.resume()
+    async with agents.aggregate.test_context() as a:
+        await feed(a, [mod(1, "spam", 10)])
+    state = state_of()
+    assert state["s"]["1"][3] == "spam"
+    # the rest is the loaded state: entries, statuses, publish time
+    loaded = orjson.loads(before)
+    state["s"]["1"] = loaded["s"]["1"]
+    assert (state["e"], state["s"], state["pt"]) == (loaded["e"], loaded["s"], loaded["pt"])
+    assert state["v"] > loaded["v"]
+    assert agents.store.waiting == waiting
+    post = latest(outputs["posts"], KEY)
+    assert (post["comments"], post["threads"], post["waiting_replies"]) == (1, 1, 1)
+
+
+async def test_changelog_records_grow_with_the_change_not_with_the_post(agent, outputs):
+    await feed(agent, [event(i, minute=i % 60, author=f"a{i}") for i in range(1, 201)])
+    written = len(changelog(outputs))
+    assert written == 201  # one header and one record per entry
+    await feed(agent, [event(500, minute=30)])
+    added = changelog(outputs)[written:]
+    assert sorted(k for k, _ in added) == [KEY.encode(), f"{KEY}/500".encode()]
+    assert all(len(v) < 400 for _, v in added)
+
+
+async def test_records_go_to_the_posts_partition_with_the_input_timestamp(agent, outputs):
+    published = int(time.time()) + 0.25  # fresh: written at once
+    await feed(agent, [event(1)], timestamp=published)
+    mine = agents.store.partition_of(KEY)
+    records = outputs["producer"].records
+    assert records and {p for _, p, *_ in records} == {mine}
+    assert {ts for t, _, _, _, ts in records if t in OUTPUT_TOPICS.values()} == {int(published * 1000)}
+
+
+async def test_while_catching_up_a_post_is_written_once_per_flush(agent, outputs, monkeypatch):
+    """Events published long ago (a backlog): changes coalesce over batches, and each changed
+    aggregate is written once when the flush comes."""
+    monkeypatch.setattr(agents, "FLUSH_MAX_SECONDS", 0.3)
+    old = time.time() - 600
+    await feed(agent, [event(1)], timestamp=old)
+    await feed(agent, [event(2, minute=1)], timestamp=old)
+    assert outputs["producer"].records == [] and agents.pending  # held, unacknowledged
+    assert not await agents.flush_if_stale()  # not yet: held for FLUSH_MAX_SECONDS
+    await asyncio.sleep(0.3)
+    assert await agents.flush_if_stale()  # what the flush timer calls
+    assert not agents.pending
+    posts = [orjson.loads(v) for _, v, _ in outputs["posts"].sent]
+    assert len(posts) == 1 and posts[0]["comments"] == 2

@@ -66,7 +66,7 @@ def test_outage_log_masks_the_password(caplog):
 
 
 def test_decode_turns_bad_json_into_invalid_aggregate():
-    from sinks.agent import decode
+    from streams.sink import decode
 
     assert decode("engagement.posts", b"s/1", b'{"version": 1}') == ("posts", "s/1", {"version": 1})
     with pytest.raises(InvalidAggregate) as err:

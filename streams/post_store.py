@@ -1,0 +1,170 @@
+"""Per-post aggregation state of this worker's partitions: in memory, made durable as compacted
+changelog records of one entry each plus one small header per post.
+
+Changelog records (topic `<app_id>-post-entries-changelog`, partition = the post's input
+partition, so the state of a post lives where its events are):
+    key "<site>/<post_id>"          value [v, wm, clk, pt, waiting_since, waiting_count]
+    key "<site>/<post_id>/<cid>"    value [entry or null, status or null]
+A flush writes the header of each changed post and only the entries that changed, so what a
+batch costs does not grow with the size of the post. Loading a partition reads its records
+with a plain consumer (batched fetches: far cheaper than faust's per-event recovery) and merges
+them with the engine's own rules (header fields by max/min, entries by engine.merge_entry), so a
+stale record read after a newer one changes nothing.
+
+Why not a faust Table: a Table holds every value again as bytes in its store, sends every
+change through faust's per-message path, and its recovery reads the changelog through faust's
+per-event machinery; the agent needs none of that (docs/performance.md)."""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Iterable, Iterator
+
+import orjson
+from aiokafka.partitioner import murmur2
+
+from streams import engine
+
+log = logging.getLogger(__name__)
+
+Record = tuple[int, bytes, bytes]  # (partition, key, value)
+
+
+def partition_of(post_key: str, partitions: int) -> int:
+    """The partition of a post: what the publisher's default (murmur2) partitioner picks."""
+    return (murmur2(post_key.encode()) & 0x7FFFFFFF) % partitions
+
+
+def header_value(state: dict[str, Any], waiting: tuple[float | None, int]) -> bytes:
+    return orjson.dumps([state["v"], state["wm"], state["clk"], state["pt"], *waiting])
+
+
+def entry_value(state: dict[str, Any], cid: str) -> bytes:
+    return orjson.dumps([state["e"].get(cid), state["s"].get(cid)])
+
+
+class PostStore:
+    """The decoded states of the posts of the partitions this worker has loaded."""
+
+    def __init__(self, partitions: int) -> None:
+        self.partitions = partitions
+        self.states: dict[str, dict[str, Any]] = {}
+        self.loaded: set[int] = set()
+        self._dirty: dict[str, set[str]] = {}  # post key -> entry ids changed since the last drain
+        # posts with replies waiting for their parent: (earliest waiting event_time, count), for
+        # the orphan timer; kept in the header so that a loaded partition knows it too
+        self.waiting: dict[str, tuple[float | None, int]] = {}
+        self.epoch = 0  # grows at every revocation: a load that overlapped one is not trusted
+
+    def partition_of(self, post_key: str) -> int:
+        return partition_of(post_key, self.partitions)
+
+    def get(self, post_key: str) -> dict[str, Any]:
+        """The post's state (a new empty one for a post never seen). Changed in place by the
+        engine's merge; call changed() afterwards with what changed."""
+        state = self.states.get(post_key)
+        if state is None:
+            state = self.states[post_key] = engine.new_state()
+        return state
+
+    def changed(self, post_key: str, entry_ids: Iterable[str]) -> None:
+        self._dirty.setdefault(post_key, set()).update(entry_ids)
+
+    def set_waiting(self, post_key: str, since: float | None, count: int) -> None:
+        if count:
+            self.waiting[post_key] = (since, count)
+        else:
+            self.waiting.pop(post_key, None)
+
+    def drain(self) -> Iterator[Record]:
+        """Changelog records of everything changed since the last drain (header first)."""
+        dirty, self._dirty = self._dirty, {}
+        for post_key, cids in dirty.items():
+            state = self.states[post_key]
+            partition = self.partition_of(post_key)
+            yield partition, post_key.encode(), header_value(
+                state, self.waiting.get(post_key, (None, 0)))
+            prefix = post_key + "/"
+            for cid in cids:
+                yield partition, (prefix + cid).encode(), entry_value(state, cid)
+
+    def apply(self, key: bytes, value: bytes | None) -> None:
+        """Merge one changelog record into the state (loading)."""
+        if value is None:
+            return
+        site, post_id, *cid = key.decode().split("/")  # a site has no "/" (schemas.wire)
+        fields = orjson.loads(value)
+        post_key = f"{site}/{post_id}"
+        state = self.get(post_key)
+        if not cid:
+            v, wm, clk, pt, since, count = fields
+            self.set_waiting(post_key, since, count)  # the latest header says
+            state["v"] = max(state["v"], v)
+            state["wm"] = engine.max_opt(state["wm"], wm)
+            state["clk"] = engine.max_opt(state["clk"], clk)
+            state["pt"] = engine.min_opt(state["pt"], pt)
+            return
+        entry, status = fields
+        engine.merge_entry(state, cid[0], entry, status)
+
+    def forget(self, partitions: Iterable[int]) -> None:
+        """Drop the states of partitions this worker no longer owns: when one comes back, it is
+        loaded again from the changelog (another worker may have changed it meanwhile)."""
+        gone = set(partitions)
+        self.epoch += 1
+        self.loaded -= gone
+        for post_key in [k for k in self.states if self.partition_of(k) in gone]:
+            del self.states[post_key]
+            self._dirty.pop(post_key, None)
+            self.waiting.pop(post_key, None)
+
+    def clear(self) -> None:
+        self.epoch += 1
+        self.states.clear()
+        self.loaded.clear()
+        self._dirty.clear()
+        self.waiting.clear()
+
+    def entries(self) -> int:
+        return sum(len(s["e"]) for s in self.states.values())
+
+
+async def load(store: PostStore, topic: str, partitions: Iterable[int], consumer_config: dict) -> int:
+    """Read the changelog partitions from the beginning to their current end into the store, and
+    mark them loaded. Returns the number of records read."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    wanted = sorted(set(partitions) - store.loaded)
+    if not wanted:
+        return 0
+    began, epoch = time.monotonic(), store.epoch
+    consumer = AIOKafkaConsumer(enable_auto_commit=False, group_id=None,
+                                auto_offset_reset="earliest", **consumer_config)
+    await consumer.start()
+    read = 0
+    try:
+        tps = [TopicPartition(topic, p) for p in wanted]
+        consumer.assign(tps)
+        ends = await consumer.end_offsets(tps)
+        remaining = {tp for tp in tps if ends[tp] > 0}
+        if remaining:
+            await consumer.seek_to_beginning(*remaining)
+        while remaining:
+            batches = await consumer.getmany(*remaining, timeout_ms=1000, max_records=50_000)
+            for tp, records in batches.items():
+                for record in records:
+                    store.apply(record.key, record.value)
+                read += len(records)
+            for tp in list(remaining):
+                if await consumer.position(tp) >= ends[tp]:
+                    remaining.discard(tp)
+    finally:
+        await consumer.stop()
+    if store.epoch != epoch:
+        # A rebalance happened meanwhile: what was read may already be stale. Read again.
+        store.forget(wanted)
+        return read + await load(store, topic, wanted, consumer_config)
+    store.loaded.update(wanted)
+    log.info("loaded partitions %s of %s: %d records in %.1fs", wanted, topic, read,
+             time.monotonic() - began)
+    return read

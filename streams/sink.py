@@ -1,0 +1,194 @@
+"""The database sink: a service of the worker that drains the compacted output topics into the
+database with batched fetches (a plain aiokafka consumer: no faust per-event path for output
+messages, docs/performance.md).
+
+Each fetch (up to BLOGPULSE_SINK_BATCH messages) is collapsed to the newest version per key
+(sinks/upsert.py) and written in one transaction together with the next offset of every partition
+it read (sinks.models.SinkOffset). The database, not the consumer group, says where the sink is:
+on assignment each partition is sought to its stored offset, or to the beginning of the compacted
+topic when the database has none, so a new, emptied or restored database converges to the current
+aggregates by itself. Offsets are also committed to the group after the database commit, for lag
+monitoring only.
+
+Database outage: the RetryingWriter retries the same batch until it is written, and nothing more
+is fetched meanwhile, so the position is held and nothing is lost. Output records carry the newest
+Kafka timestamp of the input events behind them (streams/agents.py): after each commit the sink
+observes publish -> database latency for every message it wrote
+(blogpulse_end_to_end_latency_seconds)."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import mode
+import orjson
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+
+from sinks import metrics
+from sinks.db import make_engine, masked, missing_tables
+from sinks.retry import RetryingWriter, WriterStopped
+from sinks.upsert import KIND_OF_TOPIC, InvalidAggregate, Message, collapse, read_offsets
+from streams.config import OUTPUT_TOPICS, Settings, settings, sink_group
+from streams.observability import CONSUMER_LAG, observe_end_to_end
+
+log = logging.getLogger(__name__)
+
+
+def _env_number(name: str, default: str, cast, minimum) -> Any:
+    raw = os.environ.get(name, "").strip() or default
+    try:
+        value = cast(raw)
+    except ValueError:
+        raise SystemExit(f"{name}: expected a number, got {raw!r}") from None
+    if value < minimum:
+        raise SystemExit(f"{name}: must be at least {minimum}, got {raw!r}")
+    return value
+
+
+SINK_BATCH = _env_number("BLOGPULSE_SINK_BATCH", "5000", int, 1)
+SINK_FLUSH_SECONDS = _env_number("BLOGPULSE_SINK_FLUSH_SECONDS", "0.5", float, 0.001)
+
+
+def decode(topic: str, key: bytes | None, raw: bytes | None) -> Message:
+    """(kind, key, value dict) of one output message; InvalidAggregate if it is not JSON."""
+    kind = KIND_OF_TOPIC.get(topic, topic)
+    try:
+        value = orjson.loads(raw) if raw is not None else None
+    except orjson.JSONDecodeError as exc:
+        raise InvalidAggregate(kind, "value", f"not JSON ({exc})") from None
+    text_key = key.decode("utf-8", "replace") if key is not None else None
+    return kind, text_key, value
+
+
+def _skip_invalid(message: Message, exc: InvalidAggregate) -> None:
+    # Our engine cannot produce such a message (it renders every value from typed fields); one
+    # here was written by something else. Skipping it loses nothing the engine emitted, and
+    # blocking the whole sink on it would.
+    metrics.SINK_ERRORS.labels(kind="invalid").inc()
+    log.error("sink: skipping an output message that cannot be stored: key %r: %s",
+              message[1], exc)
+
+
+class _SeekToStored(ConsumerRebalanceListener):
+    def __init__(self, sink: "DatabaseSink") -> None:
+        self.sink = sink
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        pass  # every written batch carried its offsets into the database
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        await self.sink.seek_to_stored(assigned)
+
+
+class DatabaseSink(mode.Service):
+    """Output topics -> database, positions kept in the database."""
+
+    def __init__(self, s: Settings | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.settings = s or settings()
+        self.topics = sorted(OUTPUT_TOPICS.values())
+        # One thread: batches are written in the order they were read (per-key order is kept).
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="blogpulse-sink")
+        self.writer = RetryingWriter(make_engine(self.settings.db_url),
+                                     generation=self.settings.generation)
+        self.consumer: AIOKafkaConsumer | None = None
+
+    async def _in_thread(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    async def on_start(self) -> None:
+        await self._in_thread(self._check_schema)
+        s = self.settings
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=s.bootstrap_servers, group_id=sink_group(s.app_id),
+            enable_auto_commit=False, auto_offset_reset="earliest",
+            # a fetch returns as soon as any record is there; this bounds an idle fetch only
+            fetch_max_wait_ms=int(SINK_FLUSH_SECONDS * 1000),
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+            **s.kafka_security.aiokafka_config())
+        self.consumer.subscribe(self.topics, listener=_SeekToStored(self))
+        await self.consumer.start()
+
+    async def on_stop(self) -> None:
+        # Lets a write that is waiting for the database give up: its batch stays unwritten and
+        # its offsets unstored, so it is read again.
+        self.writer.stop()
+        if self.consumer is not None:
+            await self.consumer.stop()
+        self._executor.shutdown(wait=False)
+
+    def _check_schema(self) -> None:
+        engine = self.writer.engine
+        try:
+            missing = missing_tables(engine)
+        except Exception:  # database down: the writer reports it with its retries
+            return
+        if missing:
+            log.error("sink: tables %s missing in %s: run `blogpulse db upgrade`",
+                      ", ".join(missing),
+                      masked(engine.url.render_as_string(hide_password=False)))
+
+    async def seek_to_stored(self, assigned: Any) -> None:
+        stored = await self._in_thread(self._stored_offsets)
+        for tp in assigned:
+            offset = stored.get((tp.topic, tp.partition))
+            if offset is None:
+                await self.consumer.seek_to_beginning(tp)
+            else:
+                self.consumer.seek(tp, offset)
+
+    def _stored_offsets(self) -> dict[tuple[str, int], int]:
+        delay = 0.1
+        while True:  # the database may be down at start: wait for it (nothing is read before)
+            try:
+                return read_offsets(self.writer.engine, self.topics)
+            except Exception as exc:
+                if self.writer.stopping:
+                    raise WriterStopped("sink stopping") from exc
+                log.warning("sink: cannot read stored offsets yet (%s); retrying",
+                            type(exc).__name__)
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    @mode.Service.task
+    async def _drain(self) -> None:
+        consumer = self.consumer
+        while not self.should_stop:
+            fetched = await consumer.getmany(timeout_ms=int(SINK_FLUSH_SECONDS * 1000),
+                                             max_records=SINK_BATCH)
+            if fetched:
+                await self.write(fetched)
+
+    async def write(self, fetched: dict[TopicPartition, list[Any]]) -> None:
+        messages: list[Message] = []
+        stamps: list[int] = []
+        offsets: dict[tuple[str, int], int] = {}
+        for tp, records in fetched.items():
+            for record in records:
+                try:
+                    messages.append(decode(tp.topic, record.key, record.value))
+                    stamps.append(record.timestamp)
+                except InvalidAggregate as exc:
+                    _skip_invalid((KIND_OF_TOPIC.get(tp.topic, ""), record.key, None), exc)
+            offsets[(tp.topic, tp.partition)] = records[-1].offset + 1
+        batch = collapse(messages, on_invalid=_skip_invalid)
+        batch.offsets = offsets
+        try:
+            await self._in_thread(self.writer.write, batch)
+        except WriterStopped:
+            return
+        now_ms = time.time() * 1000
+        for ts in stamps:
+            observe_end_to_end((now_ms - ts) / 1000)
+        # for lag monitoring (blogpulse_consumer_lag); the database holds the real position
+        committed = {TopicPartition(t, p): o for (t, p), o in offsets.items()}
+        await self.consumer.commit(committed)
+        for tp, offset in committed.items():
+            end = self.consumer.highwater(tp)
+            if end is not None:
+                CONSUMER_LAG.labels(topic=tp.topic, partition=str(tp.partition)).set(
+                    max(0, end - offset))
