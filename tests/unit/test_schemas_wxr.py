@@ -98,6 +98,17 @@ def test_events_counts_match_the_xml(path):
     assert b"Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("path", VALID, ids=lambda p: p.name)
+def test_https_namespace_variants_count_the_same(path, tmp_path):
+    """The importer's own test files as WordPress.com writes them (https export namespace)."""
+    https = tmp_path / path.name
+    https.write_bytes(path.read_bytes().replace(b"http://wordpress.org/export/", b"https://wordpress.org/export/"))
+    assert dom_counts(https) == dom_counts(path)
+    result = cli("events", "--site", "test-site", str(https))
+    assert result.returncode == 0, result.stderr.decode()
+    assert Counter(decode_event(line)["type"] for line in result.stdout.splitlines()) == dom_counts(path)
+
+
 @pytest.mark.parametrize("path", BROKEN, ids=lambda p: p.name)
 def test_broken_files_give_a_clear_error(path):
     result = cli("events", str(path))
