@@ -102,7 +102,8 @@ def test_events_counts_match_the_xml(path):
 def test_https_namespace_variants_count_the_same(path, tmp_path):
     """The importer's own test files as WordPress.com writes them (https export namespace)."""
     https = tmp_path / path.name
-    https.write_bytes(path.read_bytes().replace(b"http://wordpress.org/export/", b"https://wordpress.org/export/"))
+    https.write_bytes(path.read_bytes().replace(b"http://wordpress.org/export/",
+                                                b"https://wordpress.org/export/"))
     assert dom_counts(https) == dom_counts(path)
     result = cli("events", "--site", "test-site", str(https))
     assert result.returncode == 0, result.stderr.decode()
