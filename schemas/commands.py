@@ -18,7 +18,8 @@ EXIT_OK, EXIT_BROKEN, EXIT_USAGE = 0, 1, 2
 
 def register(subparsers) -> None:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("file", metavar="FILE", help="WordPress export (WXR 1.0-1.2) or JSONL events")
+    common.add_argument("file", metavar="FILE",
+                        help="WordPress or WordPress.com export (WXR 1.0-1.2) or JSONL events")
     common.add_argument("--site", help="site name for every event (default: from the export's "
                                        "base_blog_url / link); no '/'")
     p = subparsers.add_parser(

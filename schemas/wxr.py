@@ -6,16 +6,20 @@ events as each <wp:comment> closes, using the post fields read before it (WordPr
 dates and dc:creator before an item's comments).
 
 Mapping (docs/architecture.md, input events):
-- only elements in a WXR namespace http://wordpress.org/export/1.N/ count: a `wp:` prefix bound to
-  another namespace (namespace-edge-cases.xml) is someone else's element and is ignored;
+- only elements in a WXR namespace count: http:// or https://wordpress.org/export/1.N/ (1.0 to 1.2
+  exist; WordPress.com writes https://). The importer takes whatever the `wp:` prefix is bound to;
+  we take these URIs only, so a `wp:` prefix bound to another namespace (namespace-edge-cases.xml)
+  is someone else's element and is ignored;
 - comment_type '' or 'comment' -> comment (comment_parent 0) or reply; 'pingback'/'trackback' ->
   pingback with that kind; 'note' and any other custom type are skipped;
 - comment_approved 1 -> approved, 0 -> hold, spam -> spam, trash and post-trashed -> trash, absent
   or empty -> approved (WordPress' default when it inserts a comment);
 - event_time = comment_date_gmt; when that is missing or 0000-00-00 00:00:00, comment_date taken as
   UTC (an export does not say the blog's timezone; the error is at most the UTC offset). post_time
-  the same from wp:post_date_gmt / wp:post_date. A comment with neither date is skipped: WordPress
-  would stamp it with the import time, which we refuse to invent;
+  the same from wp:post_date_gmt / wp:post_date. A comment with neither date is counted, as the
+  importer imports it, at its post's time, else at the export's channel <pubDate> (the importer
+  would stamp it with the import time, which would differ on every run); a warning says which time
+  it got. Only with none of these dates is it skipped;
 - post_author: the comment's comment_user_id equals the post author's user id (dc:creator login ->
   wp:author_id from the wp:author list), else its e-mail equals that author's wp:author_email;
 - author_key: schemas.identity.AuthorKeyer of e-mail / name / URL. E-mails, names, URLs (except a
@@ -25,24 +29,26 @@ Mapping (docs/architecture.md, input events):
 
 Like the WordPress importer, a file without a valid wp:wxr_version (missing, or not N.N) is not a
 WordPress export: WxrError. Malformed XML is a WxrError at the line the parser stopped, after every
-event that closed before it was yielded. Comments that cannot become a valid event (no date, bad id,
-unknown status) are skipped and reported through `on_skip` (default: a logging warning) without
-personal data.
+event that closed before it was yielded. Comments that cannot become a valid event (no date at all,
+bad id, unknown status) are skipped. Every warning (a skipped comment, a comment given a stand-in
+time) goes to `on_skip` (default: a logging warning), without personal data.
 """
 from __future__ import annotations
 
 import logging
 import re
 import xml.etree.ElementTree as ET
+from datetime import timezone
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from schemas.identity import AuthorKeyer, normalise_email
-from schemas.wire import InvalidEvent, make_event, validate
+from schemas.wire import InvalidEvent, make_event, parse_time, validate
 
 log = logging.getLogger(__name__)
 
-_WXR_NS = re.compile(r"http://wordpress\.org/export/1\.\d+/\Z")
+_WXR_NS = re.compile(r"https?://wordpress\.org/export/1\.\d+/\Z")
 _VERSION = re.compile(r"\d+\.\d+\Z")
 _DC_CREATOR = "{http://purl.org/dc/elements/1.1/}creator"
 _ZERO_DATE = "0000-00-00 00:00:00"
@@ -88,6 +94,17 @@ def _wxr_time(value: str | None) -> str | None:
     return value.replace(" ", "T", 1) + "Z"
 
 
+def _rfc822_time(value: str | None) -> str | None:
+    """RSS <pubDate> 'Thu, 01 Mar 2012 10:00:00 +0000' -> '2012-03-01T10:00:00Z'; None if unreadable."""
+    try:
+        when = parsedate_to_datetime((value or "").strip())
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is not None:
+        when = when.astimezone(timezone.utc)
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _text(elem: ET.Element | None) -> str:
     return (elem.text or "") if elem is not None else ""
 
@@ -98,6 +115,7 @@ class _Channel:
     def __init__(self) -> None:
         self.version: str | None = None
         self.site_urls: dict[str, str] = {}
+        self.pub_date: str | None = None  # the channel's <pubDate>: when the export was written
         self.authors: dict[str, tuple[int, str]] = {}  # login -> (user id, normalised e-mail)
         self.item: dict[str, str] = {}
 
@@ -173,6 +191,8 @@ def _on_end(elem: ET.Element, stack: list[ET.Element], state: _Channel, path: Pa
             state.site_urls[name] = _text(elem)
         elif elem.tag == "link":
             state.site_urls["link"] = _text(elem)
+        elif elem.tag == "pubDate":
+            state.pub_date = _rfc822_time(_text(elem))
         elif name == "author":
             _read_author(elem, state)
     elif depth == 3 and stack[-1].tag == "item":
@@ -229,10 +249,12 @@ def _comment_event(elem: ET.Element, state: _Channel, path: Path, line: int, sit
         skip(f"{where} skipped: comment_approved {c['comment_approved'][:20]!r} is not 1, 0, spam, "
              "trash or post-trashed")
         return None
+    post_time = _wxr_time(state.item.get("post_date_gmt")) or _wxr_time(state.item.get("post_date"))
     event_time = _wxr_time(c.get("comment_date_gmt")) or _wxr_time(c.get("comment_date"))
     if event_time is None:
-        skip(f"{where} skipped: no comment_date_gmt or comment_date")
-        return None
+        event_time = _undated_comment_time(post_time, state.pub_date, where, skip)
+        if event_time is None:
+            return None
     try:
         post_id = int(state.item.get("post_id", ""))
         comment_id = int(cid)
@@ -241,7 +263,6 @@ def _comment_event(elem: ET.Element, state: _Channel, path: Path, line: int, sit
     except ValueError:
         skip(f"{where} skipped: post_id, comment_id, comment_parent or comment_user_id is not a number")
         return None
-    post_time = _wxr_time(state.item.get("post_date_gmt")) or _wxr_time(state.item.get("post_date"))
     email = c.get("comment_author_email")
     author_id, author_email = state.authors.get(state.item.get("creator", ""), (0, ""))
     post_author = bool(author_id and user_id == author_id) or bool(
@@ -262,6 +283,30 @@ def _comment_event(elem: ET.Element, state: _Channel, path: Path, line: int, sit
             event["post_time"] = None
             return _validated_or_skip(event, where, skip)
         skip(f"{where} skipped: {exc}")
+        return None
+
+
+def _undated_comment_time(post_time: str | None, pub_date: str | None, where: str,
+                          skip: Callable[[str], None]) -> str | None:
+    """A stand-in time for a comment without comment_date_gmt and comment_date (the importer imports
+    it): its post's time, else the export's pubDate. None (and a skip) when neither is known."""
+    post_time, pub_date = _valid_time(post_time), _valid_time(pub_date)
+    if post_time:
+        skip(f"{where} has no comment_date_gmt or comment_date: counted at its post's date {post_time}")
+        return post_time
+    if pub_date:
+        skip(f"{where} has no comment_date_gmt or comment_date, nor its post a date: counted at the "
+             f"export's pubDate {pub_date}")
+        return pub_date
+    skip(f"{where} skipped: no comment_date_gmt or comment_date, and neither its post nor the export "
+         "has a date to count it at")
+    return None
+
+
+def _valid_time(value: str | None) -> str | None:
+    try:
+        return value if value and parse_time("time", value) else None
+    except InvalidEvent:
         return None
 
 

@@ -5,18 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, inspect
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
-from streams.config import settings
+from streams.config import SettingError, settings
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 ALEMBIC_INI = Path(__file__).resolve().parent / "alembic.ini"
 SINK_TABLES = ("post_engagement", "thread_engagement", "engagement_window", "sink_tombstone")
 
 
-class BadDatabaseUrl(ValueError):
-    pass
+POSTGRES_EXTRA = "pip install 'blogpulse[postgres]'"
+
+
+class BadDatabaseUrl(SettingError):
+    """BLOGPULSE_DB cannot be used: not a URL, or its database driver is not installed."""
 
 
 def masked(url: str) -> str:
@@ -30,19 +33,37 @@ def masked(url: str) -> str:
 def make_engine(url: str | None = None, **kwargs) -> Engine:
     """Engine for BLOGPULSE_DB (or url). pool_pre_ping: a connection that died during a database
     restart is replaced instead of failing the next batch."""
-    url = url or settings().db_url
-    try:
-        parsed = make_url(url)
-    except ArgumentError as exc:
-        raise BadDatabaseUrl(f"BLOGPULSE_DB: not a database URL ({exc})") from None
+    parsed = database_url(url or settings().db_url)
     kwargs.setdefault("pool_pre_ping", True)
     if parsed.get_backend_name() == "postgresql":
         # Fail fast while the database is down; the sink retries with its own backoff.
         kwargs.setdefault("connect_args", {"connect_timeout": 5})
-    engine = create_engine(parsed, **kwargs)
+    try:
+        engine = create_engine(parsed, **kwargs)  # imports the driver (the engine connects later)
+    except (ImportError, NoSuchModuleError) as exc:
+        raise BadDatabaseUrl(_missing_driver(parsed, exc)) from None
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def database_url(url: str) -> URL:
+    """The parsed URL. A plain postgresql:// URL means psycopg 3 (the `postgres` extra), not
+    SQLAlchemy's default psycopg2, which blogpulse does not install."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise BadDatabaseUrl(f"BLOGPULSE_DB: not a database URL ({exc})") from None
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def _missing_driver(url: URL, exc: Exception) -> str:
+    if url.drivername == "postgresql+psycopg":
+        return (f"BLOGPULSE_DB is a PostgreSQL URL but its driver psycopg is not installed: "
+                f"install the postgres extra ({POSTGRES_EXTRA})")
+    return f"BLOGPULSE_DB: the driver of {url.drivername} is not installed ({exc})"
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:

@@ -6,6 +6,7 @@ import argparse
 import importlib
 import sys
 
+from streams.config import SettingError
 from streams.kafka_security import KafkaSecurityError
 
 # Order is the order of `blogpulse --help`.
@@ -31,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except KafkaSecurityError as exc:  # a bad BLOGPULSE_KAFKA_* setting: say which, no traceback
+    except (KafkaSecurityError, SettingError) as exc:  # a bad setting: say which, no traceback
         print(f"blogpulse: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -32,6 +32,11 @@ def _run_worker(args: argparse.Namespace) -> int:
         print(f"blogpulse worker: BLOGPULSE_PROCESSING_GUARANTEE must be at_least_once or "
               f"exactly_once, not {s.processing_guarantee!r}")
         return 2
+    from sinks.db import make_engine
+
+    # The sink builds its engine inside the running app, where a missing driver would be a
+    # traceback: check BLOGPULSE_DB now (BadDatabaseUrl -> one line, exit 2). No connection yet.
+    make_engine(s.db_url).dispose()
     # Imported here: building the faust app reads the environment; other commands don't need it.
     from streams import worker
 

@@ -21,6 +21,11 @@ BASE_OUTPUT_TOPICS = {
 }
 
 
+class SettingError(ValueError):
+    """A BLOGPULSE_* setting cannot be used; the message names the variable and what to do.
+    `blogpulse` prints it as one line and exits 2."""
+
+
 def env_generation() -> int:
     """BLOGPULSE_GENERATION (default 1): which rebuild of the aggregates this process works on
     (docs/replay.md). Generation N > 1 has its own faust app id, output topics and sink tables."""

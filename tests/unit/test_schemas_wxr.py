@@ -28,7 +28,7 @@ SAMPLE = REPO / "schemas" / "sample" / "sample-export.xml"
 KEYER = AuthorKeyer(b"unit-secret")
 ENV = {**os.environ, "BLOGPULSE_AUTHOR_SECRET": "unit-secret",
        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-WXR_NAMESPACES = [f"http://wordpress.org/export/1.{n}/" for n in range(3)]
+WXR_NAMESPACES = [f"{scheme}://wordpress.org/export/1.{n}/" for scheme in ("http", "https") for n in range(3)]
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
@@ -55,16 +55,20 @@ def dom_counts(path: Path) -> Counter | None:
                 ("".join(c.data for c in n.childNodes) for n in doc.getElementsByTagNameNS(ns, "wxr_version"))]
     if not versions or not re.fullmatch(r"\d+\.\d+", versions[0].strip()):
         return None
+    channel = doc.getElementsByTagName("channel")[0]
+    export_dated = any(n.parentNode is channel for n in doc.getElementsByTagName("pubDate"))
     counts: Counter = Counter()
     for ns in WXR_NAMESPACES:
         for comment in doc.getElementsByTagNameNS(ns, "comment"):
             if comment.parentNode.tagName != "item":
                 continue
             ctype = (_texts(comment, "comment_type") or [""])[0]
+            item = comment.parentNode
             dated = [d for d in _texts(comment, "comment_date_gmt") + _texts(comment, "comment_date")
+                     + _texts(item, "post_date_gmt") + _texts(item, "post_date")
                      if d and d != "0000-00-00 00:00:00"]
-            if not dated:
-                continue  # no time: skipped on purpose (documented in schemas/wxr.py)
+            if not dated and not export_dated:
+                continue  # no time at all: skipped on purpose (documented in schemas/wxr.py)
             parent = int((_texts(comment, "comment_parent") or ["0"])[0] or 0)
             if ctype in ("", "comment"):
                 counts["reply" if parent else "comment"] += 1
@@ -92,6 +96,18 @@ def test_events_counts_match_the_xml(path):
     events = [decode_event(line) for line in result.stdout.splitlines()]
     assert Counter(e["type"] for e in events) == dom_counts(path)
     assert b"Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("path", VALID, ids=lambda p: p.name)
+def test_https_namespace_variants_count_the_same(path, tmp_path):
+    """The importer's own test files as WordPress.com writes them (https export namespace)."""
+    https = tmp_path / path.name
+    https.write_bytes(path.read_bytes().replace(b"http://wordpress.org/export/",
+                                                b"https://wordpress.org/export/"))
+    assert dom_counts(https) == dom_counts(path)
+    result = cli("events", "--site", "test-site", str(https))
+    assert result.returncode == 0, result.stderr.decode()
+    assert Counter(decode_event(line)["type"] for line in result.stdout.splitlines()) == dom_counts(path)
 
 
 @pytest.mark.parametrize("path", BROKEN, ids=lambda p: p.name)
@@ -211,7 +227,7 @@ def test_mapping_of_types_statuses_dates_and_post_author(tmp_path, ns):
     ])
     events, skipped = _read(tmp_path, _wxr(body, ns=ns))
     got = {e["comment_id"]: e for e in events}
-    assert sorted(got) == [1, 2, 3, 4, 5, 6]
+    assert sorted(got) == [1, 2, 3, 4, 5, 6, 9]
     assert got[1]["type"] == "comment" and got[1]["status"] == "approved" and not got[1]["post_author"]
     assert got[2]["type"] == "reply" and got[2]["parent_id"] == 1 and got[2]["post_author"]  # user id
     assert got[2]["event_time"] == "2012-01-02T11:00:00Z"  # comment_date taken as UTC
@@ -222,8 +238,51 @@ def test_mapping_of_types_statuses_dates_and_post_author(tmp_path, ns):
     assert got[6]["status"] == "trash" and got[6]["type"] == "comment"
     assert all(e["site"] == "blog.example.org_news" for e in events)
     assert all(e["post_time"] == "2012-01-01T12:00:00Z" for e in events)  # post_date fallback
+    assert got[9]["event_time"] == "2012-01-01T12:00:00Z"  # undated: at its post's date
     assert len(skipped) == 2 and "comment 9" in skipped[0] and "comment 10" in skipped[1]
+    assert "counted at its post's date 2012-01-01T12:00:00Z" in skipped[0]
+    assert "skipped" in skipped[1]
     assert not any("@" in m for m in skipped)
+
+
+def _undated_post(body: str, pub_date: str = "", post_date: str = "0000-00-00 00:00:00",
+                  scheme: str = "http") -> str:
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<rss version="2.0" xmlns:wp="{scheme}://wordpress.org/export/1.2/"><channel>
+<link>http://blog.example.org/</link>{pub_date}<wp:wxr_version>1.2</wp:wxr_version>
+<item><wp:post_id>5</wp:post_id><wp:post_date>{post_date}</wp:post_date>{body}</item></channel></rss>"""
+
+
+def test_undated_comment_counts_at_the_post_date_else_the_export_pubdate(tmp_path):
+    undated = _comment(1, comment_date_gmt=None, comment_date=None)
+    events, skipped = _read(tmp_path, _undated_post(undated, post_date="2012-01-01 12:00:00"))
+    assert [e["event_time"] for e in events] == ["2012-01-01T12:00:00Z"]
+    assert "counted at its post's date" in skipped[0]
+
+    channel_date = "<pubDate>Wed, 07 Mar 2012 15:30:00 +0100</pubDate>"
+    events, skipped = _read(tmp_path, _undated_post(undated, pub_date=channel_date))
+    assert [e["event_time"] for e in events] == ["2012-03-07T14:30:00Z"]  # in UTC
+    assert events[0]["post_time"] is None
+    assert len(skipped) == 1 and "counted at the export's pubDate 2012-03-07T14:30:00Z" in skipped[0]
+
+    events, skipped = _read(tmp_path, _undated_post(undated, pub_date="<pubDate>soon</pubDate>"))
+    assert events == [] and "skipped" in skipped[0] and "comment 1 of post 5" in skipped[0]
+
+    # the warning reaches the user of `blogpulse events`, the event reaches stdout
+    path = tmp_path / "undated.xml"
+    path.write_text(_undated_post(undated, pub_date=channel_date))
+    result = cli("events", str(path))
+    assert result.returncode == 0 and len(result.stdout.splitlines()) == 1
+    assert b"warning: " in result.stderr and b"counted at the export's pubDate" in result.stderr
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+@pytest.mark.parametrize("version", ["1.0", "1.1", "1.2"])
+def test_every_export_namespace_is_read(tmp_path, scheme, version):
+    text = _undated_post(_comment(1), post_date="2012-01-01 12:00:00", scheme=scheme)
+    text = text.replace("export/1.2/", f"export/{version}/")
+    events, skipped = _read(tmp_path, text)
+    assert [e["comment_id"] for e in events] == [1] and skipped == []
 
 
 def test_site_argument_and_site_from_base_blog_url(tmp_path):
