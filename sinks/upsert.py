@@ -287,8 +287,11 @@ def write_collapsed(conn: Connection, batch: Batch, now: datetime | None = None,
         if not changes:
             continue
         table = gen_tables.aggregates[kind]
-        upserts = [c for c in changes.values() if not c.deleted]
-        deletes = [c for c in changes.values() if c.deleted]
+        # In key order: two sinks writing one database (a rebalance, a second worker) then lock
+        # rows in the same order and cannot deadlock.
+        ordered = [changes[pk] for pk in sorted(changes)]
+        upserts = [c for c in ordered if not c.deleted]
+        deletes = [c for c in ordered if c.deleted]
         if dead and kind != "posts":
             kept = [c for c in upserts if c.version > dead.get((kind, c.tombstone_key), -1)]
             result.skipped_tombstoned += len(upserts) - len(kept)

@@ -266,7 +266,6 @@ async def flush() -> int:
         for partition, key, value in store.drain():
             changelog.add(CHANGELOG_TOPIC, partition, key, value)
         producer = await aiokafka_producer(app)
-        outputs_n, changelog_n = outputs.count, changelog.count
         if outputs.count:
             await asyncio.gather(*await outputs.send(producer))  # before the state (module doc)
         if changelog.count:
@@ -278,7 +277,6 @@ async def flush() -> int:
         _derived.clear()
         pending.__init__()  # never acknowledged
         raise
-    log.info("FLUSHDBG events=%d posts=%d outputs=%d changelog=%d held=%.2fs behind=%.2fs", len(pending.events), len(pending.changes), outputs_n, changelog_n, time.monotonic() - (pending.since or 0), time.time() - pending.newest_input)
     pending.release()
     for aggregate, n in by_aggregate.items():
         metrics.AGGREGATES_EMITTED.labels(aggregate=aggregate).inc(n)
@@ -361,6 +359,8 @@ async def aggregate(stream):
 
 async def flush_if_stale() -> bool:
     """Flush changes held while catching up once no more events come. True if it flushed."""
+    if _flush_lock.locked():
+        return False  # the agent is at work and flushes when due
     if pending and time.monotonic() - pending.since >= FLUSH_MAX_SECONDS:
         async with _flush_lock:
             if pending:
@@ -369,7 +369,7 @@ async def flush_if_stale() -> bool:
     return False
 
 
-@app.timer(interval=BATCH_WITHIN)
+@app.timer(interval=FLUSH_MAX_SECONDS / 4)
 async def flush_clock() -> None:
     await flush_if_stale()
 

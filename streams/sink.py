@@ -1,6 +1,7 @@
-"""The database sink: a service of the worker that drains the compacted output topics into the
-database with batched fetches (a plain aiokafka consumer: no faust per-event path for output
-messages, docs/performance.md).
+"""The database sink: drains the compacted output topics into the database with batched fetches
+(a plain aiokafka consumer: no faust per-event path for output messages, docs/performance.md).
+It runs in its own process, started and watched by the worker (streams/sink_process.py), so its
+decoding and database work use the second core instead of the aggregation's event loop.
 
 Each fetch (up to BLOGPULSE_SINK_BATCH messages) is collapsed to the newest version per key
 (sinks/upsert.py) and written in one transaction together with the next offset of every partition
@@ -24,7 +25,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import mode
 import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 
@@ -84,23 +84,29 @@ class _SeekToStored(ConsumerRebalanceListener):
         await self.sink.seek_to_stored(assigned)
 
 
-class DatabaseSink(mode.Service):
-    """Output topics -> database, positions kept in the database."""
+class DatabaseSink:
+    """Output topics -> database, positions kept in the database. run() until stop()."""
 
-    def __init__(self, s: Settings | None = None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, s: Settings | None = None) -> None:
         self.settings = s or settings()
         self.topics = sorted(OUTPUT_TOPICS.values())
-        # One thread: batches are written in the order they were read (per-key order is kept).
+        # One thread for the database: the event loop keeps fetching meanwhile.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="blogpulse-sink")
         self.writer = RetryingWriter(make_engine(self.settings.db_url),
                                      generation=self.settings.generation)
         self.consumer: AIOKafkaConsumer | None = None
+        self._stopping = asyncio.Event()
 
     async def _in_thread(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
-    async def on_start(self) -> None:
+    def stop(self) -> None:
+        # Lets a write that is waiting for the database give up: its batch stays unwritten and
+        # its offsets unstored, so it is read again.
+        self.writer.stop()
+        self._stopping.set()
+
+    async def run(self) -> None:
         await self._in_thread(self._check_schema)
         s = self.settings
         self.consumer = AIOKafkaConsumer(
@@ -112,14 +118,15 @@ class DatabaseSink(mode.Service):
             **s.kafka_security.aiokafka_config())
         self.consumer.subscribe(self.topics, listener=_SeekToStored(self))
         await self.consumer.start()
-
-    async def on_stop(self) -> None:
-        # Lets a write that is waiting for the database give up: its batch stays unwritten and
-        # its offsets unstored, so it is read again.
-        self.writer.stop()
-        if self.consumer is not None:
+        try:
+            while not self._stopping.is_set():
+                fetched = await self.consumer.getmany(
+                    timeout_ms=int(SINK_FLUSH_SECONDS * 1000), max_records=SINK_BATCH)
+                if fetched:
+                    await self.write(fetched)
+        finally:
             await self.consumer.stop()
-        self._executor.shutdown(wait=False)
+            self._executor.shutdown(wait=False)
 
     def _check_schema(self) -> None:
         engine = self.writer.engine
@@ -154,31 +161,12 @@ class DatabaseSink(mode.Service):
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
-    @mode.Service.task
-    async def _drain(self) -> None:
-        consumer = self.consumer
-        while not self.should_stop:
-            fetched = await consumer.getmany(timeout_ms=int(SINK_FLUSH_SECONDS * 1000),
-                                             max_records=SINK_BATCH)
-            if fetched:
-                await self.write(fetched)
-
     async def write(self, fetched: dict[TopicPartition, list[Any]]) -> None:
-        messages: list[Message] = []
-        stamps: list[int] = []
-        offsets: dict[tuple[str, int], int] = {}
-        for tp, records in fetched.items():
-            for record in records:
-                try:
-                    messages.append(decode(tp.topic, record.key, record.value))
-                    stamps.append(record.timestamp)
-                except InvalidAggregate as exc:
-                    _skip_invalid((KIND_OF_TOPIC.get(tp.topic, ""), record.key, None), exc)
-            offsets[(tp.topic, tp.partition)] = records[-1].offset + 1
-        batch = collapse(messages, on_invalid=_skip_invalid)
-        batch.offsets = offsets
+        stamps = [r.timestamp for records in fetched.values() for r in records]
+        offsets = {(tp.topic, tp.partition): records[-1].offset + 1
+                   for tp, records in fetched.items()}
         try:
-            await self._in_thread(self.writer.write, batch)
+            await self._in_thread(self._write, fetched, offsets)
         except WriterStopped:
             return
         now_ms = time.time() * 1000
@@ -192,3 +180,54 @@ class DatabaseSink(mode.Service):
             if end is not None:
                 CONSUMER_LAG.labels(topic=tp.topic, partition=str(tp.partition)).set(
                     max(0, end - offset))
+
+    def _write(self, fetched: dict[TopicPartition, list[Any]],
+               offsets: dict[tuple[str, int], int]) -> None:
+        """Decode, collapse and write one fetch (on the database thread)."""
+        messages: list[Message] = []
+        for tp, records in fetched.items():
+            for record in records:
+                try:
+                    messages.append(decode(tp.topic, record.key, record.value))
+                except InvalidAggregate as exc:
+                    _skip_invalid((KIND_OF_TOPIC.get(tp.topic, ""), record.key, None), exc)
+        batch = collapse(messages, on_invalid=_skip_invalid)
+        batch.offsets = offsets
+        self.writer.write(batch)
+
+
+async def _stop_with_parent(sink: DatabaseSink, parent: int) -> None:
+    """A worker killed without a clean stop (SIGKILL) cannot stop its sink: the sink notices that
+    it was re-parented and stops itself."""
+    while os.getppid() == parent:
+        await asyncio.sleep(1.0)
+    log.warning("sink: worker process %d is gone; stopping", parent)
+    sink.stop()
+
+
+def main(s: Settings, metrics_port: int, parent: int | None = None) -> int:
+    """`blogpulse sink`: run the sink until SIGTERM/SIGINT (or until the worker process `parent`
+    is gone), /metrics on 127.0.0.1:metrics_port (the worker serves them with its own,
+    streams/sink_process.py)."""
+    import signal
+
+    from prometheus_client import start_http_server
+
+    from streams.sink_process import drop_process_collectors
+
+    drop_process_collectors()
+    start_http_server(metrics_port, addr="127.0.0.1")
+    sink = DatabaseSink(s)
+
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, sink.stop)
+        if parent is not None:
+            watch = asyncio.create_task(_stop_with_parent(sink, parent))
+        await sink.run()
+        if parent is not None:
+            watch.cancel()
+
+    asyncio.run(serve())
+    return 0

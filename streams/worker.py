@@ -1,5 +1,5 @@
-"""The worker process: the faust app with the aggregation agent, the database sink service,
-faust's Prometheus sensor and /metrics."""
+"""The worker process: the faust app with the aggregation agent, faust's Prometheus sensor and
+/metrics, and the database sink in a child process (streams/sink_process.py)."""
 from __future__ import annotations
 
 import faust
@@ -8,9 +8,6 @@ from streams import agents  # noqa: F401  (registers the aggregation agent and t
 from streams import gc_tuning, observability
 from streams.app import app
 from streams.config import Settings
-from streams.sink import DatabaseSink
-
-app.service(DatabaseSink)  # output topics -> database (streams/sink.py)
 
 # faust's Prometheus sensor (fixed prefix faust_*), consumer lag and top-N gauges; /metrics on the
 # web port serves prometheus-client's default registry: faust's metrics and the product's own.
@@ -21,7 +18,10 @@ def run(settings: Settings, loglevel: str = "info") -> int:
     """Create missing topics with the configured partition count, then run until stopped."""
     from schemas.publisher import ensure_topics
 
+    from streams import sink_process
+
     ensure_topics(settings, compacted=[agents.CHANGELOG_TOPIC])
+    sink = sink_process.install(app)
     worker = faust.Worker(app, loglevel=loglevel)
     # faust's start-up spinner (shown at --loglevel warning and above) sets the root logger to
     # DEBUG so that it turns on every record: every aiokafka debug call then builds a LogRecord,
@@ -32,4 +32,6 @@ def run(settings: Settings, loglevel: str = "info") -> int:
         worker.execute_from_commandline()
     except SystemExit as exc:
         return int(exc.code or 0)
+    finally:
+        sink.stop()
     return 0
