@@ -124,6 +124,15 @@ def _memory_runs(results: dict):
         r = results.get(key)
         if r:
             yield f"{label} ({r['events']:,} events, {r['posts']:,} posts)", r
+    for c in results.get("changelog_pair") or []:
+        if str(c.get("shape", "")).startswith("cl"):  # runs of their own (shape runs: above)
+            yield (f"blogpulse worker, memory store, changelog run ({c['entries']:,} events, "
+                   f"{c['posts']:,} posts)"), c
+    for key, who in (("latency", "1 worker"), ("latency_high", "1 worker"),
+                     ("latency_2_workers", "2 workers, the first")):
+        lat = results.get(key)
+        if lat and lat.get("peak_rss_mb"):
+            yield f"blogpulse worker, latency at {lat['rate']:,} events/s, {who}", lat
     for m in results.get("memory", []):  # result files of older runs
         yield f"{m['store']} store ({m['events']:,} events, {m['posts']:,} posts)", m
 

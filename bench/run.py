@@ -135,6 +135,7 @@ def _latency(ctx, procs, rate: int, args, key: str, results: dict, label: str) -
     print(f"  latency, {len(procs)} worker(s): {rate:,} events/s for {args.latency_seconds:g} s")
     r = results[key] = scenarios.latency(ctx, procs, rate, args.latency_seconds,
                                          args.latency_posts, label=label)
+    r["peak_rss_mb"] = [w.peak_rss_mb() for w in procs]
     print(f"  -> p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, max {r['max_ms']} ms")
 
 
@@ -170,7 +171,7 @@ def _measure(ctx: scenarios.Context, args: argparse.Namespace, results: dict) ->
               + " and at ".join(f"{p:,}" for p in shapes.CHANGELOG_PER_POST) + " entries per post")
         results["changelog_pair"] = [
             {"shape": r["shape"], "entries": r["entries"], "posts": r["posts"],
-             **r.get("changelog", {})}
+             "peak_rss_mb": (r.get("e2e") or {}).get("peak_rss_mb"), **r.get("changelog", {})}
             for r in shapes.changelog_pair(ctx, runs, n, skip)]
     if "rocksdb" not in skip:
         results["e2e_rocksdb"] = _store_run(ctx, "rocks", "rocksdb", first.entries, first.posts)
