@@ -94,3 +94,60 @@ def wait_group_stable(broker: str, group: str, members: int, timeout: float = 12
     raise TimeoutError(f"consumer group {group} did not reach {members} stable members "
                        f"in {timeout:.0f}s")
 
+
+
+def _read(broker: str, topics: Sequence[str]):
+    """Every record of `topics` (all partitions) from the beginning up to their current end."""
+    c = KafkaConsumer(bootstrap_servers=broker, enable_auto_commit=False,
+                      max_partition_fetch_bytes=8 * 1024 * 1024, fetch_max_bytes=64 * 1024 * 1024)
+    try:
+        tps = [TopicPartition(t, p) for t in topics for p in sorted(c.partitions_for_topic(t) or ())]
+        todo = {tp: end for tp, end in c.end_offsets(tps).items() if end > 0}
+        c.assign(list(todo))
+        c.seek_to_beginning(*todo)
+        while todo:
+            for tp, records in c.poll(timeout_ms=1000, max_records=50_000).items():
+                for r in records:
+                    if r.offset < todo.get(tp, 0):
+                        yield r
+                if records and records[-1].offset + 1 >= todo.get(tp, 0):
+                    todo.pop(tp, None)
+            todo = {tp: end for tp, end in todo.items() if c.position(tp) < end}
+    finally:
+        c.close()
+
+
+def topics_matching(broker: str, prefix: str, suffix: str = "") -> list[str]:
+    admin = KafkaAdminClient(bootstrap_servers=broker)
+    try:
+        return sorted(t for t in admin.list_topics() if t.startswith(prefix) and t.endswith(suffix))
+    finally:
+        admin.close()
+
+
+def topic_bytes(broker: str, prefix: str, suffix: str = "") -> dict:
+    """Messages and key + value bytes of every topic named prefix...suffix (all partitions), read
+    with a plain consumer: what a changelog costs the broker, before compaction."""
+    topics = topics_matching(broker, prefix, suffix)
+    messages = size = 0
+    for r in _read(broker, topics):
+        messages += 1
+        size += max(r.serialized_key_size, 0) + max(r.serialized_value_size, 0)
+    return {"topics": topics, "messages": messages, "bytes": size}
+
+
+def message_count(broker: str, topics: Iterable[str]) -> int:
+    """Messages in `topics` (end offsets; the topics are a run's own, so they start at 0)."""
+    return sum(end_offsets(broker, topics).values())
+
+
+def latest_values(broker: str, topic: str, key_prefix: str = "") -> dict[str, dict]:
+    """The last JSON value per key (keys starting with key_prefix) of a topic."""
+    import orjson
+
+    out: dict[str, dict] = {}
+    for r in _read(broker, [topic]):
+        key = r.key.decode() if r.key else ""
+        if key.startswith(key_prefix) and r.value is not None:
+            out[key] = orjson.loads(r.value)
+    return out

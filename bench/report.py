@@ -30,51 +30,111 @@ def machine() -> dict:
             "python": platform.python_version(), "kernel": platform.release()}
 
 
+def _eps(r: dict | None) -> float | None:
+    return (r or {}).get("events_per_s")
+
+
+def _ratio(a: float | None, b: float | None) -> str:
+    if not a or not b:
+        return "-"
+    return f"{a / b:.2f}" if a / b >= 0.1 else f"{a / b:.4f}"
+
+
 def rows(results: dict) -> list[tuple[str, str, str]]:
-    """(figure, value, ratio to baseline) for every measured figure."""
-    base = (results.get("baseline") or {}).get("events_per_s")
+    """(figure, value, ratio to baseline) for every measured figure. The baseline is the first
+    shape's (or an older result file's top-level one)."""
+    shape_runs = results.get("shapes", [])
+    base = _eps(results.get("baseline")) or next(
+        (_eps(r.get("baseline")) for r in shape_runs if _eps(r.get("baseline"))), None)
     out: list[tuple[str, str, str]] = []
 
     def rate(label: str, eps: float | None) -> None:
-        if eps is None:
-            out.append((label, "failed", "-"))
-            return
-        ratio = "-" if not base else (f"{eps / base:.2f}" if eps / base >= 0.1
-                                      else f"{eps / base:.4f}")
-        out.append((label, f"{eps:,.0f} events/s", ratio))
+        out.append((label, "failed" if eps is None else f"{eps:,.0f} events/s",
+                    "-" if eps is None else _ratio(eps, base)))
 
-    if "baseline" in results:
-        rate(f"baseline: aiokafka + orjson read ({results['baseline']['events']:,} events)", base)
-    if "faust_floor" in results:
-        rate(f"faust floor: no-op take_events agent + orjson ({results['faust_floor']['events']:,}"
-             " events)", results["faust_floor"].get("events_per_s"))
-    for key, label in (("e2e_1_worker", "blogpulse publish -> PostgreSQL, 1 worker"),
-                       ("e2e_2_workers", "blogpulse publish -> PostgreSQL, 2 workers"),
-                       ("e2e_rocksdb", "blogpulse publish -> PostgreSQL, 1 worker, RocksDB"),
-                       ("memory_run_memory", "memory run: publish -> PostgreSQL, memory store"),
-                       ("memory_run_rocksdb", "memory run: publish -> PostgreSQL, RocksDB")):
+    for r in shape_runs:
+        what = f"shape {r['shape']} ({r['entries']:,} entries, {r['posts']:,} posts)"
+        one = _eps(r.get("e2e"))
+        if "baseline" in r:
+            rate(f"{what}: baseline, aiokafka + orjson read", _eps(r["baseline"]))
+        if "floor" in r:
+            rate(f"{what}: faust floor, no-op take_events agent + orjson", _eps(r["floor"]))
+        if "quix" in r:
+            rate(f"{what}: Quix Streams app, RocksDB state", _eps(r["quix"]))
+        if "e2e" in r:
+            rate(f"{what}: blogpulse publish -> database, 1 worker", one)
+        for key, name in (("quix", "Quix"), ("floor", "faust floor")):
+            if key in r:
+                out.append((f"{what}: blogpulse / {name}", _ratio(one, _eps(r[key])), "-"))
+    for key, label in (("e2e_1_worker", "blogpulse publish -> database, 1 worker"),
+                       ("e2e_2_workers", "blogpulse publish -> database, 2 workers"),
+                       ("e2e_rocksdb", "blogpulse publish -> database, 1 worker, RocksDB"),
+                       ("memory_run_rocksdb", "shape c: publish -> database, RocksDB"),
+                       ("huge_rocksdb", "huge: publish -> database, RocksDB")):
         r = results.get(key)
         if r:
-            rate(f"{label} ({r['events']:,} events, {r['posts']:,} posts)", r.get("events_per_s"))
-    if results.get("e2e_2_workers") and results.get("e2e_1_worker"):
-        one, two = results["e2e_1_worker"].get("events_per_s"), \
-            results["e2e_2_workers"].get("events_per_s")
-        if one and two:
-            out.append(("scaling: 2 workers / 1 worker", f"{two / one:.2f}x", "-"))
-    for key, who in (("latency", "1 worker"), ("latency_2_workers", "2 workers")):
+            rate(f"{label} ({r['events']:,} events, {r['posts']:,} posts)", _eps(r))
+    one, two = _eps(results.get("e2e_1_worker") or (shape_runs[0].get("e2e") if shape_runs
+                                                    else None)), _eps(results.get("e2e_2_workers"))
+    if one and two:
+        out.append(("scaling: 2 workers / 1 worker", f"{two / one:.2f}x", "-"))
+    for key, who in (("latency", "1 worker"), ("latency_high", "1 worker"),
+                     ("latency_2_workers", "2 workers")):
         lat = results.get(key)
         if not lat:
             continue
         for q in ("p50", "p95", "p99", "max"):
             value = lat.get(f"{q}_ms")
-            out.append((f"latency publish -> PostgreSQL {q} at {lat['rate']:,} events/s, {who}",
+            out.append((f"latency publish -> database {q} at {lat['rate']:,} events/s, {who}",
                         "failed" if value is None else f"{value:,.0f} ms", "-"))
-    for m in results.get("memory", []):
-        value = m.get("peak_rss_mb")
-        out.append((f"worker peak RSS, {m['store']} store ({m['events']:,} events, "
-                    f"{m['posts']:,} posts)",
-                    "failed" if value is None else f"{value:,.0f} MB", "-"))
+    pair = results.get("changelog_pair") or []
+    for c in pair:
+        value = c.get("bytes_per_event")
+        out.append((f"changelog bytes per event, {c['entries'] / c['posts']:,.0f} entries per "
+                    f"post ({c['entries']:,} events)",
+                    "failed" if value is None else f"{value:,.0f} B", "-"))
+    if len(pair) == 2 and all(c.get("bytes_per_event") for c in pair):
+        out.append(("changelog bytes per event: big posts / small posts",
+                    f"{pair[0]['bytes_per_event'] / pair[1]['bytes_per_event']:.1f}x", "-"))
+    for r in shape_runs:
+        q = r.get("quix") or {}
+        if q.get("changelog"):
+            out.append((f"shape {r['shape']}: Quix changelog bytes per event / output messages "
+                        f"per event", f"{q['changelog']['bytes_per_event']:,.0f} B / "
+                        f"{q['output_messages'] / q['events']:.2f}", "-"))
+    for label, r in _memory_runs(results):
+        value = (r.get("peak_rss_mb") or [None])[0] if isinstance(r.get("peak_rss_mb"), list) \
+            else r.get("peak_rss_mb")
+        out.append((f"peak RSS, {label}", "failed" if value is None else f"{value:,.0f} MB", "-"))
     return out
+
+
+def _memory_runs(results: dict):
+    """(label, run) of every process whose VmHWM was taken."""
+    for r in results.get("shapes", []):
+        what = f"shape {r['shape']} ({r['entries']:,} entries, {r['posts']:,} posts)"
+        if r.get("e2e"):
+            yield f"blogpulse worker, {r['store']} store, {what}", r["e2e"]
+        if r.get("quix"):
+            yield f"Quix app, {what}", r["quix"]
+    for key, label in (("e2e_rocksdb", "blogpulse worker, rocksdb store"),
+                       ("memory_run_rocksdb", "blogpulse worker, rocksdb store"),
+                       ("huge_rocksdb", "blogpulse worker, rocksdb store"),
+                       ("e2e_2_workers", "blogpulse worker 1 of 2, memory store")):
+        r = results.get(key)
+        if r:
+            yield f"{label} ({r['events']:,} events, {r['posts']:,} posts)", r
+    for c in results.get("changelog_pair") or []:
+        if str(c.get("shape", "")).startswith("cl"):  # runs of their own (shape runs: above)
+            yield (f"blogpulse worker, memory store, changelog run ({c['entries']:,} events, "
+                   f"{c['posts']:,} posts)"), c
+    for key, who in (("latency", "1 worker"), ("latency_high", "1 worker"),
+                     ("latency_2_workers", "2 workers, the first")):
+        lat = results.get(key)
+        if lat and lat.get("peak_rss_mb"):
+            yield f"blogpulse worker, latency at {lat['rate']:,} events/s, {who}", lat
+    for m in results.get("memory", []):  # result files of older runs
+        yield f"{m['store']} store ({m['events']:,} events, {m['posts']:,} posts)", m
 
 
 def table(results: dict) -> str:

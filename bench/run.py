@@ -1,9 +1,14 @@
 """`python -m bench.run`: throughput, latency, memory and scaling of blogpulse on the real broker
 and PostgreSQL, against the plain-consumer baseline. Prints a table, saves JSON in bench/results/.
 
-Default run (~3-5 minutes on 2 cores): 50,000 entries over 1,000 posts per throughput run,
-1,000 events/s for 20 s for latency, peak RSS at that count; --memory adds the 1,000,000-entry /
-10,000-post runs with the memory and RocksDB stores (long: several minutes each)."""
+The matrix (docs/performance.md "Reproduce"): for each shape (--shapes, default a,b: 200,000
+entries over 2,000 posts, 100,000 over 50; c = 1,000,000 over 10,000 is opt-in) blogpulse publish
+-> database with 1 worker, then the plain-consumer baseline, the faust no-op floor and the Quix
+Streams app (bench/quix_app.py) over the same events; latency at --rate and --rate-high with 1
+worker and at --rate with 2 workers; changelog bytes per event at 2,000 and at 20 entries per post;
+peak RSS of every worker. --events N runs every shape with N entries (entries per post kept): a
+short check. --memory adds shape c with the RocksDB store, --huge 5,000,000 entries over
+500,000 posts with RocksDB."""
 from __future__ import annotations
 
 import argparse
@@ -16,11 +21,12 @@ from pathlib import Path
 from kafka.errors import KafkaError
 from sqlalchemy.exc import SQLAlchemyError
 
-from bench import baseline, db, report, scenarios
+from bench import db, report, scenarios, shapes
 from streams.config import settings
 
 DEFAULT_DB = "postgresql+psycopg://blogpulse:blogpulse@127.0.0.1:5432/blogpulse"
-PHASES = ("throughput", "latency", "baseline", "floor", "rocksdb", "scaling")
+PHASES = ("throughput", "latency", "baseline", "floor", "quix", "changelog", "rocksdb",
+          "scaling")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -29,17 +35,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--broker", default=s.broker, help="Kafka bootstrap servers (BLOGPULSE_BROKER)")
     p.add_argument("--db", default=DEFAULT_DB, help="sink database URL (PostgreSQL)")
-    p.add_argument("--events", type=int, default=50_000,
-                   help="entries per throughput run (default 50000)")
-    p.add_argument("--posts", type=int, default=1_000, help="posts per throughput run")
+    p.add_argument("--shapes", default="a,b",
+                   help="comma separated shapes: a (200,000 entries / 2,000 posts), "
+                        "b (100,000 / 50), c (1,000,000 / 10,000; long); default a,b")
+    p.add_argument("--events", type=int, default=None,
+                   help="run every shape, the changelog pair and the rocksdb and scaling runs with "
+                        "this many entries, entries per post kept (a short check)")
     p.add_argument("--rate", type=int, default=1_000, help="latency run: events/s (default 1000)")
+    p.add_argument("--rate-high", type=int, default=5_000,
+                   help="second 1-worker latency run: events/s (default 5000)")
     p.add_argument("--latency-seconds", type=float, default=20, help="latency run length")
     p.add_argument("--latency-posts", type=int, default=200, help="posts in the latency run")
     p.add_argument("--memory", action="store_true",
-                   help="also run the big memory runs (--memory-events over --memory-posts, "
-                        "memory and RocksDB stores)")
-    p.add_argument("--memory-events", type=int, default=1_000_000)
-    p.add_argument("--memory-posts", type=int, default=10_000)
+                   help="also run shape c (memory store, if not in --shapes) and shape c with "
+                        "the RocksDB store (long)")
+    p.add_argument("--huge", action="store_true",
+                   help="also run 5,000,000 entries over 500,000 posts with RocksDB (very long)")
     p.add_argument("--skip", default="", help=f"comma separated phases to skip: {','.join(PHASES)}")
     p.add_argument("--timeout", type=float, default=600,
                    help="seconds to wait for the database to show a run's events")
@@ -52,9 +63,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     unknown = args.skip - set(PHASES)
     if unknown:
         p.error(f"--skip: unknown phase(s) {', '.join(sorted(unknown))}; known: {', '.join(PHASES)}")
-    for name in ("events", "posts", "rate", "latency_posts", "memory_events", "memory_posts"):
-        if getattr(args, name) <= 0:
+    for name in ("events", "rate", "rate_high", "latency_posts"):
+        if getattr(args, name) is not None and getattr(args, name) <= 0:
             p.error(f"--{name.replace('_', '-')} must be > 0")
+    args.shapes = [x.strip() for x in args.shapes.split(",") if x.strip()]
+    unknown = [x for x in args.shapes if x not in shapes.SHAPES]
+    if unknown or not args.shapes:
+        p.error(f"--shapes: unknown shape(s) {', '.join(unknown) or '(none given)'}; "
+                f"known: {', '.join(shapes.SHAPES)}")
+    if args.memory and "c" not in args.shapes:
+        args.shapes.append("c")
     return args
 
 
@@ -68,13 +86,15 @@ def ensure_topics(broker: str) -> None:
     create_missing(replace(settings(), broker=broker))
 
 
-def drop_topics(broker: str, app_ids: list[str]) -> None:
-    """The benchmark apps' own topics (changelogs, leader topic): nobody else reads them."""
+def drop_topics(broker: str, app_ids: list[str], extra_prefixes: list[str] = ()) -> None:
+    """The benchmark apps' own topics (changelogs, leader topic, Quix's outputs and changelogs):
+    nobody else reads them."""
     from kafka import KafkaAdminClient
 
     admin = KafkaAdminClient(bootstrap_servers=broker)
     try:
-        mine = [t for t in admin.list_topics() if any(t.startswith(a + "-") for a in app_ids)]
+        prefixes = tuple(a + "-" for a in app_ids) + tuple(extra_prefixes)
+        mine = [t for t in admin.list_topics() if t.startswith(prefixes)]
         if mine:
             admin.delete_topics(mine)
     except Exception as exc:  # best effort: leftovers only cost disk
@@ -90,8 +110,8 @@ def run(args: argparse.Namespace, results: dict) -> dict:
                     "command": "python -m bench.run " + " ".join(sys.argv[1:]),
                     "config": {k: (sorted(v) if isinstance(v, set) else v)
                                for k, v in vars(args).items()}})
-    print(f"bench run {run_id}: {args.events:,} entries over {args.posts:,} posts per throughput run"
-          f"{'; memory runs: ' + format(args.memory_events, ',') if args.memory else ''}")
+    print(f"bench run {run_id}: shapes "
+          + ", ".join(f"{s.name} ({s.entries:,} / {s.posts:,})" for s in _shapes(args)))
     ensure_topics(args.broker)
     db.upgrade(args.db)
     workdir = Path(tempfile.mkdtemp(prefix=f"blogpulse-bench-{run_id}-"))
@@ -102,90 +122,87 @@ def run(args: argparse.Namespace, results: dict) -> dict:
         if not args.keep_rows:
             for site in ctx.sites:
                 db.cleanup(ctx.engine, site)
-        drop_topics(args.broker, ctx.app_ids)
+        drop_topics(args.broker, ctx.app_ids, ctx.topic_prefixes)
         results["workdir"] = str(workdir)
     return results
 
 
+def _shapes(args: argparse.Namespace) -> list[shapes.Shape]:
+    return [shapes.scaled(shapes.SHAPES[name], args.events) for name in args.shapes]
+
+
+def _latency(ctx, procs, rate: int, args, key: str, results: dict, label: str) -> None:
+    print(f"  latency, {len(procs)} worker(s): {rate:,} events/s for {args.latency_seconds:g} s")
+    r = results[key] = scenarios.latency(ctx, procs, rate, args.latency_seconds,
+                                         args.latency_posts, label=label)
+    r["peak_rss_mb"] = [w.peak_rss_mb() for w in procs]
+    print(f"  -> p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, max {r['max_ms']} ms")
+
+
 def _measure(ctx: scenarios.Context, args: argparse.Namespace, results: dict) -> None:
     skip = args.skip
-    one_needed = {"throughput", "latency", "baseline", "floor"} - skip
-    if one_needed:
-        print("1 worker, memory store: starting")
-        procs = scenarios.start_workers(ctx, "one", 1)
-        try:
-            print(f"  throughput: publishing {args.events:,} entries")
-            spy_out = report.RESULTS_DIR / f"{results['run_id']}-worker.pyspy"
-            if args.profile:
+    todo = _shapes(args)
+    first = todo[0]
+    runs = results.setdefault("shapes", [])
+    if "throughput" not in skip:
+        for i, shape in enumerate(todo):
+            spy_out = None
+            if args.profile and i == 0:
+                spy_out = report.RESULTS_DIR / f"{results['run_id']}-worker.pyspy"
                 spy_out.parent.mkdir(parents=True, exist_ok=True)
-            r = scenarios.throughput(ctx, procs, "one", args.events, args.posts,
-                                     profile_to=spy_out if args.profile else None)
-            results["e2e_1_worker"] = r
-            if args.profile and spy_out.exists():
+            if shape.name == "c":  # ~25 minutes here (~700 events/s): wait at 200 events/s
+                ctx.timeout = max(ctx.timeout, shape.entries / 200)
+            runs.append(shapes.measure(ctx, shape, skip, profile_to=spy_out))
+            if spy_out is not None and spy_out.exists():
                 from bench import profile
 
                 results["profile"] = {"raw": str(spy_out), "top": profile.summary(spy_out)}
-            results.setdefault("memory", []).append(
-                {"store": "memory", "events": args.events, "posts": args.posts,
-                 "peak_rss_mb": r["peak_rss_mb"][0]})
-            print(f"  -> {r['events_per_s']} events/s")
-            if "latency" not in skip:
-                print(f"  latency: {args.rate:,} events/s for {args.latency_seconds:g} s")
-                results["latency"] = scenarios.latency(ctx, procs, args.rate,
-                                                       args.latency_seconds, args.latency_posts)
-                print(f"  -> p50 {results['latency']['p50_ms']} ms, "
-                      f"p99 {results['latency']['p99_ms']} ms")
+    if "latency" not in skip:
+        print("1 worker, memory store: latency")
+        procs = scenarios.start_workers(ctx, "lat", 1)
+        try:
+            _latency(ctx, procs, args.rate, args, "latency", results, "latency")
+            _latency(ctx, procs, args.rate_high, args, "latency_high", results, "latency-high")
         finally:
             scenarios.stop_all(procs)
-        if "baseline" not in skip:
-            offsets = results["e2e_1_worker"]["offsets"]
-            print("baseline: plain aiokafka consumer + orjson over the same events")
-            results["baseline"] = baseline.measure(ctx.broker, scenarios.unplain(offsets["start"]),
-                                                   scenarios.unplain(offsets["end"]))
-            print(f"  -> {results['baseline']['events_per_s']} events/s")
-        if "floor" not in skip:
-            offsets = results["e2e_1_worker"]["offsets"]
-            print("faust floor: a no-op faust agent (take_events + orjson) over the same events")
-            results["faust_floor"] = scenarios.faust_floor(
-                ctx, scenarios.unplain(offsets["start"]), scenarios.unplain(offsets["end"]))
-            print(f"  -> {results['faust_floor']['events_per_s']} events/s")
+    if "changelog" not in skip:
+        n = args.events or shapes.SHAPES["b"].entries
+        print(f"changelog bytes per event: {n:,} events at "
+              + " and at ".join(f"{p:,}" for p in shapes.CHANGELOG_PER_POST) + " entries per post")
+        results["changelog_pair"] = [
+            {"shape": r["shape"], "entries": r["entries"], "posts": r["posts"],
+             "peak_rss_mb": (r.get("e2e") or {}).get("peak_rss_mb"), **r.get("changelog", {})}
+            for r in shapes.changelog_pair(ctx, runs, n, skip)]
     if "rocksdb" not in skip:
-        results["e2e_rocksdb"] = _store_run(ctx, "rocks", "rocksdb", args.events, args.posts,
-                                            results)
+        results["e2e_rocksdb"] = _store_run(ctx, "rocks", "rocksdb", first.entries, first.posts)
     if "scaling" not in skip:
-        print("2 workers, memory store: starting")
+        print(f"2 workers, memory store: {first.entries:,} entries over {first.posts:,} posts")
         procs = scenarios.start_workers(ctx, "two", 2)
         try:
-            r = scenarios.throughput(ctx, procs, "two", args.events, args.posts)
-            results["e2e_2_workers"] = r
+            r = results["e2e_2_workers"] = scenarios.throughput(ctx, procs, "two", first.entries,
+                                                                first.posts)
             print(f"  -> {r['events_per_s']} events/s")
             if "latency" not in skip:
-                print(f"  latency, 2 workers: {args.rate:,} events/s for {args.latency_seconds:g} s")
-                results["latency_2_workers"] = scenarios.latency(
-                    ctx, procs, args.rate, args.latency_seconds, args.latency_posts,
-                    label="latency-2")
-                print(f"  -> p50 {results['latency_2_workers']['p50_ms']} ms, "
-                      f"p99 {results['latency_2_workers']['p99_ms']} ms")
+                _latency(ctx, procs, args.rate, args, "latency_2_workers", results, "latency-2")
         finally:
             scenarios.stop_all(procs)
     if args.memory:
-        # A run of this size takes ~25 minutes here (~700 events/s): wait for it at 200 events/s.
-        ctx.timeout = max(ctx.timeout, args.memory_events / 200)
-        for store in ("memory", "rocksdb"):
-            r = _store_run(ctx, f"mem-{store[:4]}", store, args.memory_events, args.memory_posts,
-                           results)
-            results[f"memory_run_{store}"] = r
+        c = shapes.scaled(shapes.SHAPES["c"], args.events)
+        ctx.timeout = max(ctx.timeout, c.entries / 200)
+        results["memory_run_rocksdb"] = _store_run(ctx, "mem-rock", "rocksdb", c.entries, c.posts)
+    if args.huge:
+        h = shapes.scaled(shapes.HUGE, args.events)
+        ctx.timeout = max(ctx.timeout, h.entries / 200)
+        results["huge_rocksdb"] = _store_run(ctx, "huge-rock", "rocksdb", h.entries, h.posts)
 
 
-def _store_run(ctx, label: str, store: str, n: int, posts: int, results: dict) -> dict:
+def _store_run(ctx, label: str, store: str, n: int, posts: int) -> dict:
     print(f"1 worker, {store} store: {n:,} entries over {posts:,} posts")
     procs = scenarios.start_workers(ctx, label, 1, store=store)
     try:
         r = scenarios.throughput(ctx, procs, label, n, posts)
     finally:
         scenarios.stop_all(procs)
-    results.setdefault("memory", []).append(
-        {"store": store, "events": n, "posts": posts, "peak_rss_mb": r["peak_rss_mb"][0]})
     print(f"  -> {r['events_per_s']} events/s, peak RSS {r['peak_rss_mb'][0]} MB")
     return r
 

@@ -15,7 +15,6 @@ from bench import db, kafka_io, workers
 from bench.events import generate
 from streams.config import INPUT_TOPICS, OUTPUT_TOPICS, TICK_TOPIC
 from sinks.upsert import store_offsets
-from streams.process import stop_process
 
 NO_ROWS_LIMIT = 90.0  # seconds without a single row: the sink is not running, stop waiting
 APP_TOPICS = [*INPUT_TOPICS.values(), TICK_TOPIC, *OUTPUT_TOPICS.values()]
@@ -30,6 +29,7 @@ class Context:
         self.sites: list[str] = []
         self.profile_seconds = 60.0
         self.app_ids: list[str] = []
+        self.topic_prefixes: list[str] = []  # other topics of this run to drop afterwards
 
     def site(self, label: str) -> str:
         site = f"bench-{self.run_id}-{label}.example"
@@ -184,46 +184,3 @@ def unplain(offsets: dict[str, int]):
 def stop_all(procs: list[workers.Worker]) -> None:
     for w in procs:
         w.stop()
-
-
-
-
-def faust_floor(ctx: Context, start: dict, end: dict) -> dict:
-    """A no-op faust agent (bench/faust_floor.py) drains the [start, end) offset range: events/s
-    between its first and last batch."""
-    import os
-    import subprocess
-    import sys
-
-    app_id = ctx.app_id("floor")
-    kafka_io.pin_group(ctx.broker, app_id, start)
-    expected = sum(end[tp] - start[tp] for tp in start)
-    workdir = ctx.workdir / app_id
-    workdir.mkdir(parents=True, exist_ok=True)
-    progress = workdir / "progress"
-    env = dict(os.environ, BENCH_FLOOR_APP_ID=app_id, BENCH_FLOOR_PROGRESS=str(progress),
-               BLOGPULSE_BROKER=ctx.broker,
-               PYTHONPATH=os.pathsep.join(p for p in (str(workers.REPO),
-                                                      os.environ.get("PYTHONPATH", "")) if p))
-    log = open(workdir / "floor.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "bench.faust_floor", "worker"], cwd=workdir,
-                            env=env, stdout=log, stderr=subprocess.STDOUT)
-    lines: list[tuple[float, int]] = []
-    try:
-        deadline = time.monotonic() + ctx.timeout
-        while time.monotonic() < deadline and proc.poll() is None:
-            if progress.exists():
-                lines = [(float(t), int(n)) for t, n in
-                         (ln.split() for ln in progress.read_text().splitlines() if ln.strip())]
-                if lines and lines[-1][1] >= expected:
-                    break
-            time.sleep(0.2)
-    finally:
-        stop_process(proc)
-        log.close()
-    if len(lines) < 2 or lines[-1][1] < expected:
-        return {"events": expected, "events_per_s": None,
-                "error": f"read {lines[-1][1] if lines else 0} of {expected}"}
-    (t0, n0), (t1, n1) = lines[0], lines[-1]
-    return {"events": expected, "batches": len(lines), "seconds": round(t1 - t0, 3),
-            "events_per_s": round((n1 - n0) / (t1 - t0), 1) if t1 > t0 else None}

@@ -41,6 +41,7 @@ class Worker:
     port: int
     log_path: Path
     _log: object = field(repr=False, default=None)
+    app_id: str = ""
 
     def peak_rss_mb(self) -> float | None:
         """VmHWM: the resident-set high-water mark of the worker process."""
@@ -75,7 +76,7 @@ def start(app_id: str, workdir: Path, env_extra: dict[str, str], index: int = 0)
     # cwd=workdir: faust's data directory (RocksDB files) goes there, not into the repository.
     proc = subprocess.Popen(WORKER_CMD, cwd=workdir, env=env, stdout=log,
                             stderr=subprocess.STDOUT)
-    return Worker(proc, port, log_path, log)
+    return Worker(proc, port, log_path, log, app_id)
 
 
 def wait_web(worker: Worker, timeout: float = 120) -> None:

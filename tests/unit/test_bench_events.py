@@ -3,6 +3,7 @@ ratios to the baseline (no timing here: benchmarks measure, tests check the meas
 from __future__ import annotations
 
 import hashlib
+import re
 from collections import Counter
 
 import orjson
@@ -62,21 +63,34 @@ def test_quantile_is_nearest_rank():
     assert scenarios._quantile([7.0], 0.95) == 7.0
 
 
-def test_table_gives_ratio_to_baseline_and_marks_failures():
+def test_table_gives_ratios_and_marks_failures():
     results = {
-        "baseline": {"events": 1000, "events_per_s": 40_000.0},
-        "e2e_1_worker": {"events": 1000, "posts": 10, "events_per_s": 10_000.0},
+        "shapes": [{"shape": "a", "entries": 1000, "posts": 10, "store": "memory",
+                    "baseline": {"events": 1000, "events_per_s": 40_000.0},
+                    "floor": {"events": 1000, "events_per_s": 20_000.0},
+                    "quix": {"events": 1000, "events_per_s": 5_000.0, "peak_rss_mb": 90.0,
+                             "output_messages": 4000, "changelog": {"bytes_per_event": 300.0}},
+                    "e2e": {"events": 1000, "posts": 10, "events_per_s": 1_000.0,
+                            "peak_rss_mb": [150.2]}}],
         "e2e_2_workers": {"events": 1000, "posts": 10, "events_per_s": None},
         "latency": {"rate": 1000, "p50_ms": 120.0, "p95_ms": 300.0, "p99_ms": 450.0,
                     "max_ms": 700.0},
-        "memory": [{"store": "memory", "events": 1000, "posts": 10, "peak_rss_mb": 150.2}],
+        "changelog_pair": [{"entries": 1000, "posts": 1, "bytes_per_event": 5000.0},
+                           {"entries": 1000, "posts": 50, "bytes_per_event": 500.0}],
     }
-    rows = {figure.split(" (")[0]: (value, ratio) for figure, value, ratio in report.rows(results)}
-    assert rows["baseline: aiokafka + orjson read"] == ("40,000 events/s", "1.00")
-    assert rows["blogpulse publish -> PostgreSQL, 1 worker"] == ("10,000 events/s", "0.25")
-    assert rows["blogpulse publish -> PostgreSQL, 2 workers"] == ("failed", "-")
-    assert rows["latency publish -> PostgreSQL p99 at 1,000 events/s, 1 worker"] == ("450 ms", "-")
-    assert rows["worker peak RSS, memory store"] == ("150 MB", "-")
+    rows = {re.sub(r" \([^)]*\)", "", figure): (value, ratio)
+            for figure, value, ratio in report.rows(results)}
+    assert rows["shape a: baseline, aiokafka + orjson read"] == ("40,000 events/s", "1.00")
+    assert rows["shape a: blogpulse publish -> database, 1 worker"] == ("1,000 events/s", "0.0250")
+    assert rows["shape a: blogpulse / Quix"] == ("0.20", "-")
+    assert rows["shape a: blogpulse / faust floor"] == ("0.0500", "-")
+    assert rows["blogpulse publish -> database, 2 workers"] == ("failed", "-")
+    assert rows["latency publish -> database p99 at 1,000 events/s, 1 worker"] == ("450 ms", "-")
+    assert rows["changelog bytes per event: big posts / small posts"] == ("10.0x", "-")
+    assert rows["shape a: Quix changelog bytes per event / output messages per event"] \
+        == ("300 B / 4.00", "-")
+    assert rows["peak RSS, blogpulse worker, memory store, shape a"] == ("150 MB", "-")
+    assert rows["peak RSS, Quix app, shape a"] == ("90 MB", "-")
     text = report.table(results)
     assert text.splitlines()[0].startswith("| figure")
     assert len({len(line) for line in text.splitlines()}) == 1  # aligned columns
@@ -85,8 +99,13 @@ def test_table_gives_ratio_to_baseline_and_marks_failures():
 def test_run_flags_are_checked(capsys):
     from bench import run
 
-    args = run.parse_args(["--events", "1000", "--skip", "rocksdb,scaling"])
-    assert args.events == 1000 and args.skip == {"rocksdb", "scaling"}
+    args = run.parse_args(["--events", "1000", "--skip", "rocksdb,scaling,quix"])
+    assert args.events == 1000 and args.skip == {"rocksdb", "scaling", "quix"}
+    assert args.shapes == ["a", "b"]
+    assert run.parse_args(["--shapes", "b", "--memory"]).shapes == ["b", "c"]
+    with pytest.raises(SystemExit):
+        run.parse_args(["--shapes", "z"])
+    assert "unknown shape(s) z" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         run.parse_args(["--skip", "warp"])
     assert "unknown phase(s) warp" in capsys.readouterr().err
