@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from streams.config import settings
 
@@ -33,6 +34,11 @@ def _run_worker(args: argparse.Namespace) -> int:
               f"exactly_once, not {s.processing_guarantee!r}")
         return 2
     # Imported here: building the faust app reads the environment; other commands don't need it.
+    from schemas.publisher import BrokerUnavailable
     from streams import worker
 
-    return worker.run(s, loglevel=args.loglevel)
+    try:
+        return worker.run(s, loglevel=args.loglevel)
+    except BrokerUnavailable as exc:  # unreachable, or a refused login/certificate: one line
+        print(f"blogpulse worker: {exc}", file=sys.stderr)
+        return 1
