@@ -99,9 +99,13 @@ def test_every_command_end_to_end_over_sasl_ssl(secure_kafka, unique, tmp_path):
     app_id = f"sasl-{unique}"
     with running_worker(secure_kafka.broker, app_id, db_url, tmp_path / "worker.log",
                         BLOGPULSE_AUTHOR_SECRET=SECRET, **secure_kafka.client_env) as worker:
-        # the sample export: 18 comments and 2 replies, some held or spam (docs/demo-transcript.md)
-        published = wait_until(lambda: _posts(db_url, published_site), 180, "published rows", worker)
-        wait_until(lambda: _posts(db_url, replayed_site) == published, 180, "replayed rows", worker)
+        # published and replayed: the same export under two sites, so the same rows once both
+        # are complete (read afresh each time: the first rows are partial)
+        def same_rows():
+            published = _posts(db_url, published_site)
+            return published if published and published == _posts(db_url, replayed_site) else None
+
+        published = wait_until(same_rows, 180, "published and replayed rows equal", worker)
         wait_until(lambda: {r[:2] for r in _posts(db_url, ingested_site)} == {(7, 1)}, 180,
                    "the ingested comment", worker)
         assert sum(r[1] for r in published) > 0
