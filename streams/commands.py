@@ -15,7 +15,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "changelog-backed tables and emit changed aggregates to engagement.posts, "
         "engagement.threads and engagement.windows, and write those to the sink database "
         "(BLOGPULSE_DB) with version-guarded upserts. Serves /metrics on BLOGPULSE_WEB_PORT. "
-        "Creates missing topics first (BLOGPULSE_PARTITIONS partitions).",
+        "Creates missing topics first (BLOGPULSE_PARTITIONS partitions, BLOGPULSE_REPLICATION_FACTOR "
+        "replicas, BLOGPULSE_MIN_INSYNC_REPLICAS in sync).",
     )
     p.add_argument("--loglevel", default="info",
                    choices=["debug", "info", "warning", "error", "critical"],
