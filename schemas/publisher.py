@@ -18,6 +18,13 @@ from streams.config import DLQ_TOPIC, INPUT_TOPICS, OUTPUT_TOPICS, TICK_TOPIC, S
 COMPACTED = {"cleanup.policy": "compact"}
 
 
+def topic_configs(settings: Settings, compacted: bool = False) -> dict[str, str]:
+    """Per-topic configs of a topic blogpulse creates: min ISR always (with acks=all, a write
+    succeeds only once that many replicas have it), compaction for outputs."""
+    configs = {"min.insync.replicas": str(settings.min_insync_replicas)}
+    return {**configs, **COMPACTED} if compacted else configs
+
+
 class BrokerUnavailable(RuntimeError):
     """The broker did not answer or did not confirm delivery."""
 
@@ -32,24 +39,35 @@ def topic_for(event: dict[str, Any]) -> str:
 
 def check_reachable(settings: Settings, timeout: float = 5.0) -> None:
     """Fail in seconds, not after the client's 30 s bootstrap timeout, when no bootstrap server
-    accepts a TCP connection."""
+    accepts a TCP connection, or when the first that does refuses our TLS or SASL settings (the
+    clients would only say "unable to bootstrap" after 30 s)."""
+    from streams.kafka_login import KafkaLoginError, check_login
+
     for server in settings.bootstrap_servers:
         host, _, port = server.rpartition(":")
+        host = host.strip("[]") or "127.0.0.1"
         try:
-            with socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=timeout):
-                return
+            with socket.create_connection((host, int(port)), timeout=timeout):
+                pass
         except (OSError, ValueError):
             continue
+        try:
+            check_login(host, int(port), settings.kafka_security)
+        except KafkaLoginError as exc:
+            raise BrokerUnavailable(str(exc)) from None
+        return
     raise BrokerUnavailable(f"no Kafka broker answers at {settings.broker} (BLOGPULSE_BROKER)")
 
 
 def ensure_topics(settings: Settings, compacted: Iterable[str] = ()) -> list[str]:
     """Create every blogpulse topic that is missing (inputs, ticks, DLQ; outputs compacted), with
-    settings.partitions partitions, and make existing output topics compacted. Returns the names it
+    settings.partitions partitions, settings.replication_factor replicas and
+    settings.min_insync_replicas, and make existing output topics compacted. Returns the names it
     created. Existing topics with another
     partition count are an error: co-partitioning by post depends on it."""
-    wanted = {name: {} for name in (*INPUT_TOPICS.values(), TICK_TOPIC, DLQ_TOPIC)}
-    wanted.update({name: COMPACTED for name in (*OUTPUT_TOPICS.values(), *compacted)})
+    wanted = {name: topic_configs(settings) for name in (*INPUT_TOPICS.values(), TICK_TOPIC, DLQ_TOPIC)}
+    wanted.update({name: topic_configs(settings, compacted=True)
+                   for name in (*OUTPUT_TOPICS.values(), *compacted)})
     check_reachable(settings)
     try:
         admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, client_id="blogpulse-admin",
@@ -62,7 +80,8 @@ def ensure_topics(settings: Settings, compacted: Iterable[str] = ()) -> list[str
         if missing:
             try:
                 admin.create_topics([
-                    NewTopic(n, num_partitions=settings.partitions, replication_factor=1,
+                    NewTopic(n, num_partitions=settings.partitions,
+                             replication_factor=settings.replication_factor,
                              topic_configs=wanted[n]) for n in missing
                 ])
             except TopicAlreadyExistsError:
@@ -97,7 +116,8 @@ def _compact_outputs(admin: KafkaAdminClient, names: list[str]) -> None:
 
 
 class Publisher:
-    """Idempotent producer; publish() returns once the broker acknowledged every event."""
+    """Idempotent producer with acks=all: publish() returns once every in-sync replica (at least
+    BLOGPULSE_MIN_INSYNC_REPLICAS) has every event, and a retried batch is not written twice."""
 
     def __init__(self, settings: Settings, **producer_config: Any) -> None:
         self.settings = settings

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import faust
 
-from streams import faust_fixes
+from streams import durability, faust_fixes
 from streams.config import settings
 
 faust_fixes.apply()
 
 _s = settings()
+durability.apply(_s.min_insync_replicas)
 
 app = faust.App(
     _s.app_id,
@@ -20,6 +21,11 @@ app = faust.App(
     web_port=_s.web_port,
     web_host=_s.web_host,
     topic_partitions=_s.partitions,
+    # Every topic faust creates (changelogs follow it, outputs, the assignor's leader topic).
+    topic_replication_factor=_s.replication_factor,
+    # A write counts once every in-sync replica has it (faust's default too; said here because
+    # durability depends on it). Idempotence and min ISR: streams/durability.py.
+    producer_acks=-1,
     processing_guarantee=_s.processing_guarantee,
     # Agents are imported explicitly by streams.worker; no module scanning at start-up.
     autodiscover=False,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from streams.config import settings
 
@@ -15,7 +16,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "engagement.posts, engagement.threads and engagement.windows; a child process (the "
         "same as `blogpulse sink`) writes those to the sink database (BLOGPULSE_DB) with "
         "version-guarded upserts. Serves /metrics on BLOGPULSE_WEB_PORT. "
-        "Creates missing topics first (BLOGPULSE_PARTITIONS partitions).",
+        "Creates missing topics first (BLOGPULSE_PARTITIONS partitions, BLOGPULSE_REPLICATION_FACTOR "
+        "replicas, BLOGPULSE_MIN_INSYNC_REPLICAS in sync).",
     )
     p.add_argument("--loglevel", default="info",
                    choices=["debug", "info", "warning", "error", "critical"],
@@ -64,6 +66,11 @@ def _run_worker(args: argparse.Namespace) -> int:
     # traceback: check BLOGPULSE_DB now (BadDatabaseUrl -> one line, exit 2). No connection yet.
     make_engine(s.db_url).dispose()
     # Imported here: building the faust app reads the environment; other commands don't need it.
+    from schemas.publisher import BrokerUnavailable
     from streams import worker
 
-    return worker.run(s, loglevel=args.loglevel)
+    try:
+        return worker.run(s, loglevel=args.loglevel)
+    except BrokerUnavailable as exc:  # unreachable, or a refused login/certificate: one line
+        print(f"blogpulse worker: {exc}", file=sys.stderr)
+        return 1

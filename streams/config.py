@@ -88,8 +88,21 @@ class Settings:
         default_factory=lambda: int(_env("BLOGPULSE_STATE_CACHE_ENTRIES", "500000")))
     # Table store: "memory" (state rebuilt from changelog topics at start) or "rocksdb" (rocksdict).
     store: str = field(default_factory=lambda: _env("BLOGPULSE_STORE", "memory"))
+    # Replicas of every topic blogpulse creates (inputs, outputs, DLQ, ticks, faust's changelogs
+    # and internal topics) and the replicas that must have a write before it is acknowledged
+    # (acks=all). 1 and 1 suit the single local broker; a 3-broker cluster: 3 and 2.
+    replication_factor: int = field(
+        default_factory=lambda: int(_env("BLOGPULSE_REPLICATION_FACTOR", "1")))
+    min_insync_replicas: int = field(
+        default_factory=lambda: int(_env("BLOGPULSE_MIN_INSYNC_REPLICAS", "1")))
     # TLS / SASL for both Kafka clients (BLOGPULSE_KAFKA_*, see docs/security.md).
     kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity.from_env, repr=False)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.min_insync_replicas <= self.replication_factor:
+            # min ISR above the replicas would refuse every write with acks=all
+            raise SystemExit(f"BLOGPULSE_MIN_INSYNC_REPLICAS ({self.min_insync_replicas}) must be "
+                             f"1..BLOGPULSE_REPLICATION_FACTOR ({self.replication_factor})")
 
     @property
     def bootstrap_servers(self) -> list[str]:

@@ -10,7 +10,16 @@ CACHE_DIR=${BLOGPULSE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/blogpulse}
 
 KAFKA_VERSION=${BLOGPULSE_KAFKA_VERSION:-3.9.1}
 KAFKA_PORT=${BLOGPULSE_KAFKA_PORT:-9092}
-KAFKA_CONTROLLER_PORT=${BLOGPULSE_KAFKA_CONTROLLER_PORT:-9093}
+# Nodes of the local KRaft cluster (each is broker and controller); node i listens on KAFKA_PORT+i-1.
+KAFKA_BROKERS=${BLOGPULSE_KAFKA_BROKERS:-1}
+if [ "$KAFKA_BROKERS" -gt 1 ]; then
+  # 9093 would be node 2's client port: controllers move out of the way.
+  KAFKA_CONTROLLER_PORT=${BLOGPULSE_KAFKA_CONTROLLER_PORT:-$((KAFKA_PORT + 100))}
+else
+  KAFKA_CONTROLLER_PORT=${BLOGPULSE_KAFKA_CONTROLLER_PORT:-9093}
+fi
+# Set: each node also has a SASL_SSL listener (SCRAM-SHA-512, certificates made at first start).
+KAFKA_SASL_SSL_PORT=${BLOGPULSE_KAFKA_SASL_SSL_PORT:-}
 PG_PORT=${BLOGPULSE_PG_PORT:-5432}
 PROMETHEUS_PORT=${BLOGPULSE_PROMETHEUS_PORT:-9090}
 
@@ -45,7 +54,7 @@ stop_pid() {  # stop_pid PIDFILE NAME
   local pid; pid=$(cat "$pidfile")
   kill "$pid" 2>/dev/null || true
   while kill -0 "$pid" 2>/dev/null; do
-    i=$((i + 1)); [ "$i" -gt 300 ] && { say "$name did not stop in 30s; killing"; kill -9 "$pid" 2>/dev/null || true; }
+    i=$((i + 1)); [ "$i" -eq 300 ] && { say "$name did not stop in 30s; killing"; kill -9 "$pid" 2>/dev/null || true; }
     sleep 0.1
   done
   rm -f "$pidfile"; say "$name stopped"

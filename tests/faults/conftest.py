@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.services import Kafka, Postgres
+from tests.faults.services import Kafka, KafkaCluster, Postgres, SecureKafka
 
 
 def pytest_collection_modifyitems(items):
@@ -42,6 +42,18 @@ def _running(server_class, prefix: str):
 @pytest.fixture
 def kafka():
     yield from _running(Kafka, "bp-fault-kafka-")
+
+
+@pytest.fixture
+def kafka_cluster():
+    """A 3-node KRaft cluster of the test's own (deploy/local/kafka, BLOGPULSE_KAFKA_BROKERS=3)."""
+    yield from _running(KafkaCluster, "bp-fault-cluster-")
+
+
+@pytest.fixture(scope="module")
+def secure_kafka():
+    """A broker of the module's own whose client listener is SASL_SSL (SCRAM-SHA-512 over TLS)."""
+    yield from _running(SecureKafka, "bp-fault-sasl-")
 
 
 @pytest.fixture(scope="session")

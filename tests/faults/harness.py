@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from tests.conftest import REPO, free_port
 from streams.process import stop_process
-from tests.faults.history import COMPARED, recount
+from tests.faults.history import COMPARED, generate, recount
 from tests.integration.worker_proc import CLI, Worker, db_upgrade, worker_env
 
 # Far beyond any gap in the generated history: a reply waiting for its parent (published on
@@ -181,3 +181,92 @@ def record(fault: str, **numbers) -> None:
     with open(REPORT, "a") as f:
         f.write(json.dumps(line) + "\n")
     print(json.dumps(line))
+
+
+CONVERGE_TIMEOUT = 300
+
+
+def patience(events: int) -> float:
+    """Waits grow with the history: sized for the default 20,000 events, and a 3-node cluster on
+    2 cores processes a 100,000-event run far slower than one broker (acks from 2 replicas)."""
+    return max(1.0, events / 20000)
+
+
+class Run:
+    """One fault run: topics on the private broker (or cluster), a worker, the publisher thread
+    started."""
+
+    def __init__(self, kafka, db_url: str, tag: str, n: int, tmp_path) -> None:
+        from schemas.publisher import ensure_topics
+
+        self.kafka, self.db_url, self.tag, self.tmp = kafka, db_url, tag, tmp_path
+        self.app_id = f"fault-{tag}"
+        self.events = generate(n, tag)
+        ensure_topics(kafka.settings())
+        self.db = Database(db_url, tag)
+        self.workers = [self.worker("worker-1")]
+        wait_for_progress(self.db, -1, 120, self.workers)  # migrated and answering
+        self.publisher = PublisherThread(kafka.broker, self.events)
+        self.publisher.start()
+
+    def worker(self, name: str):
+        return start_worker(self.kafka.broker, self.app_id, self.db_url, self.tmp / f"{name}.log",
+                            **self.kafka.client_env)
+
+    def midstream(self, fraction: float = 0.3) -> dict:
+        """Wait until the database shows `fraction` of the history's entries, then return where the
+        run stands (the fault happens now, with the rest still to process)."""
+        expected = recount(self.events)
+        total = sum(r["comments"] + r["replies"] for r in expected.values())
+        limit = 180 * patience(len(self.events))
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            for w in self.live():
+                w.check_alive()
+            posts = self.db.posts() or {}
+            done = sum(r["comments"] + r["replies"] for r in posts.values())
+            if done >= fraction * total:
+                return {"processed_at_fault": round(done / total, 2), "progress": self.db.progress()}
+            time.sleep(0.2)
+        pytest.fail(f"the worker did not reach {fraction:.0%} of the history in {limit:.0f} s\n"
+                    + self.workers[-1].log_tail())
+
+    def live(self):
+        return [w for w in self.workers if w.proc.poll() is None]
+
+    def finish(self, fault: str, **numbers) -> None:
+        self.publisher.done.wait(300 * patience(len(self.events)))
+        assert self.publisher.error is None, f"publishing failed: {self.publisher.error!r}"
+        converged = converge(self.db, self.events, CONVERGE_TIMEOUT * patience(len(self.events)),
+                             self.live())
+        diff = compare(recount(self.events), self.db.posts())
+        record(fault, events=len(self.events), posts=len(recount(self.events)),
+               republished_chunks=self.publisher.retried_chunks, **diff,
+               converged_after_s=round(converged, 1), **numbers)
+        assert diff == {"lost": 0, "double_counted": 0, "posts_differing": 0}
+
+    def close(self) -> None:
+        for w in self.workers:
+            stop_worker(w)
+        dump = os.environ.get("BLOGPULSE_FAULT_DUMP")
+        if dump:
+            _dump_topics(self.kafka.broker, self.app_id, Path(dump))
+        self.db.dispose()
+
+
+def _dump_topics(broker: str, app_id: str, out: Path) -> None:
+    """Every record of the run's topics as JSON lines (BLOGPULSE_FAULT_DUMP=<dir>): what a
+    failing run is debugged from (e.g. a post's changelog states in order, docs/reliability.md)."""
+    from kafka import KafkaConsumer
+    out.mkdir(parents=True, exist_ok=True)
+    c = KafkaConsumer(bootstrap_servers=broker, auto_offset_reset="earliest",
+                      enable_auto_commit=False, consumer_timeout_ms=5000)
+    topics = [t for t in c.topics() if t.startswith(app_id) or t.startswith("engagement.")
+              or t.startswith("blogpulse.") or t.startswith("blog.")]
+    c.subscribe(topics)
+    with open(out / "topics.jsonl", "w") as f:
+        for m in c:
+            f.write(json.dumps({"t": m.topic, "p": m.partition, "o": m.offset, "ts": m.timestamp,
+                                "k": m.key.decode() if m.key else None,
+                                "v": m.value.decode() if m.value else None}) + "\n")
+    c.close()
