@@ -34,7 +34,7 @@ import mode
 import orjson
 
 from schemas.wire import InvalidEvent, decode_event, epoch_of
-from streams import engine, metrics
+from streams import engine, metrics, observability
 from streams.app import app
 from streams.config import INPUT_TOPICS, OUTPUT_TOPICS, TICK_TOPIC, settings
 from streams.kafka_batches import BatchSender, aiokafka_producer
@@ -329,6 +329,8 @@ async def process_batch(events: Iterable[Any]) -> int:
                 newest = ts_ms
         metrics.EVENT_LAG.observe(max(0.0, wall - fields.event_time))
     pending.newest_input = max(pending.newest_input, newest / 1000 if newest else wall)
+    for post_key, fields_list in by_post.items():
+        observability.activity.record(post_key, len(fields_list))
     await ensure_loaded(partitions)
     found = fold(by_post, ticks)
     metrics.BATCH_SECONDS.observe(time.monotonic() - started)

@@ -252,8 +252,8 @@ def _resolve(entries: dict[int, list], statuses: dict[int, list], now: float | N
 
 class _Totals:
     """Running aggregates over visible entries; derive() and derive_more() share add() so the
-    incremental path cannot drift from the full one. Copy-on-write: copy() shares the per-thread
-    lists until add() touches them, so a cached _Totals is never changed behind its Derived."""
+    incremental path cannot drift from the full one. derive_more() changes them in place and
+    records what it touched, so its cost follows the new entries, not the post."""
 
     __slots__ = ("counts", "participants", "post_author_replies", "max_depth", "first", "last",
                  "first_comment", "threads", "windows", "placed", "orphan_parents",
@@ -273,19 +273,6 @@ class _Totals:
         self.orphan_parents: frozenset[int] = frozenset()
         self.touched_threads: dict[int, None] | None = None  # None: everything is new
         self.touched_windows: dict[tuple[str, str], None] | None = None
-
-    def copy(self) -> "_Totals":
-        t = _Totals.__new__(_Totals)
-        t.counts = dict(self.counts)
-        t.participants = set(self.participants)
-        t.post_author_replies, t.max_depth = self.post_author_replies, self.max_depth
-        t.first, t.last, t.first_comment = self.first, self.last, self.first_comment
-        t.threads = dict(self.threads)
-        t.windows = dict(self.windows)
-        t.placed = dict(self.placed)
-        t.orphan_parents = self.orphan_parents
-        t.touched_threads, t.touched_windows = {}, {}
-        return t
 
     def open_thread(self, cid: int, e: list) -> None:
         self.threads[cid] = [0, 0, {e[_AUTHOR]} if e[_AUTHOR] else set(), False, None,
@@ -318,10 +305,8 @@ class _Totals:
         if root != cid:
             acc = self.threads.get(root)
             if acc is not None:
-                touched = self.touched_threads
-                if touched is not None and root not in touched:
-                    acc = self.threads[root] = [*acc[:2], set(acc[2]), *acc[3:]]
-                    touched[root] = None
+                if self.touched_threads is not None:
+                    self.touched_threads[root] = None
                 acc[0] += 1
                 if depth > acc[1]:
                     acc[1] = depth
@@ -342,10 +327,7 @@ class _Totals:
             if w is None:
                 w = windows[wkey] = {"comments": 0, "replies": 0, "pingbacks": 0,
                                      "trackbacks": 0}
-                if touched_w is not None:
-                    touched_w[wkey] = None
-            elif touched_w is not None and wkey not in touched_w:
-                w = windows[wkey] = dict(w)
+            if touched_w is not None:
                 touched_w[wkey] = None
             w[field] += 1
 
@@ -419,43 +401,49 @@ def derive_more(state: dict[str, Any], old: Derived, totals: _Totals,
     (moderation, re-sent or out-of-order entries, missing or hidden parents, waiting replies):
     the caller checks that every id in new_ids was absent from the state before the merge.
 
-    Cost is O(new entries) instead of O(all entries): with 100 entries per post the full derive
-    dominated the batch (docs/performance.md)."""
+    `old` and `totals` are updated in place and returned (the previous derivation is consumed);
+    None means nothing was changed. So the cost is O(new entries): no copy of the post's
+    threads, windows or placements."""
     if old.waiting_since is not None or old.post["waiting_replies"]:
         return None
     entries, statuses = state["e"], state["s"]
-    pending: list[tuple[int, list]] = []
-    for cid in new_ids:
+    placed = totals.placed
+    planned: dict[int, tuple[int, int]] = {}
+    pending: list[tuple[int, list, int, int]] = []
+    for cid in new_ids:  # check everything before changing anything
         if cid in totals.orphan_parents:
             return None
-        e = entries.get(str(cid))
-        if e is None or statuses[str(cid)][3] != APPROVED or statuses[str(cid)][1]:
+        key = str(cid)
+        e, st = entries.get(key), statuses.get(key)
+        if e is None or st is None or st[3] != APPROVED or st[1]:
             return None
-        pending.append((cid, e))
-    new = totals.copy()
-    for cid, e in pending:
         parent = e[_PARENT]
         if parent <= 0:
-            if e[_TYPE] != "pingback":
-                new.open_thread(cid, e)
-            new.add(cid, cid, 0, e)
-            continue
-        up = new.placed.get(parent)
-        if up is None:  # parent unknown, hidden or later in this batch: full derive decides
-            return None
-        new.add(cid, up[0], up[1] + 1, e)
-    post = new.post(state["pt"], 0)
-    threads = dict(old.threads)
+            root, depth = cid, 0
+        else:
+            up = placed.get(parent) or planned.get(parent)
+            if up is None:  # parent unknown, hidden or later in this batch: full derive decides
+                return None
+            root, depth = up[0], up[1] + 1
+        planned[cid] = (root, depth)
+        pending.append((cid, e, root, depth))
+    totals.touched_threads, totals.touched_windows = {}, {}
+    for cid, e, root, depth in pending:
+        if root == cid and e[_TYPE] != "pingback":
+            totals.open_thread(cid, e)
+        totals.add(cid, root, depth, e)
+    post = totals.post(state["pt"], 0)
+    threads = old.threads
     changes: list[Change] = []
     if post != old.post:
         changes.append(Change("posts", None, post, False))
-    for root in new.touched_threads:
-        value = threads[root] = _thread_value(new.threads[root])
+    for root in totals.touched_threads:
+        value = threads[root] = _thread_value(totals.threads[root])
         changes.append(Change("threads", root, value, False))
-    windows = dict(new.windows)
-    for wkey in new.touched_windows:
-        changes.append(Change("windows", wkey, windows[wkey], False))
-    return Derived(post, threads, windows, None), new, changes
+    windows = totals.windows
+    for wkey in totals.touched_windows:
+        changes.append(Change("windows", wkey, dict(windows[wkey]), False))
+    return Derived(post, threads, windows, None), totals, changes
 
 
 _WINDOW_FIELD = {"comment": "comments", "reply": "replies", "pingback": "pingbacks",

@@ -1,5 +1,5 @@
-"""Worker observability that no single agent owns: faust's Prometheus sensor, consumer lag per
-partition, end-to-end latency (publish -> database commit) and a bounded "hottest posts" view.
+"""Worker observability that no single agent owns: the /metrics page, consumer lag per partition,
+end-to-end latency (publish -> database commit), rebalances and a bounded "hottest posts" view.
 
 `install(app)` is called once by the worker before it starts. Every metric lives in
 prometheus-client's default registry, which faust's sensor serves at /metrics on the web port.
@@ -15,8 +15,7 @@ import time
 from collections import Counter as Tally
 from typing import Any, Iterable, Mapping
 
-from faust.sensors import Sensor
-from prometheus_client import Gauge, Histogram
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 
 from streams.config import INPUT_TOPICS, OUTPUT_TOPICS, TICK_TOPIC
 
@@ -30,7 +29,6 @@ ACTIVITY_WINDOW = 60.0  # seconds of consumed input counted per post for the top
 # Topics whose lag matters to users: what the aggregation agent and the sink agent read. Changelog
 # topics are left out (their lag is recovery progress, and their names carry the app id).
 LAG_TOPICS = frozenset({*INPUT_TOPICS.values(), TICK_TOPIC, *OUTPUT_TOPICS.values()})
-_ACTIVITY_TOPICS = frozenset(INPUT_TOPICS.values())
 
 CONSUMER_LAG = Gauge(
     "blogpulse_consumer_lag",
@@ -136,9 +134,9 @@ class PostActivity:
         self._started = clock()
         self.publish([])
 
-    def record(self, post_key: bytes | str | None) -> None:
+    def record(self, post_key: bytes | str | None, events: int = 1) -> None:
         if post_key is not None:
-            self._counts[post_key] += 1
+            self._counts[post_key] += events
 
     def maybe_roll(self) -> bool:
         """Publish and reset when the window has passed. Returns True when it rolled."""
@@ -157,41 +155,43 @@ class PostActivity:
         ACTIVE_POSTS.set(len(counts))
 
 
-class ActivitySensor(Sensor):
-    """faust sensor: every message a consumer receives from an input topic counts for its post
-    (the Kafka key is "<site>/<post_id>"). A dict increment per message: cheap on the hot path."""
-
-    def __init__(self, activity: PostActivity, topics: Iterable[str] = _ACTIVITY_TOPICS,
-                 **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.activity = activity
-        self.topics = frozenset(topics)
-
-    def on_message_in(self, tp: Any, offset: int, message: Any) -> None:
-        if tp.topic in self.topics:
-            self.activity.record(message.key)
-
-
 # --- wiring ---------------------------------------------------------------------------------------
 
-def setup_faust_sensor(app: Any) -> None:
-    """faust's Prometheus sensor (faust_* metrics) and the /metrics page, once per app."""
-    from faust.sensors.prometheus import PrometheusMonitor, setup_prometheus_sensors
+REBALANCES = Counter(
+    "blogpulse_rebalances_total",
+    "Consumer-group rebalances this worker took part in (partitions revoked).",
+)
+# Input events per post in the current activity window (recorded per batch by the agent).
+activity = PostActivity()
 
-    if isinstance(app.monitor, PrometheusMonitor):
-        return  # already set up (a second call would register every faust_* metric twice)
-    setup_prometheus_sensors(app, name_prefix=FAUST_PREFIX)
+
+def serve_metrics(app: Any) -> None:
+    """/metrics on the worker's web port: prometheus-client's default registry. faust's own
+    Prometheus sensor is not installed: it updates ~10 metrics for every event, which cost as
+    much per event as faust's whole message path (docs/performance.md)."""
+    from aiohttp.web import Response
+    from faust import web
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+    @app.page("/metrics")
+    async def metrics_page(self: web.View, request: web.Request) -> web.Response:
+        # as faust's own handler: the content type carries a charset, which aiohttp wants in a
+        # header rather than in content_type
+        return Response(body=generate_latest(REGISTRY),
+                        headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 def install(app: Any) -> None:
-    """Call once, before the worker starts: faust's sensor, the lag timer, the activity sensor."""
+    """Call once, before the worker starts: /metrics, the lag and activity timer, rebalances."""
     if getattr(app, "_blogpulse_observability", False):
         return
     app._blogpulse_observability = True
-    setup_faust_sensor(app)
+    serve_metrics(app)
 
-    activity = PostActivity()
-    app.sensors.add(ActivitySensor(activity))
+    @app.on_partitions_revoked.connect
+    async def count_rebalance(app_: Any, revoked: Any, **kwargs: Any) -> None:
+        REBALANCES.inc()
+
     lag = ConsumerLagCollector()
 
     @app.timer(interval=LAG_INTERVAL)

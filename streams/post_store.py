@@ -55,9 +55,13 @@ class PostStore:
         # the orphan timer; kept in the header so that a loaded partition knows it too
         self.waiting: dict[str, tuple[float | None, int]] = {}
         self.epoch = 0  # grows at every revocation: a load that overlapped one is not trusted
+        self._partition: dict[str, int] = {}  # murmur2 per post once
 
     def partition_of(self, post_key: str) -> int:
-        return partition_of(post_key, self.partitions)
+        partition = self._partition.get(post_key)
+        if partition is None:
+            partition = self._partition[post_key] = partition_of(post_key, self.partitions)
+        return partition
 
     def get(self, post_key: str) -> dict[str, Any]:
         """The post's state (a new empty one for a post never seen). Changed in place by the
@@ -117,6 +121,7 @@ class PostStore:
             del self.states[post_key]
             self._dirty.pop(post_key, None)
             self.waiting.pop(post_key, None)
+            self._partition.pop(post_key, None)
 
     def clear(self) -> None:
         self.epoch += 1
@@ -124,6 +129,7 @@ class PostStore:
         self.loaded.clear()
         self._dirty.clear()
         self.waiting.clear()
+        self._partition.clear()
 
     def entries(self) -> int:
         return sum(len(s["e"]) for s in self.states.values())

@@ -141,8 +141,14 @@ class DatabaseSink:
 
     async def seek_to_stored(self, assigned: Any) -> None:
         stored = await self._in_thread(self._stored_offsets)
+        ends = await self.consumer.end_offsets(list(assigned)) if assigned else {}
         for tp in assigned:
             offset = stored.get((tp.topic, tp.partition))
+            if offset is not None and offset > ends.get(tp, offset):
+                # the topic is younger than the database's copy (deleted and created again)
+                log.warning("sink: stored offset %d of %s/%d is past its end %d; reading it from "
+                            "the start", offset, tp.topic, tp.partition, ends[tp])
+                offset = None
             if offset is None:
                 await self.consumer.seek_to_beginning(tp)
             else:

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import threading
 import time
+from datetime import datetime, timezone
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import sqlalchemy as sa
 
 from tests.conftest import REPO, free_port
 from streams.process import stop_process
-from tests.faults.history import COMPARED, generate, recount
+from tests.faults.history import COMPARED, generate, recount, recount_threads, recount_windows
 from tests.integration.worker_proc import CLI, Worker, db_upgrade, worker_env
 
 # Far beyond any gap in the generated history: a reply waiting for its parent (published on
@@ -105,6 +106,24 @@ class Database:
             return None
         return {(r[0], r[1]): dict(zip(COMPARED, r[2:])) for r in rows}
 
+    def threads(self) -> dict[tuple[str, int, int], int]:
+        """thread_engagement replies of this test's sites."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.text(
+                "select site, post_id, root_comment_id, replies from thread_engagement "
+                "where site like :pattern"), {"pattern": f"fault-{self.tag}-%"}).all()
+        return {(r[0], r[1], r[2]): r[3] for r in rows}
+
+    def windows(self) -> dict[tuple[str, int, str, float], dict[str, int]]:
+        """engagement_window counts of this test's sites, window starts as epoch seconds."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.text(
+                "select site, post_id, \"window\", window_start, comments, replies, pingbacks, "
+                "trackbacks from engagement_window where site like :pattern"),
+                {"pattern": f"fault-{self.tag}-%"}).all()
+        return {(r[0], r[1], r[2], _epoch(r[3])): dict(zip(
+            ("comments", "replies", "pingbacks", "trackbacks"), r[4:])) for r in rows}
+
     def progress(self) -> int:
         """Sum of row versions: grows with every write the sink makes."""
         try:
@@ -132,6 +151,19 @@ def wait_for_progress(db: Database, above: int, timeout: float, workers: list[Wo
                 + "\n".join(w.log_tail() for w in workers))
 
 
+def _epoch(value) -> float:
+    if isinstance(value, str):  # SQLite returns text
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.timestamp()
+
+
+def compare_rows(expected: dict, actual: dict) -> int:
+    """Rows that differ, are missing or are extra."""
+    return sum(1 for k in expected.keys() | actual.keys() if expected.get(k) != actual.get(k))
+
+
 def compare(expected: dict, actual: dict) -> dict[str, int]:
     """lost: expected entries missing from the database; double: entries counted beyond the recount
     (both summed over comments, replies, pingbacks, trackbacks); plus the differing posts."""
@@ -149,16 +181,21 @@ def compare(expected: dict, actual: dict) -> dict[str, int]:
 
 
 def converge(db: Database, events: list[dict], timeout: float, workers: list[Worker]) -> float:
-    """Seconds until the database equals the recount of `events`; fails with the difference."""
+    """Seconds until the database equals the recount of `events` (post, thread and window rows);
+    fails with the difference."""
     expected = recount(events)
+    threads, windows = recount_threads(events), recount_windows(events)
     t0 = time.monotonic()
     actual: dict = {}
     while time.monotonic() - t0 < timeout:
         for w in workers:
             w.check_alive()
         actual = db.posts() or actual
-        if actual == expected:
-            return time.monotonic() - t0
+        try:
+            if actual == expected and db.threads() == threads and db.windows() == windows:
+                return time.monotonic() - t0
+        except sa.exc.SQLAlchemyError:
+            pass  # database down (a fault test): ask again
         time.sleep(0.5)
     diff = compare(expected, actual)
     sample = [(p, expected[p], actual.get(p)) for p in expected if actual.get(p) != expected[p]][:3]
@@ -240,10 +277,13 @@ class Run:
         converged = converge(self.db, self.events, CONVERGE_TIMEOUT * patience(len(self.events)),
                              self.live())
         diff = compare(recount(self.events), self.db.posts())
+        diff["threads_differing"] = compare_rows(recount_threads(self.events), self.db.threads())
+        diff["windows_differing"] = compare_rows(recount_windows(self.events), self.db.windows())
         record(fault, events=len(self.events), posts=len(recount(self.events)),
                republished_chunks=self.publisher.retried_chunks, **diff,
                converged_after_s=round(converged, 1), **numbers)
-        assert diff == {"lost": 0, "double_counted": 0, "posts_differing": 0}
+        assert diff == {"lost": 0, "double_counted": 0, "posts_differing": 0,
+                        "threads_differing": 0, "windows_differing": 0}
 
     def close(self) -> None:
         for w in self.workers:

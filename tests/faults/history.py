@@ -3,7 +3,8 @@
 generate() makes a deterministic mix of comments, replies (to any earlier entry), pingbacks,
 trackbacks, moderation changes and exact duplicates, spread over many posts. recount() computes
 the expected per-post numbers straight from those events with plain loops: deduplicate, take each
-entry's latest status, walk up the parent chain. It shares no code with streams/engine.py."""
+entry's latest status, walk up the parent chain; recount_threads() and recount_windows() the
+expected thread and window rows the same way. It shares no code with streams/engine.py."""
 from __future__ import annotations
 
 import random
@@ -62,6 +63,64 @@ def generate(n: int, tag: str, seed: int = 8, events_per_post: int = 40) -> list
             entries.append(cid)
     rng.shuffle(events)
     return events
+
+
+def _visible_entries(events: list[dict]) -> tuple[dict, dict]:
+    """(created event per visible entry, root comment id of each visible entry or None for an
+    entry under a pingback), deduplicated, each entry at its latest status."""
+    unique = {e["event_id"]: e for e in events}
+    created: dict[tuple, dict] = {}
+    status_of: dict[tuple, tuple] = {}
+    for e in unique.values():
+        entry = (e["site"], e["post_id"], e["comment_id"])
+        if e["type"] != "moderation":
+            created[entry] = e
+        rank = (e["event_time"], e["type"] == "moderation", e["event_id"])
+        if entry not in status_of or rank > status_of[entry][0]:
+            status_of[entry] = (rank, e["status"])
+    visible: dict[tuple, dict] = {}
+    roots: dict[tuple, int | None] = {}
+    for entry, e in created.items():
+        node, seen = entry, set()
+        while True:
+            c = created.get(node)
+            if c is None or node in seen or status_of[node][1] != "approved":
+                break  # missing, a reply cycle, or hidden: not visible
+            seen.add(node)
+            if c["type"] != "reply":
+                visible[entry] = e
+                roots[entry] = node[2] if c["type"] == "comment" else None
+                break
+            node = (node[0], node[1], c["parent_id"])
+    return visible, roots
+
+
+def recount_threads(events: list[dict]) -> dict[tuple[str, int, int], int]:
+    """Expected thread_engagement replies per (site, post_id, root_comment_id)."""
+    visible, roots = _visible_entries(events)
+    threads: dict[tuple, int] = {}
+    for entry, e in visible.items():
+        if e["type"] == "comment":
+            threads.setdefault((*entry[:2], entry[2]), 0)
+    for entry, e in visible.items():
+        if e["type"] == "reply" and roots[entry] is not None:
+            threads[(*entry[:2], roots[entry])] += 1
+    return threads
+
+
+def recount_windows(events: list[dict]) -> dict[tuple[str, int, str, float], dict[str, int]]:
+    """Expected engagement_window counts per (site, post_id, window, start as epoch seconds)."""
+    visible, _ = _visible_entries(events)
+    windows: dict[tuple, dict] = defaultdict(
+        lambda: {"comments": 0, "replies": 0, "pingbacks": 0, "trackbacks": 0})
+    for entry, e in visible.items():
+        t = datetime.strptime(e["event_time"], "%Y-%m-%dT%H:%M:%SZ").replace(
+            tzinfo=timezone.utc).timestamp()
+        field = (e["kind"] + "s" if e["type"] == "pingback"
+                 else {"comment": "comments", "reply": "replies"}[e["type"]])
+        for window, size in (("hour", 3600), ("day", 86400)):
+            windows[(*entry[:2], window, t // size * size)][field] += 1
+    return dict(windows)
 
 
 def recount(events: list[dict]) -> dict[tuple[str, int], dict[str, int]]:

@@ -96,13 +96,12 @@ def test_every_alert_and_dashboard_expression_evaluates_on_a_scraped_worker(
 
     # Scraped after it consumed events (ours, or older history a new consumer group reads first:
     # on a dev machine that can be a long backlog, so no wait on our own five), with the lag and
-    # activity gauges, the sink gauge and faust's sensor present.
+    # activity gauges and the sink's gauge (served from its process through the worker) present.
     _wait_for_series(prometheus_url, [
         f"up{{{selector}}} == 1",
         f"sum(blogpulse_events_consumed_total{{{selector}}}) > 0",
         f"blogpulse_consumer_lag{{{selector}}}",
         f"blogpulse_top_post_events{{{selector}}}",
-        f"faust_messages_received_total{{{selector}}}",
         f"blogpulse_sink_up{{{selector}}}",
         # rate() needs two scrapes of the counter: wait for the second before the checks below.
         f"rate(blogpulse_events_consumed_total{{{selector}}}[1m])",

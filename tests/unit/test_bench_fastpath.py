@@ -84,7 +84,7 @@ def test_fast_path_is_taken_for_new_replies_and_refused_for_moderation():
     assert (got.post["replies"], got.threads[1]["replies"], got.threads[1]["post_author_answered"]) \
         == (1, 1, True)
     assert {c.aggregate for c in changes} == {"posts", "threads", "windows"}
-    assert derived.threads[1]["replies"] == 0  # the earlier derivation is untouched
+    assert got is not derived and totals2 is totals  # updated in place, not copied
     _, ids = engine.merge_batch(state, [make(1, "moderation", 0, "comment", 90, "spam", "")])
     assert ids is None  # moderation: full derive
 
@@ -97,7 +97,10 @@ def test_fast_path_refuses_the_missing_parent_of_a_promoted_orphan():
     assert derived.threads[5]["depth"] == 0  # promoted after the timeout
     _, ids = engine.merge_batch(state, [make(4, "comment", 0, "comment", 10, "approved", "cy")])
     assert ids == [4]
+    before = (repr(derived), repr(sorted(totals.placed.items())), repr(totals.threads))
     assert engine.derive_more(state, derived, totals, ids) is None
+    # refused: nothing was changed, so the caller's full derive + diff start from the same place
+    assert (repr(derived), repr(sorted(totals.placed.items())), repr(totals.threads)) == before
 
 
 def test_the_property_exercised_the_fast_path():

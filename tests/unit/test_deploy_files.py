@@ -24,7 +24,9 @@ OUR_IMAGE = "deploy/Dockerfile"
 IMAGE_DATA_DIR = {"postgres": "/var/lib/postgresql/data",  # the image's PGDATA
                   "apache/kafka": "/tmp/kraft-combined-logs"}  # log.dirs of the image's default config
 # deploy/local/kafka settings that name this host; compose names its own network instead.
-HOST_SPECIFIC = {"listeners", "advertised.listeners", "controller.quorum.voters", "log.dirs"}
+# set per node, and with a SASL_SSL listener when deploy/local adds one
+HOST_SPECIFIC = {"listeners", "advertised.listeners", "controller.quorum.voters", "log.dirs",
+                 "listener.security.protocol.map"}
 
 
 def _compose() -> dict:
@@ -101,10 +103,16 @@ def test_data_is_kept_where_each_image_writes_it():
     assert volumes <= used, f"declared but never mounted: {volumes - used}"
 
 
+# deploy/local/kafka writes one file per node; compose runs one node: node 1 of a cluster of 1.
+SINGLE_NODE = {"$i": "1", "$INTERNAL_RF": "1", "$INTERNAL_MIN_ISR": "1"}
+
+
 def _local_kafka_settings() -> dict[str, str]:
     script = (REPO / "deploy/local/kafka").read_text()
     block = script.split("<<CONF", 1)[1].split("\nCONF", 1)[0]
-    return dict(line.split("=", 1) for line in block.splitlines() if re.match(r"[a-z][a-z.]*=", line))
+    settings = dict(line.split("=", 1) for line in block.splitlines()
+                    if re.match(r"[a-z][a-z.]*=", line))
+    return {k: SINGLE_NODE.get(v, v) for k, v in settings.items()}
 
 
 def test_broker_settings_match_deploy_local():
