@@ -68,9 +68,7 @@ def rows(results: dict) -> list[tuple[str, str, str]]:
                 out.append((f"{what}: blogpulse / {name}", _ratio(one, _eps(r[key])), "-"))
     for key, label in (("e2e_1_worker", "blogpulse publish -> database, 1 worker"),
                        ("e2e_2_workers", "blogpulse publish -> database, 2 workers"),
-                       ("e2e_rocksdb", "blogpulse publish -> database, 1 worker, RocksDB"),
-                       ("memory_run_rocksdb", "shape c: publish -> database, RocksDB"),
-                       ("huge_rocksdb", "huge: publish -> database, RocksDB")):
+                       ("huge", "huge: publish -> database, 1 worker")):
         r = results.get(key)
         if r:
             rate(f"{label} ({r['events']:,} events, {r['posts']:,} posts)", _eps(r))
@@ -117,9 +115,7 @@ def _memory_runs(results: dict):
             yield f"blogpulse worker, {r['store']} store, {what}", r["e2e"]
         if r.get("quix"):
             yield f"Quix app, {what}", r["quix"]
-    for key, label in (("e2e_rocksdb", "blogpulse worker, rocksdb store"),
-                       ("memory_run_rocksdb", "blogpulse worker, rocksdb store"),
-                       ("huge_rocksdb", "blogpulse worker, rocksdb store"),
+    for key, label in (("huge", "blogpulse worker, memory store, huge"),
                        ("e2e_2_workers", "blogpulse worker 1 of 2, memory store")):
         r = results.get(key)
         if r:

@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"reprocess bench: {args.events:,} events, {args.posts:,} posts, "
               f"{seconds:.1f}s until caught up and written, {args.events / seconds:,.0f} events/s "
               f"({os.cpu_count()} CPUs, {db_url.split(':')[0]}); worker peak RSS "
-              f"{peak.mb:,.0f} MB ({os.environ.get('BLOGPULSE_STORE', 'memory')} store)")
+              f"{peak.mb:,.0f} MB")
         return 0
     finally:
         if broker_env:

@@ -25,8 +25,7 @@ from bench import db, report, scenarios, shapes
 from streams.config import settings
 
 DEFAULT_DB = "postgresql+psycopg://blogpulse:blogpulse@127.0.0.1:5432/blogpulse"
-PHASES = ("throughput", "latency", "baseline", "floor", "quix", "changelog", "rocksdb",
-          "scaling")
+PHASES = ("throughput", "latency", "baseline", "floor", "quix", "changelog", "scaling")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -39,7 +38,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="comma separated shapes: a (200,000 entries / 2,000 posts), "
                         "b (100,000 / 50), c (1,000,000 / 10,000; long); default a,b")
     p.add_argument("--events", type=int, default=None,
-                   help="run every shape, the changelog pair and the rocksdb and scaling runs with "
+                   help="run every shape, the changelog pair and the scaling run with "
                         "this many entries, entries per post kept (a short check)")
     p.add_argument("--rate", type=int, default=1_000, help="latency run: events/s (default 1000)")
     p.add_argument("--rate-high", type=int, default=5_000,
@@ -47,10 +46,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--latency-seconds", type=float, default=20, help="latency run length")
     p.add_argument("--latency-posts", type=int, default=200, help="posts in the latency run")
     p.add_argument("--memory", action="store_true",
-                   help="also run shape c (memory store, if not in --shapes) and shape c with "
-                        "the RocksDB store (long)")
+                   help="also run shape c (1,000,000 entries / 10,000 posts) if not in --shapes "
+                        "(long)")
     p.add_argument("--huge", action="store_true",
-                   help="also run 5,000,000 entries over 500,000 posts with RocksDB (very long)")
+                   help="also run 5,000,000 entries over 500,000 posts (very long)")
     p.add_argument("--skip", default="", help=f"comma separated phases to skip: {','.join(PHASES)}")
     p.add_argument("--timeout", type=float, default=600,
                    help="seconds to wait for the database to show a run's events")
@@ -173,8 +172,6 @@ def _measure(ctx: scenarios.Context, args: argparse.Namespace, results: dict) ->
             {"shape": r["shape"], "entries": r["entries"], "posts": r["posts"],
              "peak_rss_mb": (r.get("e2e") or {}).get("peak_rss_mb"), **r.get("changelog", {})}
             for r in shapes.changelog_pair(ctx, runs, n, skip)]
-    if "rocksdb" not in skip:
-        results["e2e_rocksdb"] = _store_run(ctx, "rocks", "rocksdb", first.entries, first.posts)
     if "scaling" not in skip:
         print(f"2 workers, memory store: {first.entries:,} entries over {first.posts:,} posts")
         procs = scenarios.start_workers(ctx, "two", 2)
@@ -186,19 +183,15 @@ def _measure(ctx: scenarios.Context, args: argparse.Namespace, results: dict) ->
                 _latency(ctx, procs, args.rate, args, "latency_2_workers", results, "latency-2")
         finally:
             scenarios.stop_all(procs)
-    if args.memory:
-        c = shapes.scaled(shapes.SHAPES["c"], args.events)
-        ctx.timeout = max(ctx.timeout, c.entries / 200)
-        results["memory_run_rocksdb"] = _store_run(ctx, "mem-rock", "rocksdb", c.entries, c.posts)
     if args.huge:
         h = shapes.scaled(shapes.HUGE, args.events)
         ctx.timeout = max(ctx.timeout, h.entries / 200)
-        results["huge_rocksdb"] = _store_run(ctx, "huge-rock", "rocksdb", h.entries, h.posts)
+        results["huge"] = _single_run(ctx, "huge", h.entries, h.posts)
 
 
-def _store_run(ctx, label: str, store: str, n: int, posts: int) -> dict:
-    print(f"1 worker, {store} store: {n:,} entries over {posts:,} posts")
-    procs = scenarios.start_workers(ctx, label, 1, store=store)
+def _single_run(ctx, label: str, n: int, posts: int) -> dict:
+    print(f"1 worker: {n:,} entries over {posts:,} posts")
+    procs = scenarios.start_workers(ctx, label, 1)
     try:
         r = scenarios.throughput(ctx, procs, label, n, posts)
     finally:

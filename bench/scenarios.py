@@ -42,15 +42,14 @@ class Context:
         return app_id
 
 
-def start_workers(ctx: Context, label: str, count: int, store: str = "memory") \
-        -> list[workers.Worker]:
+def start_workers(ctx: Context, label: str, count: int) -> list[workers.Worker]:
     app_id = ctx.app_id(label)
     ends = kafka_io.end_offsets(ctx.broker, APP_TOPICS)
     kafka_io.pin_group(ctx.broker, app_id, ends)
     # The sink's position lives in the database: start it at the end of the output topics too.
     store_offsets(ctx.engine, {(tp.topic, tp.partition): o for tp, o in ends.items()
                                if tp.topic in OUTPUT_TOPICS.values()})
-    env = {"BLOGPULSE_BROKER": ctx.broker, "BLOGPULSE_DB": ctx.db_url, "BLOGPULSE_STORE": store}
+    env = {"BLOGPULSE_BROKER": ctx.broker, "BLOGPULSE_DB": ctx.db_url}
     started = [workers.start(app_id, ctx.workdir / app_id, env, i) for i in range(count)]
     try:
         for w in started:

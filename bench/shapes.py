@@ -47,7 +47,7 @@ def measure(ctx, shape: Shape, skip: set, profile_to=None, store: str = "memory"
     label = label or f"shape-{shape.name}"
     ctx.log(f"shape {shape.name}: {shape.entries:,} entries over {shape.posts:,} posts, "
             f"1 worker, {store} store")
-    procs = scenarios.start_workers(ctx, label, 1, store=store)
+    procs = scenarios.start_workers(ctx, label, 1)
     out: dict = {"shape": shape.name, "entries": shape.entries, "posts": shape.posts,
                  "store": store}
     try:

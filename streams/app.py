@@ -15,7 +15,8 @@ durability.apply(_s.min_insync_replicas)
 app = faust.App(
     _s.app_id,
     broker=[f"kafka://{b}" for b in _s.bootstrap_servers],
-    store="memory://" if _s.store == "memory" else "rocksdb://",
+    # faust holds no tables: the agent's state is streams/post_store.py
+    store="memory://",
     # TLS / SASL-SCRAM from BLOGPULSE_KAFKA_* (None: plaintext)
     broker_credentials=_s.kafka_security.faust_credentials(),
     web_port=_s.web_port,

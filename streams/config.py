@@ -86,8 +86,6 @@ class Settings:
     # each, so the default caps the cache near 750 MB.
     state_cache_entries: int = field(
         default_factory=lambda: int(_env("BLOGPULSE_STATE_CACHE_ENTRIES", "500000")))
-    # Table store: "memory" (state rebuilt from changelog topics at start) or "rocksdb" (rocksdict).
-    store: str = field(default_factory=lambda: _env("BLOGPULSE_STORE", "memory"))
     # Replicas of every topic blogpulse creates (inputs, outputs, DLQ, ticks, faust's changelogs
     # and internal topics) and the replicas that must have a write before it is acknowledged
     # (acks=all). 1 and 1 suit the single local broker; a 3-broker cluster: 3 and 2.
