@@ -225,7 +225,7 @@ def fold(events_by_post: dict[str, list[engine.EventFields]], ticks: dict[str, f
             continue
         fast = None
         if cached is not None and new_ids:
-            fast = engine.derive_more(state, cached[0], cached[1], new_ids)
+            fast = engine.derive_more(state, cached[0], cached[1], new_ids, ORPHAN_TIMEOUT)
         if fast is not None:
             new, totals, changes = fast
         else:

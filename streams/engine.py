@@ -257,6 +257,7 @@ class _Totals:
 
     __slots__ = ("counts", "participants", "post_author_replies", "max_depth", "first", "last",
                  "first_comment", "threads", "windows", "placed", "orphan_parents",
+                 "waiting_parents",
                  "touched_threads", "touched_windows")
 
     def __init__(self) -> None:
@@ -271,6 +272,8 @@ class _Totals:
         self.placed: dict[int, tuple[int, int]] = {}  # visible cid -> (root, depth)
         # missing parents of promoted orphans: if one arrives, the orphan moves under it
         self.orphan_parents: frozenset[int] = frozenset()
+        # parents of waiting replies: an entry with one of these ids changes who waits
+        self.waiting_parents: frozenset[int] = frozenset()
         self.touched_threads: dict[int, None] | None = None  # None: everything is new
         self.touched_windows: dict[tuple[str, str], None] | None = None
 
@@ -383,6 +386,7 @@ def derive_with_totals(state: dict[str, Any], now_watermark: float | None,
         entries[cid][_PARENT] for cid, (root, _) in placed.items()
         if root == cid and entries[cid][_PARENT] > 0)
     threads = {root: _thread_value(acc) for root, acc in totals.threads.items()}
+    totals.waiting_parents = frozenset(entries[c][_PARENT] for c in waiting)
     since = min((entries[c][_CREATED] for c in waiting), default=None)
     return Derived(totals.post(state["pt"], len(waiting)), threads, dict(totals.windows),
                    since), totals
@@ -393,36 +397,47 @@ def derive(state: dict[str, Any], now_watermark: float | None, orphan_timeout: f
     return derive_with_totals(state, now_watermark, orphan_timeout)[0]
 
 
-def derive_more(state: dict[str, Any], old: Derived, totals: _Totals,
-                new_ids: list[int]) -> tuple[Derived, _Totals, list[Change]] | None:
+def derive_more(state: dict[str, Any], old: Derived, totals: _Totals, new_ids: list[int],
+                orphan_timeout: float | None = None) \
+        -> tuple[Derived, _Totals, list[Change]] | None:
     """The fast path for the common batch: only brand-new, approved entries whose parents are
-    visible, on a post where nothing waits. Returns (derived, totals, changes) equal to
-    derive() + diff() of the merged state, or None when the batch needs the full derive
-    (moderation, re-sent or out-of-order entries, missing or hidden parents, waiting replies):
-    the caller checks that every id in new_ids was absent from the state before the merge.
+    visible. Returns (derived, totals, changes) equal to derive() + diff() of the merged state,
+    or None when the batch needs the full derive (moderation, re-sent entries, missing or hidden
+    parents, the parent of a waiting reply, a watermark that reaches the orphan timeout of a
+    waiting reply, or anything waiting when orphan_timeout is not given): the caller checks that
+    every id in new_ids was absent from the state before the merge. New entries are placed in
+    creation order, so a reply that came before its parent in the same batch is fine.
 
     `old` and `totals` are updated in place and returned (the previous derivation is consumed);
     None means nothing was changed. So the cost is O(new entries): no copy of the post's
     threads, windows or placements."""
-    if old.waiting_since is not None or old.post["waiting_replies"]:
-        return None
+    waiting = old.post["waiting_replies"]
+    if waiting or old.waiting_since is not None:
+        now = now_of(state)
+        if orphan_timeout is None or old.waiting_since is None or (
+                now is not None and now >= old.waiting_since + orphan_timeout):
+            return None  # waiting replies may be promoted: full derive
     entries, statuses = state["e"], state["s"]
     placed = totals.placed
     planned: dict[int, tuple[int, int]] = {}
     pending: list[tuple[int, list, int, int]] = []
+    new = []
     for cid in new_ids:  # check everything before changing anything
-        if cid in totals.orphan_parents:
+        if cid in totals.orphan_parents or cid in totals.waiting_parents:
             return None
         key = str(cid)
         e, st = entries.get(key), statuses.get(key)
         if e is None or st is None or st[3] != APPROVED or st[1]:
             return None
+        new.append((e[_CREATED], cid, e))
+    new.sort(key=lambda item: (item[0], item[1]))  # parents were created before their replies
+    for _, cid, e in new:
         parent = e[_PARENT]
         if parent <= 0:
             root, depth = cid, 0
         else:
             up = placed.get(parent) or planned.get(parent)
-            if up is None:  # parent unknown, hidden or later in this batch: full derive decides
+            if up is None:  # parent unknown, hidden or waiting: full derive decides
                 return None
             root, depth = up[0], up[1] + 1
         planned[cid] = (root, depth)
@@ -432,7 +447,7 @@ def derive_more(state: dict[str, Any], old: Derived, totals: _Totals,
         if root == cid and e[_TYPE] != "pingback":
             totals.open_thread(cid, e)
         totals.add(cid, root, depth, e)
-    post = totals.post(state["pt"], 0)
+    post = totals.post(state["pt"], waiting)
     threads = old.threads
     changes: list[Change] = []
     if post != old.post:
@@ -443,7 +458,7 @@ def derive_more(state: dict[str, Any], old: Derived, totals: _Totals,
     windows = totals.windows
     for wkey in totals.touched_windows:
         changes.append(Change("windows", wkey, dict(windows[wkey]), False))
-    return Derived(post, threads, windows, None), totals, changes
+    return Derived(post, threads, windows, old.waiting_since), totals, changes
 
 
 _WINDOW_FIELD = {"comment": "comments", "reply": "replies", "pingback": "pingbacks",

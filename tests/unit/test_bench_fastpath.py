@@ -62,7 +62,7 @@ def test_fast_path_equals_full_derive(case):
         full_changes = engine.diff(derived, full)
         fast = None
         if derived is not None and new_ids:
-            fast = engine.derive_more(state, derived, totals, new_ids)
+            fast = engine.derive_more(state, derived, totals, new_ids, timeout)
         if fast is not None:
             fast_used += 1
             _FAST_USED.append(1)
