@@ -257,7 +257,7 @@ class _Totals:
 
     __slots__ = ("counts", "participants", "post_author_replies", "max_depth", "first", "last",
                  "first_comment", "threads", "windows", "placed", "orphan_parents",
-                 "waiting_parents",
+                 "waiting", "waiting_by_parent",
                  "touched_threads", "touched_windows")
 
     def __init__(self) -> None:
@@ -272,8 +272,9 @@ class _Totals:
         self.placed: dict[int, tuple[int, int]] = {}  # visible cid -> (root, depth)
         # missing parents of promoted orphans: if one arrives, the orphan moves under it
         self.orphan_parents: frozenset[int] = frozenset()
-        # parents of waiting replies: an entry with one of these ids changes who waits
-        self.waiting_parents: frozenset[int] = frozenset()
+        # waiting replies: cid -> created; and parent id -> its waiting replies
+        self.waiting: dict[int, float] = {}
+        self.waiting_by_parent: dict[int, list[int]] = {}
         self.touched_threads: dict[int, None] | None = None  # None: everything is new
         self.touched_windows: dict[tuple[str, str], None] | None = None
 
@@ -386,8 +387,10 @@ def derive_with_totals(state: dict[str, Any], now_watermark: float | None,
         entries[cid][_PARENT] for cid, (root, _) in placed.items()
         if root == cid and entries[cid][_PARENT] > 0)
     threads = {root: _thread_value(acc) for root, acc in totals.threads.items()}
-    totals.waiting_parents = frozenset(entries[c][_PARENT] for c in waiting)
-    since = min((entries[c][_CREATED] for c in waiting), default=None)
+    for c in waiting:
+        totals.waiting[c] = entries[c][_CREATED]
+        totals.waiting_by_parent.setdefault(entries[c][_PARENT], []).append(c)
+    since = min(totals.waiting.values(), default=None)
     return Derived(totals.post(state["pt"], len(waiting)), threads, dict(totals.windows),
                    since), totals
 
@@ -400,30 +403,30 @@ def derive(state: dict[str, Any], now_watermark: float | None, orphan_timeout: f
 def derive_more(state: dict[str, Any], old: Derived, totals: _Totals, new_ids: list[int],
                 orphan_timeout: float | None = None) \
         -> tuple[Derived, _Totals, list[Change]] | None:
-    """The fast path for the common batch: only brand-new, approved entries whose parents are
-    visible. Returns (derived, totals, changes) equal to derive() + diff() of the merged state,
-    or None when the batch needs the full derive (moderation, re-sent entries, missing or hidden
-    parents, the parent of a waiting reply, a watermark that reaches the orphan timeout of a
-    waiting reply, or anything waiting when orphan_timeout is not given): the caller checks that
-    every id in new_ids was absent from the state before the merge. New entries are placed in
-    creation order, so a reply that came before its parent in the same batch is fine.
+    """The fast path for the common batch: only brand-new, approved entries. Returns (derived,
+    totals, changes) equal to derive() + diff() of the merged state, or None when the batch needs
+    the full derive (moderation, re-sent entries, an entry under a hidden parent, the missing
+    parent of a promoted orphan, or a watermark that reaches the orphan timeout of a waiting
+    reply); the caller checks that every id in new_ids was absent from the state before the merge.
+
+    New entries are placed in creation order. A new reply whose parent is unknown (or waiting)
+    waits; a new entry that is the parent of waiting replies brings them, and the replies below
+    them, into its thread. Without orphan_timeout, a batch on a post with waiting replies (or one
+    that would add some) is refused.
 
     `old` and `totals` are updated in place and returned (the previous derivation is consumed);
-    None means nothing was changed. So the cost is O(new entries): no copy of the post's
-    threads, windows or placements."""
-    waiting = old.post["waiting_replies"]
-    if waiting or old.waiting_since is not None:
-        now = now_of(state)
-        if orphan_timeout is None or old.waiting_since is None or (
-                now is not None and now >= old.waiting_since + orphan_timeout):
-            return None  # waiting replies may be promoted: full derive
+    None means nothing was changed. So the cost is O(new entries + the replies they release): no
+    copy of the post's threads, windows or placements."""
     entries, statuses = state["e"], state["s"]
-    placed = totals.placed
+    placed, waiting = totals.placed, totals.waiting
     planned: dict[int, tuple[int, int]] = {}
     pending: list[tuple[int, list, int, int]] = []
+    released: list[int] = []  # waiting replies that become visible
+    new_waiting: dict[int, float] = {}
+    new_waiting_by_parent: dict[int, list[int]] = {}
     new = []
     for cid in new_ids:  # check everything before changing anything
-        if cid in totals.orphan_parents or cid in totals.waiting_parents:
+        if cid in totals.orphan_parents:
             return None
         key = str(cid)
         e, st = entries.get(key), statuses.get(key)
@@ -431,23 +434,67 @@ def derive_more(state: dict[str, Any], old: Derived, totals: _Totals, new_ids: l
             return None
         new.append((e[_CREATED], cid, e))
     new.sort(key=lambda item: (item[0], item[1]))  # parents were created before their replies
+
+    def release(parent: int, root: int, depth: int) -> None:
+        """The waiting replies below `parent` (now visible at `depth` in `root`'s thread)."""
+        stack = [(parent, depth)]
+        while stack:
+            node, d = stack.pop()
+            for child in totals.waiting_by_parent.get(node, ()):
+                if child in waiting and child not in planned:
+                    released.append(child)
+                    place(child, root, d + 1)
+                    stack.append((child, d + 1))
+            for child in new_waiting_by_parent.pop(node, ()):
+                del new_waiting[child]
+                place(child, root, d + 1)
+                stack.append((child, d + 1))
+
+    def place(cid: int, root: int, depth: int) -> None:
+        planned[cid] = (root, depth)
+        pending.append((cid, entries[str(cid)], root, depth))
+
     for _, cid, e in new:
         parent = e[_PARENT]
         if parent <= 0:
             root, depth = cid, 0
         else:
             up = placed.get(parent) or planned.get(parent)
-            if up is None:  # parent unknown, hidden or waiting: full derive decides
-                return None
+            if up is None:
+                if parent in waiting or parent in new_waiting or (
+                        str(parent) not in entries):
+                    new_waiting[cid] = e[_CREATED]  # its parent is missing or waits: it waits
+                    new_waiting_by_parent.setdefault(parent, []).append(cid)
+                    continue
+                return None  # hidden parent (or a cycle): full derive decides
             root, depth = up[0], up[1] + 1
-        planned[cid] = (root, depth)
-        pending.append((cid, e, root, depth))
+        place(cid, root, depth)
+        release(cid, root, depth)
+    still = [c for c in waiting if c not in planned]
+    if new_waiting or still:
+        if orphan_timeout is None:
+            return None
+        now = now_of(state)
+        earliest = min([*new_waiting.values(), *(waiting[c] for c in still)])
+        if now is not None and now >= earliest + orphan_timeout:
+            return None  # a waiting reply is promoted to its own thread: full derive
     totals.touched_threads, totals.touched_windows = {}, {}
     for cid, e, root, depth in pending:
         if root == cid and e[_TYPE] != "pingback":
             totals.open_thread(cid, e)
         totals.add(cid, root, depth, e)
-    post = totals.post(state["pt"], waiting)
+    for cid in released:
+        del waiting[cid]
+    for cid, created in new_waiting.items():
+        waiting[cid] = created
+        totals.waiting_by_parent.setdefault(entries[str(cid)][_PARENT], []).append(cid)
+    if released:
+        totals.waiting_by_parent = {
+            parent: kids for parent, kids in
+            ((p, [c for c in ks if c in waiting]) for p, ks in totals.waiting_by_parent.items())
+            if kids}
+    since = min(waiting.values(), default=None)
+    post = totals.post(state["pt"], len(waiting))
     threads = old.threads
     changes: list[Change] = []
     if post != old.post:
@@ -458,7 +505,7 @@ def derive_more(state: dict[str, Any], old: Derived, totals: _Totals, new_ids: l
     windows = totals.windows
     for wkey in totals.touched_windows:
         changes.append(Change("windows", wkey, dict(windows[wkey]), False))
-    return Derived(post, threads, windows, old.waiting_since), totals, changes
+    return Derived(post, threads, windows, since), totals, changes
 
 
 _WINDOW_FIELD = {"comment": "comments", "reply": "replies", "pingback": "pingbacks",

@@ -108,3 +108,20 @@ def test_the_property_exercised_the_fast_path():
     if not _FAST_USED:
         test_fast_path_equals_full_derive()
     assert len(_FAST_USED) >= 20
+
+
+def test_fast_path_takes_replies_that_come_before_their_parent():
+    """Comments and replies travel on different topics, so under a backlog a reply often comes a
+    batch before its parent: it waits, then joins the thread, both without a full derive."""
+    state = engine.new_state()
+    engine.merge_batch(state, [make(1, "comment", 0, "comment", 0, "approved", "ann")])
+    derived, totals = engine.derive_with_totals(state, engine.now_of(state), 3600.0)
+    _, ids = engine.merge_batch(state, [make(3, "reply", 2, "comment", 120, "approved", "bob")])
+    got, totals, _ = engine.derive_more(state, derived, totals, ids, 3600.0)
+    assert got == engine.derive(state, engine.now_of(state), 3600.0)
+    assert got.post["waiting_replies"] == 1
+    _, ids = engine.merge_batch(state, [make(2, "reply", 1, "comment", 60, "approved", "cy")])
+    got, totals, changes = engine.derive_more(state, got, totals, ids, 3600.0)
+    full = engine.derive(state, engine.now_of(state), 3600.0)
+    assert got == full
+    assert (full.post["replies"], full.post["waiting_replies"], full.threads[1]["depth"]) == (2, 0, 2)
