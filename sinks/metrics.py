@@ -14,6 +14,8 @@ SINK_ERRORS = Counter(
     "could not be decoded or checked, skipped).",
     ["kind"],
 )
+for _kind in ("database", "invalid"):  # series at 0 from the start, so rate() and alerts see them
+    SINK_ERRORS.labels(kind=_kind)
 BATCH_SIZE = Histogram(
     "blogpulse_sink_batch_size",
     "Rows written per sink batch (after collapsing to the newest version per key).",
