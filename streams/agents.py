@@ -144,11 +144,14 @@ def next_version(previous: int) -> int:
 
 
 class Pending:
-    """What folded batches changed and no flush has written yet: per post, its changed aggregates
-    by identity (a later change of the same aggregate replaces the earlier: each is written once
-    per flush), the newest input timestamp behind them, and the events, held unacknowledged."""
+    """What batches brought and no flush has written yet: the decoded events per post (and ticks)
+    not folded into the state yet; per post, its changed aggregates by identity (a later change of
+    the same aggregate replaces the earlier: each is written once per flush); the newest input
+    timestamp behind them; and the events, held unacknowledged."""
 
     def __init__(self) -> None:
+        self.unfolded: dict[str, list[engine.EventFields]] = defaultdict(list)
+        self.ticks: dict[str, float] = {}
         self.changes: dict[str, dict[tuple[str, Any], engine.Change]] = {}
         self.timestamps: dict[str, int] = {}  # post -> newest input Kafka timestamp (ms)
         self.events: list[Any] = []
@@ -174,15 +177,16 @@ class Pending:
         """Forget what belongs to partitions that left: their events are never acknowledged, so
         their next owner reads them again."""
         self.events = [e for e in self.events if e.message.partition not in partitions]
-        for post_key in [k for k in self.changes if store.partition_of(k) in partitions]:
-            del self.changes[post_key]
-            self.timestamps.pop(post_key, None)
+        for posts in (self.changes, self.unfolded, self.ticks, self.timestamps):
+            for post_key in [k for k in posts if store.partition_of(k) in partitions]:
+                del posts[post_key]
         if not self.events:
             self.__init__()
 
     def due(self) -> bool:
         """Flush after every batch while the input is fresh (latency); while catching up with a
-        backlog, let changes coalesce for up to FLUSH_MAX_SECONDS (throughput)."""
+        backlog, let events and changes gather for up to FLUSH_MAX_SECONDS (throughput: a post
+        is then derived once per flush, not once per batch)."""
         if not self.events:
             return False
         if time.time() - self.newest_input < CATCH_UP_LAG:
@@ -252,6 +256,8 @@ async def flush() -> int:
     outputs = BatchSender()
     by_aggregate: dict[str, int] = defaultdict(int)
     try:
+        fold(pending.unfolded, pending.ticks)
+        pending.unfolded, pending.ticks = defaultdict(list), {}
         for post_key, changes in pending.changes.items():
             state = store.states[post_key]
             state["v"] = next_version(state["v"])
@@ -297,12 +303,10 @@ def _consumer_config() -> dict[str, Any]:
 
 
 async def process_batch(events: Iterable[Any]) -> int:
-    """One take_events batch: decode, dead-letter, group by post, fold into the state. Returns the
-    aggregate changes found (written by the next flush)."""
-    started = time.monotonic()
-    by_post: dict[str, list[engine.EventFields]] = defaultdict(list)
-    ticks: dict[str, float] = {}
-    timestamps = pending.timestamps
+    """One take_events batch: decode, dead-letter, group by post into `pending` (folded into the
+    state by the next flush). Returns the number of events decoded."""
+    by_post, ticks, timestamps = pending.unfolded, pending.ticks, pending.timestamps
+    decoded = 0
     partitions: set[int] = set()
     wall = time.time()
     newest = 0
@@ -320,6 +324,7 @@ async def process_batch(events: Iterable[Any]) -> int:
             await dead_letter(event, exc)
             continue
         by_post[post_key].append(fields)
+        decoded += 1
         ts = msg.timestamp
         if ts is not None:
             ts_ms = int(ts * 1000)
@@ -328,13 +333,10 @@ async def process_batch(events: Iterable[Any]) -> int:
             if ts_ms > newest:
                 newest = ts_ms
         metrics.EVENT_LAG.observe(max(0.0, wall - fields.event_time))
+        observability.activity.record(post_key)
     pending.newest_input = max(pending.newest_input, newest / 1000 if newest else wall)
-    for post_key, fields_list in by_post.items():
-        observability.activity.record(post_key, len(fields_list))
     await ensure_loaded(partitions)
-    found = fold(by_post, ticks)
-    metrics.BATCH_SECONDS.observe(time.monotonic() - started)
-    return found
+    return decoded
 
 
 def _parse_tick(key: bytes | None, value: bytes) -> tuple[str, float] | None:
@@ -352,10 +354,12 @@ async def aggregate(stream):
     """Yields the number of events in each processed batch (tests wait on it)."""
     async for events in stream.take_events(BATCH_MAX, BATCH_WITHIN):
         async with _flush_lock:
+            started = time.monotonic()
             pending.hold(events)
             await process_batch(events)
             if pending.due():
                 await flush()
+            metrics.BATCH_SECONDS.observe(time.monotonic() - started)
         yield len(events)
 
 

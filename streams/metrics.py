@@ -33,7 +33,8 @@ AGGREGATES_EMITTED = Counter(
 )
 BATCH_SECONDS = Histogram(
     "blogpulse_batch_duration_seconds",
-    "Time to process one batch of input events (merge, derive, emit, table write).",
+    "Time to process one batch of input events: decode, and when the batch ends a flush, merge, "
+    "derive, and the delivery of outputs and changelog records.",
     buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 TICKS_SENT = Counter(
