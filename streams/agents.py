@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 BATCH_MAX = 20000  # events per take_events batch
-BATCH_WITHIN = 0.1  # seconds a batch waits to fill (latency at moderate rates)
+BATCH_WITHIN = 0.05  # seconds a batch waits to fill (latency at moderate rates)
 # Catching up (the newest input event is older than CATCH_UP_LAG seconds), changes coalesce over
 # batches until FLUSH_MAX_SECONDS or FLUSH_MAX_EVENTS (docs/performance.md).
 CATCH_UP_LAG = 1.0
