@@ -29,7 +29,19 @@ def _running(server_class, prefix: str):
     """Start a service of the test's own in a temporary state dir; stop and remove it after."""
     state = _state_dir(prefix)
     server = server_class(state)
-    server.start()
+    try:
+        server.start()
+    except RuntimeError:
+        # A port picked as free can be taken before the service binds it (on a busy CI machine
+        # a 3-node cluster picks six): once more, on other ports.
+        try:
+            server.stop()
+        except RuntimeError:
+            pass
+        shutil.rmtree(state, ignore_errors=True)
+        state = _state_dir(prefix)
+        server = server_class(state)
+        server.start()
     try:
         yield server
     finally:

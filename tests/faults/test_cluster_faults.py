@@ -81,21 +81,31 @@ def leader_to_kill(run: Run, changelogs: list[str]) -> tuple[int, dict]:
 def fail_over(run: Run, node: int) -> float:
     """SIGKILL `node`; seconds until no partition of the run is led by it any more and the
     database has been written after that (the stream goes on with the other two)."""
+    from kafka.errors import KafkaError
+
     t0 = time.monotonic()
     run.kafka.run("kill", str(node))
-    admin = _admin(run)
-    try:
-        while any(p["leader_id"] == node for d in admin.describe_topics(_run_topics(admin, run))
-                  for p in d["partitions"]):
-            assert time.monotonic() - t0 < 60, f"node {node}'s partitions got no new leader in 60 s"
-            time.sleep(0.2)
-    finally:
-        admin.close()
+    while True:
+        assert time.monotonic() - t0 < 60, f"node {node}'s partitions got no new leader in 60 s"
+        try:  # a new client each time: one may still be connected to the killed node
+            admin = _admin(run)
+            try:
+                if not any(p["leader_id"] == node
+                           for d in admin.describe_topics(_run_topics(admin, run))
+                           for p in d["partitions"]):
+                    break
+            finally:
+                admin.close()
+        except KafkaError:
+            pass  # asked the killed node (connection refused): ask again
+        time.sleep(0.2)
     wait_for_progress(run.db, run.db.progress(), 120, run.live())
     return time.monotonic() - t0
 
 
 def test_partition_leader_sigkill_then_restart(cluster_run):
+    from kafka.errors import KafkaError
+
     run = cluster_run
     at = run.midstream()
     node, led = leader_to_kill(run, check_replication(run))
@@ -112,7 +122,7 @@ def test_partition_leader_sigkill_then_restart(cluster_run):
         try:
             check_replication(run)
             break
-        except AssertionError:
+        except (AssertionError, KafkaError):  # not in sync yet, or asked a node still starting
             assert time.monotonic() < deadline, "the restarted node did not rejoin every ISR in 120 s"
             time.sleep(1)
 

@@ -56,3 +56,26 @@ def test_demo_shows_only_its_own_events_on_a_busy_broker(broker, tmp_path):
     finally:
         engine.dispose()
     assert tuple(post) == (10, 2, 4, 10)  # the seed post (tests/integration/test_sample_to_database.py)
+
+
+def test_demo_again_after_the_database_was_deleted(broker, tmp_path):
+    """The state lives in Kafka and the sink's positions in the database: a second demo on a new
+    database reads the compacted output topics from the start and shows the seed numbers again."""
+    db_path = tmp_path / "demo.db"
+    env = dict(os.environ, BLOGPULSE_BROKER=broker, BLOGPULSE_DB=f"sqlite:///{db_path}",
+               BLOGPULSE_APP_ID=f"it-demo-{uuid.uuid4().hex[:8]}",
+               PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    for attempt in ("first", "after rm"):
+        run = subprocess.run([sys.executable, "-m", "streams.cli", "demo", "--timeout", "240"],
+                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=400)
+        assert run.returncode == 0, attempt + run.stdout[-3000:] + run.stderr[-3000:]
+        engine = sa.create_engine(f"sqlite:///{db_path}")
+        try:
+            with engine.connect() as conn:
+                post = conn.execute(sa.text(
+                    "select comments, replies, pingbacks, threads from post_engagement "
+                    "where site = :site"), {"site": SAMPLE_SITE}).one()
+        finally:
+            engine.dispose()
+        assert tuple(post) == (10, 2, 4, 10), attempt
+        db_path.unlink()
