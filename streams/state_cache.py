@@ -1,11 +1,10 @@
-"""The aggregation agent's per-post cache of its last emission, bounded by entries.
+"""The aggregation agent's per-post cache of its last derivation, bounded by entries.
 
-Per post: (version, Derived, running totals, state bytes, decoded state) as last emitted. It saves
-decoding and re-deriving a post on its next batch (docs/performance.md: a miss costs ~450 us for a
-100-entry post) and is what makes engine.derive_more possible. It is also most of a big worker's
-memory: ~1.5 KB per entry decoded against ~0.2 KB encoded in the table, so it is bounded by the
-number of entries it holds (BLOGPULSE_STATE_CACHE_ENTRIES) and drops the least recently emitted
-posts first. A miss is always safe: the agent decodes the table's bytes and derives in full."""
+Per post: (Derived, running totals) as last derived. It saves deriving the post again on its
+next batch and is what makes engine.derive_more possible (O(new entries)). The running totals
+hold a placement per visible entry and an author set per thread, so the cache is bounded by the
+number of entries it covers (BLOGPULSE_STATE_CACHE_ENTRIES) and drops the least recently changed
+posts first. A miss is always safe: the agent derives the post in full from its state."""
 from __future__ import annotations
 
 from typing import Any
