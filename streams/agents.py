@@ -1,12 +1,12 @@
 """The aggregation agent and the orphan-timeout timer (faust).
 
-One agent reads the four input topics and the tick topic in batches (streams/batching.py: a
-batch's events are acknowledged only after the batch was processed without an error, so committed
-offsets never pass unprocessed events). A batch is one flush: decode (bad events -> dead-letter
-topic), group by post, merge into the post's state (streams/post_store.py: in memory, loaded from
-the changelog when a partition is first seen), derive once per post, write each changed aggregate
-once, then the changed entries to the changelog. A batch that only adds new approved entries to a
-post seen before takes engine.derive_more (O(new entries), same result as the full derive +
+One agent reads the four input topics and the tick topic in batches, held in `Pending`: a
+batch's events are acknowledged only after the flush that wrote their effects was delivered, so
+committed offsets never pass unprocessed events. Per batch: decode (bad events -> dead-letter
+topic) and group by post; per flush: merge into each post's state (streams/post_store.py: in
+memory, loaded from the changelog when a partition is first seen), derive once per post, write
+each changed aggregate once, then the changed entries to the changelog. A batch that only adds
+new approved entries to a post seen before takes engine.derive_more (O(new entries), same result as the full derive +
 diff); anything else takes the full derive. A batch closes at BATCH_MAX events or BATCH_WITHIN
 seconds: under a backlog the per-post work and a post's outputs are shared by many events (each
 aggregate changed in a flush is written once, like Kafka Streams' record cache), and at moderate

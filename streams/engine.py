@@ -124,36 +124,31 @@ def merge_event(state: dict[str, Any], ev: EventFields) -> bool:
     before = (state["wm"], state["pt"])
     state["wm"] = max_opt(state["wm"], ev.event_time)
     state["pt"] = min_opt(state["pt"], ev.post_time)
-    changed = before != (state["wm"], state["pt"])
-    cid = str(ev.comment_id)
     is_mod = ev.type == "moderation"
-    if not is_mod:
-        entry = [ev.type, ev.kind, ev.parent_id, ev.author_key, bool(ev.post_author),
-                 ev.event_time, ev.event_id]
-        old = state["e"].get(cid)
-        if old is None or (entry[_CREATED], entry[_CEID]) < (old[_CREATED], old[_CEID]):
-            state["e"][cid] = entry
-            changed = True
+    entry = None if is_mod else [ev.type, ev.kind, ev.parent_id, ev.author_key,
+                                 bool(ev.post_author), ev.event_time, ev.event_id]
     status = [ev.event_time, 1 if is_mod else 0, ev.event_id, ev.status]
-    old_status = state["s"].get(cid)
-    if old_status is None or status[:3] > old_status[:3]:
-        state["s"][cid] = status
-        changed = True
-    return changed
+    changed = merge_entry(state, str(ev.comment_id), entry, status)
+    return changed or before != (state["wm"], state["pt"])
 
 
 def merge_entry(state: dict[str, Any], cid: str, entry: list | None,
-                status: list | None) -> None:
-    """Merge an entry's creation fields and status as stored (changelog records) into state,
-    by the same rules as merge_event."""
+                status: list | None) -> bool:
+    """Merge an entry's creation fields (least (created, event_id) wins) and status (greatest
+    (event_time, is_moderation, event_id) wins) into state; True when either changed. Used for
+    events (merge_event) and for stored changelog records (streams/post_store.py)."""
+    changed = False
     if entry is not None:
         old = state["e"].get(cid)
         if old is None or (entry[_CREATED], entry[_CEID]) < (old[_CREATED], old[_CEID]):
             state["e"][cid] = entry
+            changed = True
     if status is not None:
         old_status = state["s"].get(cid)
         if old_status is None or status[:3] > old_status[:3]:
             state["s"][cid] = status
+            changed = True
+    return changed
 
 
 def merge_batch(state: dict[str, Any], events: list[EventFields]) \

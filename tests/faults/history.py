@@ -65,9 +65,9 @@ def generate(n: int, tag: str, seed: int = 8, events_per_post: int = 40) -> list
     return events
 
 
-def _visible_entries(events: list[dict]) -> tuple[dict, dict]:
-    """(created event per visible entry, root comment id of each visible entry or None for an
-    entry under a pingback), deduplicated, each entry at its latest status."""
+def _latest(events: list[dict]) -> tuple[dict, dict, dict]:
+    """Deduplicated by event_id: (unique events, creation event per entry, (rank, status) of
+    each entry's latest status)."""
     unique = {e["event_id"]: e for e in events}
     created: dict[tuple, dict] = {}
     status_of: dict[tuple, tuple] = {}
@@ -78,6 +78,13 @@ def _visible_entries(events: list[dict]) -> tuple[dict, dict]:
         rank = (e["event_time"], e["type"] == "moderation", e["event_id"])
         if entry not in status_of or rank > status_of[entry][0]:
             status_of[entry] = (rank, e["status"])
+    return unique, created, status_of
+
+
+def _visible_entries(events: list[dict]) -> tuple[dict, dict]:
+    """(created event per visible entry, root comment id of each visible entry or None for an
+    entry under a pingback), deduplicated, each entry at its latest status."""
+    _, created, status_of = _latest(events)
     visible: dict[tuple, dict] = {}
     roots: dict[tuple, int | None] = {}
     for entry, e in created.items():
@@ -125,16 +132,7 @@ def recount_windows(events: list[dict]) -> dict[tuple[str, int, str, float], dic
 
 def recount(events: list[dict]) -> dict[tuple[str, int], dict[str, int]]:
     """Expected post_engagement numbers per (site, post_id) from the published events."""
-    unique = {e["event_id"]: e for e in events}
-    created: dict[tuple, dict] = {}
-    status_of: dict[tuple, tuple] = {}
-    for e in unique.values():
-        entry = (e["site"], e["post_id"], e["comment_id"])
-        if e["type"] != "moderation":
-            created[entry] = e
-        rank = (e["event_time"], e["type"] == "moderation", e["event_id"])
-        if entry not in status_of or rank > status_of[entry][0]:
-            status_of[entry] = (rank, e["status"])
+    unique, created, status_of = _latest(events)
 
     def depth_if_visible(entry: tuple) -> int | None:
         """Depth of a visible entry (0 = top level), None when it or an ancestor is not visible."""
