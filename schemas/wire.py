@@ -41,24 +41,38 @@ class InvalidEvent(ValueError):
         self.reason = reason
 
 
-@lru_cache(maxsize=1 << 16)
-def epoch_of(text: str) -> float:
-    """Epoch seconds of a wire time that matched _TIME (ValueError if it is no real date). Cached:
-    a post's post_time comes with every one of its events."""
-    return datetime.fromisoformat(text[:-1]).replace(tzinfo=timezone.utc).timestamp()
+@lru_cache(maxsize=1 << 12)
+def _day_epoch(date: str) -> int:
+    """Epoch seconds of midnight UTC of 'YYYY-MM-DD' (ValueError if it is no real date)."""
+    return int(datetime.fromisoformat(date).replace(tzinfo=timezone.utc).timestamp())
 
+
+def epoch_of(text: str) -> float:
+    """Epoch seconds of a wire time that matched _TIME (ValueError if it is no real date/time).
+    The same float as datetime.timestamp(): whole microseconds divided once by 10**6. Parsed by
+    hand (dates cached) because it runs for every event, where datetime parsing cost 2x more."""
+    hour, minute, second = int(text[11:13]), int(text[14:16]), int(text[17:19])
+    if hour > 23 or minute > 59 or second > 59:
+        raise ValueError(f"time out of range in {text!r:.40}")
+    seconds = _day_epoch(text[:10]) + hour * 3600 + minute * 60 + second
+    micro = int(text[20:-1].ljust(6, "0")) if text[19] == "." else 0
+    return (seconds * 1_000_000 + micro) / 1_000_000
+
+
+# A post's post_time comes with every one of its events.
+cached_epoch_of = lru_cache(maxsize=1 << 14)(epoch_of)
 
 _EARLIEST_TS = EARLIEST.timestamp()
 _SLACK_S = FUTURE_SLACK.total_seconds()
 
 
-def check_time(field: str, value: Any, now_ts: float) -> float:
+def check_time(field: str, value: Any, now_ts: float, cached: bool = False) -> float:
     """ISO 8601 UTC with a Z suffix ('2012-03-01T10:00:00Z'), within [1995, now + 1 day]; returns
-    its epoch seconds."""
+    its epoch seconds (`cached`: for values that repeat, like post_time)."""
     if not isinstance(value, str) or not _TIME.match(value):
         raise InvalidEvent(field, f"must be an ISO 8601 UTC time like 2012-03-01T10:00:00Z, got {value!r:.60}")
     try:
-        ts = epoch_of(value)
+        ts = cached_epoch_of(value) if cached else epoch_of(value)
     except ValueError as exc:
         raise InvalidEvent(field, f"not a valid date/time ({exc})") from None
     if ts < _EARLIEST_TS:
@@ -145,7 +159,7 @@ def validate(obj: Any, now: datetime | None = None) -> dict[str, Any]:
     check_time("event_time", obj.get("event_time"), now_ts)
     post_time = obj.get("post_time")
     if post_time is not None:
-        check_time("post_time", post_time, now_ts)
+        check_time("post_time", post_time, now_ts, cached=True)
     eid = _str(obj, "event_id")
     if not _HEX32.match(eid):
         raise InvalidEvent("event_id", "must be 32 lowercase hex characters")

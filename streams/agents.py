@@ -33,7 +33,7 @@ from typing import Any, Iterable
 import mode
 import orjson
 
-from schemas.wire import InvalidEvent, decode_event, epoch_of
+from schemas.wire import InvalidEvent, cached_epoch_of, decode_event, epoch_of
 from streams import engine, metrics, observability
 from streams.app import app
 from streams.config import INPUT_TOPICS, OUTPUT_TOPICS, TICK_TOPIC, settings
@@ -96,7 +96,7 @@ def decode(key: bytes | None, raw: bytes) -> tuple[str, engine.EventFields]:
     return post_key, engine.EventFields(
         event["event_id"], event["type"], event["comment_id"], event["parent_id"],
         event["post_author"], event["author_key"], event["kind"], epoch_of(event["event_time"]),
-        None if post_time is None else epoch_of(post_time), event["status"])
+        None if post_time is None else cached_epoch_of(post_time), event["status"])
 
 
 async def dead_letter(event: Any, exc: InvalidEvent) -> None:

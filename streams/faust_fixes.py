@@ -1,6 +1,7 @@
-"""Fixes for faust-streaming bugs that lose events or stop commits. Applied once, by streams.app,
-before the app is built. Each replaces one faust method and is applied only while the installed
-faust still has the code it fixes (checked on its source; a warning otherwise).
+"""Fixes for faust-streaming bugs that lose events or stop commits, and for one per-message cost.
+Applied once, by streams.app, before the app is built. Each replaces one faust method and is
+applied only while the installed faust still has the code it fixes (checked on its source; a
+warning otherwise).
 
 1. Seek before resume (faust/tables/recovery.py, Recovery.on_recovery_completed, 0.15.x): when table
 recovery ends, faust resumes the stream partitions and *then* seeks them to their committed
@@ -27,7 +28,18 @@ head, the broker compacts under it; commits for engagement.posts and engagement.
 the event loop then spent 97 % of its time sorting those lists (py-spy) and the rebuild never
 finished. Also, faust's gap included the record that revealed it, so that record counted as done
 before it was processed. Replaced by a walk from the committed offset over acknowledged offsets
-and gaps (the gap now ends before the record that revealed it), which removes what it passed."""
+and gaps (the gap now ends before the record that revealed it), which removes what it passed.
+
+3. Four tasks per consumed message (mode's Service.wait_first, called by faust's
+Consumer._drain_messages for every record as wait_first(callback(message),
+suspend_flow.wait())): wait_first wraps each argument and the service's stopped/crashed events
+in a task, waits for the first, and cancels the other three. The callback (hand the event to the
+stream's queue) almost always finishes without waiting, so this machinery was the largest single
+cost of faust's per-message path (docs/performance.md). The consumer's wait_first now runs the
+first coroutine's first step itself; when that finishes it, the result is what wait_first would
+have returned (the others are closed unstarted). When it has to wait (a full stream buffer), or
+the service is stopping, the coroutine goes on inside mode's wait_first exactly as before, so
+flow suspension during a rebalance still interrupts it."""
 from __future__ import annotations
 
 import asyncio
@@ -38,6 +50,7 @@ from typing import Any, cast
 from faust.tables.recovery import Recovery
 from faust.transport.consumer import Consumer
 from faust.types import TP
+from mode.services import Service, WaitResults
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +168,63 @@ def _original_commit_bookkeeping() -> bool:
             and "offset_to + 1" in add_gap)
 
 
+async def _wait_first(self: Consumer, *coros: Any, timeout: Any = None) -> WaitResults:
+    """Service.wait_first with a fast path for a first coroutine that finishes without waiting."""
+    first = coros[0] if coros else None
+    if not asyncio.iscoroutine(first) or self._stopped.is_set() or self._crashed.is_set():
+        return await _service_wait_first(self, *coros, timeout=timeout)
+    try:
+        yielded = first.send(None)
+    except BaseException as exc:
+        for other in coros[1:]:
+            if asyncio.iscoroutine(other):
+                other.close()  # never started: nothing to cancel
+        if isinstance(exc, StopIteration):
+            return WaitResults([first], [exc.value], False)
+        raise
+    return await _service_wait_first(self, _Continued(first, yielded), *coros[1:],
+                                     timeout=timeout)
+
+
+_service_wait_first = Service.wait_first
+
+
+class _Continued:
+    """Awaitable that goes on with a coroutine which already ran its first step and yielded
+    `yielded` (what it waits on): that is handed to the task first, then the coroutine continues
+    exactly as it would have in its own task (results, exceptions and cancellation pass through)."""
+
+    def __init__(self, coro: Any, yielded: Any) -> None:
+        self._coro, self._yielded = coro, yielded
+
+    def __await__(self) -> Any:
+        coro, value = self._coro, self._yielded
+        while True:
+            try:
+                sent = yield value
+            except BaseException as exc:  # noqa: B036 - cancellation goes to the coroutine
+                try:
+                    value = coro.throw(exc)
+                except StopIteration as done:
+                    return done.value
+            else:
+                try:
+                    value = coro.send(sent)
+                except StopIteration as done:
+                    return done.value
+
+
+def _original_wait_first() -> bool:
+    """True while mode's wait_first is the one that makes a task per argument, and faust's drain
+    loop calls it for each message."""
+    wait_first = inspect.getsource(Service.wait_first)
+    drain = inspect.getsource(Consumer._drain_messages)
+    return ("futures[stopped] = asyncio.ensure_future" in wait_first
+            and "self.wait_first(\n" in drain.replace(" ", "")
+            and "callback(message),self.suspend_flow.wait()" in drain.replace(" ", "")
+                .replace("\n", ""))
+
+
 def apply() -> None:
     global _applied
     if _applied:
@@ -174,3 +244,9 @@ def apply() -> None:
     else:
         log.warning("faust's Consumer._new_offset/_add_gap changed; the commit-over-gaps fix in "
                     "streams/faust_fixes.py is not applied (check the new code)")
+    if _original_wait_first():
+        replaced["Consumer.wait_first"] = Consumer.wait_first
+        Consumer.wait_first = _wait_first  # type: ignore[method-assign]
+    else:
+        log.warning("mode's Service.wait_first or faust's drain loop changed; the per-message "
+                    "fast path in streams/faust_fixes.py is not applied")

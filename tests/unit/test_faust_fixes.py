@@ -194,3 +194,106 @@ def test_faust_own_bookkeeping_stops_committing_on_the_same_partitions():
 def test_the_commit_fix_is_installed():
     assert Consumer._new_offset is faust_fixes._new_offset
     assert Consumer._add_gap is faust_fixes._add_gap
+
+
+# ---------------------------------------------------------------- 3. wait_first fast path
+class _Service:
+    """What Consumer.wait_first uses of the service: its stopped/crashed events and loop."""
+
+    def __init__(self) -> None:
+        from mode.utils.locks import Event
+        self._stopped, self._crashed = Event(), Event()
+        self.loop = asyncio.get_running_loop()
+
+
+def test_wait_first_is_replaced_on_the_consumer():
+    assert Consumer.wait_first is faust_fixes._wait_first
+
+
+def test_a_callback_that_needs_no_wait_runs_without_tasks():
+    async def main():
+        service = _Service()
+        ran = []
+
+        async def callback():
+            ran.append("callback")
+            return 42
+
+        suspend = asyncio.Event()
+        tasks_before = len(asyncio.all_tasks())
+        result = await faust_fixes._wait_first(service, callback(), suspend.wait())
+        assert len(asyncio.all_tasks()) == tasks_before
+        return ran, result
+
+    ran, result = asyncio.run(main())
+    assert ran == ["callback"]
+    assert result.done and result.results == [42] and result.stopped is False
+
+
+def test_a_callback_that_waits_finishes_in_mode_wait_first():
+    async def main():
+        service = _Service()
+        space = asyncio.get_running_loop().create_future()
+        steps = []
+
+        async def callback():
+            steps.append("first step")
+            got = await space  # a full buffer: waits for room
+            steps.append(f"resumed with {got}")
+            return got
+
+        asyncio.get_running_loop().call_later(0.01, space.set_result, "room")
+        result = await faust_fixes._wait_first(service, callback(), asyncio.Event().wait())
+        return steps, result
+
+    steps, result = asyncio.run(main())
+    assert steps == ["first step", "resumed with room"]
+    assert result.results[0] == "room"
+
+
+def test_flow_suspension_still_interrupts_a_waiting_callback():
+    async def main():
+        service = _Service()
+        suspend = asyncio.Event()
+        seen = []
+
+        async def callback():
+            try:
+                await asyncio.get_running_loop().create_future()  # never gets room
+            except asyncio.CancelledError:
+                seen.append("cancelled inside the callback")
+                raise
+            finally:
+                seen.append("cleanup ran")
+
+        asyncio.get_running_loop().call_later(0.01, suspend.set)
+        result = await faust_fixes._wait_first(service, callback(), suspend.wait())
+        await asyncio.sleep(0)
+        return seen, result
+
+    seen, result = asyncio.run(main())
+    assert seen == ["cancelled inside the callback", "cleanup ran"]
+    assert len(result.done) == 1 and not result.stopped
+
+
+def test_a_failing_callback_raises_and_a_stopping_service_takes_mode_path():
+    async def failing():
+        raise ValueError("bad message")
+
+    async def main():
+        service = _Service()
+        try:
+            await faust_fixes._wait_first(service, failing(), asyncio.Event().wait())
+        except ValueError as exc:
+            raised = str(exc)
+        service._stopped.set()
+
+        async def quick():
+            return 1
+
+        stopping = await faust_fixes._wait_first(service, quick())
+        return raised, stopping
+
+    raised, stopping = asyncio.run(main())
+    assert raised == "bad message"
+    assert stopping.stopped is True  # mode's own answer while the service stops
