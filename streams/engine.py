@@ -20,8 +20,10 @@ the same Derived and the same changes as derive() + diff(), in O(new entries).
 from __future__ import annotations
 
 import math
+import sys
 from functools import lru_cache
 from datetime import datetime, timezone
+from collections.abc import Iterator, Mapping
 from typing import Any, NamedTuple
 
 import orjson
@@ -52,7 +54,7 @@ class EventFields(NamedTuple):
 
 class Derived(NamedTuple):
     post: dict[str, Any]
-    threads: dict[int, dict[str, Any]]
+    threads: Mapping[int, dict[str, Any]]
     windows: dict[tuple[str, str], dict[str, Any]]
     # earliest event_time of a waiting reply: the worker clock must pass it + timeout to matter
     waiting_since: float | None = None
@@ -119,6 +121,22 @@ def min_opt(a: float | None, b: float | None) -> float | None:
     return a if b is None else min(a, b)
 
 
+# The words of the contract (types, kinds, statuses) as one shared object each, and author keys
+# interned: every held entry would otherwise carry its own copies of the decoded strings.
+_WORD = {w: w for w in ("comment", "reply", "pingback", "trackback", "moderation", "approved",
+                        "hold", "spam", "trash", "delete")}.get
+
+
+def shared_strings(entry: list | None, status: list | None) -> None:
+    """Replace an entry's and a status's strings by shared objects, in place (before holding)."""
+    if entry is not None:
+        entry[_TYPE] = _WORD(entry[_TYPE], entry[_TYPE])
+        entry[_KIND] = _WORD(entry[_KIND], entry[_KIND])
+        entry[_AUTHOR] = sys.intern(entry[_AUTHOR])
+    if status is not None:
+        status[3] = _WORD(status[3], status[3])
+
+
 def merge_event(state: dict[str, Any], ev: EventFields) -> bool:
     """Merge one event into state in place; True when the state changed."""
     before = (state["wm"], state["pt"])
@@ -128,6 +146,7 @@ def merge_event(state: dict[str, Any], ev: EventFields) -> bool:
     entry = None if is_mod else [ev.type, ev.kind, ev.parent_id, ev.author_key,
                                  bool(ev.post_author), ev.event_time, ev.event_id]
     status = [ev.event_time, 1 if is_mod else 0, ev.event_id, ev.status]
+    shared_strings(entry, status)
     changed = merge_entry(state, str(ev.comment_id), entry, status)
     return changed or before != (state["wm"], state["pt"])
 
@@ -261,7 +280,9 @@ class _Totals:
         self.post_author_replies = 0
         self.max_depth = 0
         self.first = self.last = self.first_comment = None
-        # root -> [replies, depth, authors, answered, first_reply, last, root_created]
+        # root -> [replies, depth, authors, answered, first_reply, last, root_created]; authors
+        # is "" (none), the one author key, or a set once there are two: most threads have one
+        # participant, and a set per thread was the largest part of the totals
         self.threads: dict[int, list] = {}
         self.windows: dict[tuple[str, str], dict[str, int]] = {}
         self.placed: dict[int, tuple[int, int]] = {}  # visible cid -> (root, depth)
@@ -274,8 +295,7 @@ class _Totals:
         self.touched_windows: dict[tuple[str, str], None] | None = None
 
     def open_thread(self, cid: int, e: list) -> None:
-        self.threads[cid] = [0, 0, {e[_AUTHOR]} if e[_AUTHOR] else set(), False, None,
-                             e[_CREATED], e[_CREATED]]
+        self.threads[cid] = [0, 0, e[_AUTHOR], False, None, e[_CREATED], e[_CREATED]]
         if self.touched_threads is not None:
             self.touched_threads[cid] = None
 
@@ -310,7 +330,13 @@ class _Totals:
                 if depth > acc[1]:
                     acc[1] = depth
                 if author:
-                    acc[2].add(author)
+                    authors = acc[2]
+                    if type(authors) is set:
+                        authors.add(author)
+                    elif not authors:
+                        acc[2] = author
+                    elif authors != author:
+                        acc[2] = {authors, author}
                 if e[_POST_AUTHOR]:
                     acc[3] = True
                 if acc[4] is None or created < acc[4]:
@@ -356,13 +382,38 @@ def _thread_value(acc: list) -> dict[str, Any]:
     return {
         "replies": replies,
         "depth": depth,
-        "participants": len(authors),
+        "participants": len(authors) if type(authors) is set else (1 if authors else 0),
         "post_author_answered": answered,
         "time_to_first_reply_seconds": (
             None if first_reply is None else _seconds(first_reply - root_created)
         ),
         "last_activity": _format_start(last_act),
     }
+
+
+class ThreadValues(Mapping):
+    """Derived.threads: each thread's output value, computed from the running totals when asked.
+    The agent holds the last derivation of many posts: a value dict per thread held next to the
+    totals it comes from would be the largest part of that (docs/performance.md). A view over
+    totals that derive_more() changes in place changes with them (the old derivation is consumed
+    there, as documented)."""
+
+    __slots__ = ("_threads",)
+
+    def __init__(self, threads: dict[int, list]) -> None:
+        self._threads = threads
+
+    def __getitem__(self, root: int) -> dict[str, Any]:
+        return _thread_value(self._threads[root])
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._threads)
+
+    def __len__(self) -> int:
+        return len(self._threads)
+
+    def __contains__(self, root: object) -> bool:
+        return root in self._threads
 
 
 def derive_with_totals(state: dict[str, Any], now_watermark: float | None,
@@ -381,13 +432,12 @@ def derive_with_totals(state: dict[str, Any], now_watermark: float | None,
     totals.orphan_parents = frozenset(
         entries[cid][_PARENT] for cid, (root, _) in placed.items()
         if root == cid and entries[cid][_PARENT] > 0)
-    threads = {root: _thread_value(acc) for root, acc in totals.threads.items()}
     for c in waiting:
         totals.waiting[c] = entries[c][_CREATED]
         totals.waiting_by_parent.setdefault(entries[c][_PARENT], []).append(c)
     since = min(totals.waiting.values(), default=None)
-    return Derived(totals.post(state["pt"], len(waiting)), threads, dict(totals.windows),
-                   since), totals
+    return Derived(totals.post(state["pt"], len(waiting)), ThreadValues(totals.threads),
+                   totals.windows, since), totals
 
 
 def derive(state: dict[str, Any], now_watermark: float | None, orphan_timeout: float) -> Derived:
@@ -490,17 +540,15 @@ def derive_more(state: dict[str, Any], old: Derived, totals: _Totals, new_ids: l
             if kids}
     since = min(waiting.values(), default=None)
     post = totals.post(state["pt"], len(waiting))
-    threads = old.threads
     changes: list[Change] = []
     if post != old.post:
         changes.append(Change("posts", None, post, False))
     for root in totals.touched_threads:
-        value = threads[root] = _thread_value(totals.threads[root])
-        changes.append(Change("threads", root, value, False))
+        changes.append(Change("threads", root, _thread_value(totals.threads[root]), False))
     windows = totals.windows
     for wkey in totals.touched_windows:
         changes.append(Change("windows", wkey, dict(windows[wkey]), False))
-    return Derived(post, threads, windows, since), totals, changes
+    return Derived(post, ThreadValues(totals.threads), windows, since), totals, changes
 
 
 _WINDOW_FIELD = {"comment": "comments", "reply": "replies", "pingback": "pingbacks",

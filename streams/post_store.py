@@ -109,6 +109,7 @@ class PostStore:
             state["pt"] = engine.min_opt(state["pt"], pt)
             return
         entry, status = fields
+        engine.shared_strings(entry, status)
         engine.merge_entry(state, cid[0], entry, status)
 
     def forget(self, partitions: Iterable[int]) -> None:
