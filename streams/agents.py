@@ -5,7 +5,7 @@ batch's events are acknowledged only after the flush that wrote their effects wa
 committed offsets never pass unprocessed events. Per batch: decode (bad events -> dead-letter
 topic) and group by post; per flush: merge into each post's state (streams/post_store.py: in
 memory, loaded from the changelog when a partition is first seen), derive once per post, write
-each changed aggregate once, then the changed entries to the changelog. A batch that only adds
+the changed entries to the changelog, then each changed aggregate once. A batch that only adds
 new approved entries to a post seen before takes engine.derive_more (O(new entries), same result as the full derive +
 diff); anything else takes the full derive. A batch closes at BATCH_MAX events or BATCH_WITHIN
 seconds: under a backlog the per-post work and a post's outputs are shared by many events (each
@@ -16,11 +16,16 @@ Every record the agent writes goes to the partition of its post (outputs and cha
 record batches (streams/kafka_batches.py). Output records carry the newest Kafka timestamp of the
 input events that changed them, so the sink can time publish -> database.
 
-Order within a flush: outputs are sent and their delivery awaited *before* the changelog records.
-A crash in between replays the events (offsets not committed), the merge changes the old state
-again and the same aggregates are emitted again (the sink's version guard makes that harmless).
-The other order could lose outputs: the replayed events would merge into an already-updated
-state, change nothing and emit nothing.
+Order within a flush: the changelog records are sent and their delivery awaited *before* the
+outputs; the input events are acknowledged after both. A crash before the changelog landed
+replays the events onto the old state, which emits the same changes again (the sink's version
+guard makes repeats harmless). A crash after it landed and before the outputs did would leave
+those outputs unsent, since the replayed events change nothing in the loaded state: so after
+loading a partition the agent emits again every aggregate of the posts the partition's newest
+flush wrote (streams/post_store.py, last_flush), with tombstones for every thread and window
+those posts could have had and no longer have. (The other order had a window that no replay
+closes: outputs delivered, changelog lost, and later events that revert the change leave the
+killed worker's outputs standing: tests/unit/test_agent_crash_window.py.)
 """
 from __future__ import annotations
 
@@ -155,11 +160,13 @@ class Pending:
         self.changes: dict[str, dict[tuple[str, Any], engine.Change]] = {}
         self.timestamps: dict[str, int] = {}  # post -> newest input Kafka timestamp (ms)
         self.events: list[Any] = []
+        # posts whose outputs are emitted again in full at the next flush (after a load)
+        self.refresh: set[str] = set()
         self.since: float | None = None  # monotonic time of the first held event
         self.newest_input = 0.0  # newest input timestamp (s) of any held event
 
     def __bool__(self) -> bool:
-        return bool(self.events)
+        return bool(self.events or self.refresh)
 
     def hold(self, events: Iterable[Any]) -> None:
         for event in events:
@@ -180,7 +187,8 @@ class Pending:
         for posts in (self.changes, self.unfolded, self.ticks, self.timestamps):
             for post_key in [k for k in posts if store.partition_of(k) in partitions]:
                 del posts[post_key]
-        if not self.events:
+        self.refresh = {k for k in self.refresh if store.partition_of(k) not in partitions}
+        if not self:
             self.__init__()
 
     def due(self) -> bool:
@@ -188,7 +196,7 @@ class Pending:
         backlog, let events and changes gather for up to FLUSH_MAX_SECONDS (throughput: a post
         is then derived once per flush, not once per batch)."""
         if not self.events:
-            return False
+            return bool(self.refresh)
         if time.time() - self.newest_input < CATCH_UP_LAG:
             return True
         return time.monotonic() - self.since >= FLUSH_MAX_SECONDS \
@@ -199,18 +207,22 @@ pending = Pending()
 _flush_lock = asyncio.Lock()
 
 
-def fold(events_by_post: dict[str, list[engine.EventFields]], ticks: dict[str, float]) -> int:
+def fold(events_by_post: dict[str, list[engine.EventFields]], ticks: dict[str, float],
+         refresh: set[str] = frozenset()) -> int:
     """Merge and derive every touched post; its changed aggregates go to `pending` and its changed
-    entries to the store. Synchronous: no other task sees a post half-processed. Returns the
-    number of aggregate changes found."""
+    entries to the store. Posts in `refresh` emit all their aggregates (module doc). Synchronous:
+    no other task sees a post half-processed. Returns the number of aggregate changes found."""
     found = 0
     # Metric increments are summed per batch: labels() per event cost more than the merge.
     consumed: dict[tuple[str, str], int] = defaultdict(int)
-    for post_key in events_by_post.keys() | ticks.keys():
+    for post_key in events_by_post.keys() | ticks.keys() | refresh:
         state = store.get(post_key)
         cached = _derived.pop(post_key)
+        renew = post_key in refresh
+        if renew:
+            cached = None
         old = cached[0] if cached is not None else None
-        if old is None and (state["e"] or state["s"]):
+        if old is None and (state["e"] or state["s"]) and not renew:
             old = engine.derive(state, engine.now_of(state), ORPHAN_TIMEOUT)  # before the merge
         events = events_by_post.get(post_key, ())
         applied, new_ids = engine.merge_batch(state, events)
@@ -223,6 +235,7 @@ def fold(events_by_post: dict[str, list[engine.EventFields]], ticks: dict[str, f
         if post_key in ticks:
             changed |= engine.merge_tick(state, ticks[post_key])
             new_ids = None
+        changed |= renew
         if not changed:
             if cached is not None:
                 _derived.put(post_key, cached, len(state["e"]))  # nothing changed
@@ -235,6 +248,8 @@ def fold(events_by_post: dict[str, list[engine.EventFields]], ticks: dict[str, f
         else:
             new, totals = engine.derive_with_totals(state, engine.now_of(state), ORPHAN_TIMEOUT)
             changes = engine.diff(old, new)
+            if renew:
+                changes += engine.absent(state, new)
         if changes:
             mine = pending.changes.setdefault(post_key, {})
             for change in changes:
@@ -249,15 +264,15 @@ def fold(events_by_post: dict[str, list[engine.EventFields]], ticks: dict[str, f
 
 
 async def flush() -> int:
-    """Write what is pending: each changed aggregate once (one new version per post), delivered;
-    then the changed entries to the changelog, delivered; then acknowledge the events. Returns the
+    """Write what is pending: the changed entries to the changelog, delivered; then each changed
+    aggregate once (one new version per post), delivered; then acknowledge the events. Returns the
     number of aggregates written. On an error the in-memory state may be ahead of Kafka: it is
     dropped (and loaded again from the changelog) and the events stay unacknowledged."""
     outputs = BatchSender()
     by_aggregate: dict[str, int] = defaultdict(int)
     try:
-        fold(pending.unfolded, pending.ticks)
-        pending.unfolded, pending.ticks = defaultdict(list), {}
+        fold(pending.unfolded, pending.ticks, pending.refresh)
+        pending.unfolded, pending.ticks, pending.refresh = defaultdict(list), {}, set()
         for post_key, changes in pending.changes.items():
             state = store.states[post_key]
             state["v"] = next_version(state["v"])
@@ -269,13 +284,13 @@ async def flush() -> int:
                 outputs.add(OUTPUT_TOPICS[change.aggregate], partition, key.encode(), value, ts)
                 by_aggregate[change.aggregate] += 1
         changelog = BatchSender()
-        for partition, key, value in store.drain():
+        for partition, key, value in store.drain(store.next_flush()):
             changelog.add(CHANGELOG_TOPIC, partition, key, value)
         producer = await aiokafka_producer(app)
-        if outputs.count:
-            await asyncio.gather(*await outputs.send(producer))  # before the state (module doc)
         if changelog.count:
-            await asyncio.gather(*await changelog.send(producer))
+            await asyncio.gather(*await changelog.send(producer))  # before the outputs (module doc)
+        if outputs.count:
+            await asyncio.gather(*await outputs.send(producer))
     except BaseException:
         # The worker stops (the agent's supervisor crashes the app): a restart reads the held
         # events again from the committed offsets, and the state again from the changelog.
@@ -294,7 +309,15 @@ async def ensure_loaded(partitions: Iterable[int]) -> None:
     if set(partitions) <= store.loaded:
         return
     async with _load_lock:
-        await load(store, CHANGELOG_TOPIC, partitions, _consumer_config())
+        new = set(partitions) - store.loaded
+        await load(store, CHANGELOG_TOPIC, new, _consumer_config())
+        # this worker's own records of a partition it never gave up need no refresh: only loaded
+        # partitions get here
+        renew = store.last_flush(new & store.loaded)
+        if renew:
+            pending.refresh |= renew
+            if pending.since is None:
+                pending.since = time.monotonic()
 
 
 def _consumer_config() -> dict[str, Any]:

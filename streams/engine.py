@@ -556,6 +556,29 @@ _WINDOW_FIELD = {"comment": "comments", "reply": "replies", "pingback": "pingbac
 
 
 # ---------------------------------------------------------------------------- diff
+def absent(state: dict[str, Any], new: Derived) -> list[Change]:
+    """Tombstones for every thread and window the post could ever have had (a thread per entry,
+    the hour and day of each entry's creation) that `new` does not have: what may be left in the
+    sink by outputs this worker cannot see (streams/agents.py, after a load). Zero values: a
+    deletion is keyed, its values are not stored."""
+    changes: list[Change] = []
+    zero_window = {"comments": 0, "replies": 0, "pingbacks": 0, "trackbacks": 0}
+    windows: set[tuple[str, str]] = set()
+    for key, e in state["e"].items():
+        cid = int(key)
+        if cid not in new.threads and e[_TYPE] != "pingback":
+            changes.append(Change("threads", cid, {
+                "replies": 0, "depth": 0, "participants": 0, "post_author_answered": False,
+                "time_to_first_reply_seconds": None,
+                "last_activity": _format_start(e[_CREATED])}, True))
+        for window, size in WINDOWS:
+            windows.add((window, _format_start(math.floor(e[_CREATED] / size) * size)))
+    changes.extend(Change("windows", wkey, dict(zero_window), True)
+                   for wkey in sorted(windows) if wkey not in new.windows)
+    return changes
+
+
+
 def diff(old: Derived | None, new: Derived) -> list[Change]:
     """Changed aggregates between two derivations; threads/windows that disappeared come back
     with deleted=True (carrying their last values)."""

@@ -3,13 +3,18 @@ changelog records of one entry each plus one small header per post.
 
 Changelog records (topic `<app_id>-post-entries-changelog`, partition = the post's input
 partition, so the state of a post lives where its events are):
-    key "<site>/<post_id>"          value [v, wm, clk, pt, waiting_since, waiting_count]
+    key "<site>/<post_id>"          value [v, wm, clk, pt, waiting_since, waiting_count, flush]
     key "<site>/<post_id>/<cid>"    value [entry or null, status or null]
 A flush writes the header of each changed post and only the entries that changed, so what a
 batch costs does not grow with the size of the post. Loading a partition reads its records
 with a plain consumer (batched fetches: far cheaper than faust's per-event recovery) and merges
 them with the engine's own rules (header fields by max/min, entries by engine.merge_entry), so a
 stale record read after a newer one changes nothing.
+
+`flush` in the header is the id of the flush that wrote it (ids grow, also across workers). A
+flush writes its changelog records before its outputs (streams/agents.py), so the posts whose
+header carries their partition's newest flush id are the only ones whose outputs may not have
+been delivered: last_flush() names them for the agent to emit again after a load.
 
 Why not a faust Table: a Table holds every value again as bytes in its store, sends every
 change through faust's per-message path, and its recovery reads the changelog through faust's
@@ -35,8 +40,8 @@ def partition_of(post_key: str, partitions: int) -> int:
     return (murmur2(post_key.encode()) & 0x7FFFFFFF) % partitions
 
 
-def header_value(state: dict[str, Any], waiting: tuple[float | None, int]) -> bytes:
-    return orjson.dumps([state["v"], state["wm"], state["clk"], state["pt"], *waiting])
+def header_value(state: dict[str, Any], waiting: tuple[float | None, int], flush: int) -> bytes:
+    return orjson.dumps([state["v"], state["wm"], state["clk"], state["pt"], *waiting, flush])
 
 
 def entry_value(state: dict[str, Any], cid: str) -> bytes:
@@ -55,6 +60,8 @@ class PostStore:
         # the orphan timer; kept in the header so that a loaded partition knows it too
         self.waiting: dict[str, tuple[float | None, int]] = {}
         self.epoch = 0  # grows at every revocation: a load that overlapped one is not trusted
+        self.flushed: dict[str, int] = {}  # post key -> id of the last flush that wrote it
+        self.newest_flush = 0  # the greatest flush id written or loaded
         self._partition: dict[str, int] = {}  # murmur2 per post once
 
     def partition_of(self, post_key: str) -> int:
@@ -80,14 +87,22 @@ class PostStore:
         else:
             self.waiting.pop(post_key, None)
 
-    def drain(self) -> Iterator[Record]:
-        """Changelog records of everything changed since the last drain (header first)."""
+    def next_flush(self) -> int:
+        """A new flush id: greater than every id written or loaded (the wall clock in ms, so a
+        worker that takes a partition over also continues above the previous owner's)."""
+        self.newest_flush = max(self.newest_flush + 1, time.time_ns() // 1_000_000)
+        return self.newest_flush
+
+    def drain(self, flush: int) -> Iterator[Record]:
+        """Changelog records of everything changed since the last drain (header first), as
+        written by flush `flush`."""
         dirty, self._dirty = self._dirty, {}
         for post_key, cids in dirty.items():
             state = self.states[post_key]
             partition = self.partition_of(post_key)
+            self.flushed[post_key] = flush
             yield partition, post_key.encode(), header_value(
-                state, self.waiting.get(post_key, (None, 0)))
+                state, self.waiting.get(post_key, (None, 0)), flush)
             prefix = post_key + "/"
             for cid in cids:
                 yield partition, (prefix + cid).encode(), entry_value(state, cid)
@@ -101,7 +116,10 @@ class PostStore:
         post_key = f"{site}/{post_id}"
         state = self.get(post_key)
         if not cid:
-            v, wm, clk, pt, since, count = fields
+            v, wm, clk, pt, since, count = fields[:6]
+            flush = fields[6] if len(fields) > 6 else 0  # headers written before flush ids: 0
+            self.flushed[post_key] = max(self.flushed.get(post_key, 0), flush)
+            self.newest_flush = max(self.newest_flush, flush)
             self.set_waiting(post_key, since, count)  # the latest header says
             state["v"] = max(state["v"], v)
             state["wm"] = engine.max_opt(state["wm"], wm)
@@ -111,6 +129,17 @@ class PostStore:
         entry, status = fields
         engine.shared_strings(entry, status)
         engine.merge_entry(state, cid[0], entry, status)
+
+    def last_flush(self, partitions: Iterable[int]) -> set[str]:
+        """Posts of these partitions written by their partition's newest flush (see module doc)."""
+        wanted = set(partitions)
+        newest: dict[int, int] = {}
+        for post_key, flush in self.flushed.items():
+            partition = self.partition_of(post_key)
+            if partition in wanted and flush > newest.get(partition, 0):
+                newest[partition] = flush
+        return {post_key for post_key, flush in self.flushed.items()
+                if flush and flush == newest.get(self.partition_of(post_key))}
 
     def forget(self, partitions: Iterable[int]) -> None:
         """Drop the states of partitions this worker no longer owns: when one comes back, it is
@@ -122,6 +151,7 @@ class PostStore:
             del self.states[post_key]
             self._dirty.pop(post_key, None)
             self.waiting.pop(post_key, None)
+            self.flushed.pop(post_key, None)
             self._partition.pop(post_key, None)
 
     def clear(self) -> None:
@@ -130,6 +160,7 @@ class PostStore:
         self.loaded.clear()
         self._dirty.clear()
         self.waiting.clear()
+        self.flushed.clear()
         self._partition.clear()
 
     def entries(self) -> int:
