@@ -4,17 +4,26 @@ Per post: (Derived, running totals) as last derived. It saves deriving the post 
 next batch and is what makes engine.derive_more possible (O(new entries)). The running totals
 hold a placement per visible entry and an author set per thread, so the cache is bounded by the
 number of entries it covers (BLOGPULSE_STATE_CACHE_ENTRIES) and drops the least recently changed
-posts first. A miss is always safe: the agent derives the post in full from its state."""
+posts first, but never one used within the last MIN_IDLE seconds: then the new post is not held.
+Under a backlog every post is touched at every flush, and plain LRU would evict exactly the post
+needed next (no hits at all once the posts outgrow the budget); this way the posts held stay
+held and the hit rate is the share of the budget. A miss is always safe: the agent derives the
+post in full from its state."""
 from __future__ import annotations
 
-from typing import Any
+import time
+from typing import Any, Callable
+
+MIN_IDLE = 30.0  # seconds: a post used more recently is not evicted to make room
 
 
 class StateCache:
-    def __init__(self, max_entries: int) -> None:
+    def __init__(self, max_entries: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.max_entries = max_entries
         self.entries = 0  # entries of the decoded states held
-        self._items: dict[str, tuple[Any, int]] = {}  # insertion order = least recent first
+        # key -> (item, entries, time stored); insertion order = least recent first
+        self._items: dict[str, tuple[Any, int, float]] = {}
+        self._clock = clock
 
     def __len__(self) -> int:
         return len(self._items)
@@ -32,13 +41,18 @@ class StateCache:
 
     def put(self, key: str, item: Any, entries: int) -> None:
         """Hold `item` (whose decoded state has `entries` entries) as the most recent, dropping the
-        least recent posts until it fits; a post bigger than the whole budget is not held."""
+        least recent posts idle for MIN_IDLE until it fits; if that is not enough (or the post is
+        bigger than the whole budget) it is not held."""
         self.pop(key)
         if entries > self.max_entries:
             return
+        now = self._clock()
         while self.entries + entries > self.max_entries:
-            self.pop(next(iter(self._items)))
-        self._items[key] = (item, entries)
+            oldest = next(iter(self._items))
+            if now - self._items[oldest][2] < MIN_IDLE:
+                return
+            self.pop(oldest)
+        self._items[key] = (item, entries, now)
         self.entries += entries
 
     def clear(self) -> None:

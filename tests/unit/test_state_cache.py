@@ -1,16 +1,26 @@
 """streams/state_cache.py: the agent's per-post cache stays within its entry budget, dropping the
-least recently stored posts first."""
+least recently stored posts first, but not posts used within MIN_IDLE seconds."""
 from __future__ import annotations
 
-from streams.state_cache import StateCache
+from streams.state_cache import MIN_IDLE, StateCache
 
 
-def test_budget_is_kept_and_the_least_recent_post_goes_first():
-    cache = StateCache(max_entries=10)
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_budget_is_kept_and_the_least_recent_idle_post_goes_first():
+    clock = Clock()
+    cache = StateCache(max_entries=10, clock=clock)
     cache.put("a", "A", 4)
     cache.put("b", "B", 4)
     cache.put("a", "A2", 4)  # stored again: now the most recent
-    cache.put("c", "C", 4)  # needs room: "b" is the least recent
+    clock.now += MIN_IDLE
+    cache.put("c", "C", 4)  # needs room: "b" is the least recent (and idle long enough)
     assert (cache.get("a"), cache.get("b"), cache.get("c")) == ("A2", None, "C")
     assert cache.entries == 8 and len(cache) == 2
 
@@ -24,3 +34,20 @@ def test_pop_releases_entries_and_an_oversized_post_is_not_held():
     cache.put("a", "A", 6)
     cache.clear()
     assert len(cache) == 0 and cache.entries == 0
+
+
+def test_a_cyclic_scan_keeps_what_is_held_instead_of_evicting_the_next_post():
+    """Every post touched once per round (a backlog), twice as many entries as the budget: LRU
+    would miss on every access; the held half stays held."""
+    clock = Clock()
+    cache = StateCache(max_entries=50, clock=clock)
+    posts = [f"p{i}" for i in range(10)]
+    hits = 0
+    for round_ in range(5):
+        for post in posts:
+            held = cache.pop(post)  # as the agent does: take it, derive, put it back
+            hits += held is not None
+            cache.put(post, post, 10)
+            clock.now += 0.1
+    assert hits == 4 * 5  # rounds 2-5: the five posts held from round 1
+    assert cache.entries <= 50
