@@ -82,8 +82,8 @@ class Settings:
     # The faust app id of this generation: BLOGPULSE_APP_ID, with "-g<N>" for generation N > 1.
     app_id: str = field(default_factory=lambda: generation_app_id(
         _env("BLOGPULSE_APP_ID", "blogpulse"), env_generation()))
-    # Entries of decoded post states the aggregation agent keeps (streams/state_cache.py): ~1.5 KB
-    # each, so the default caps the cache near 750 MB.
+    # Entries of post derivations the aggregation agent keeps (streams/state_cache.py); their
+    # size per entry is measured in docs/performance.md ("Memory").
     state_cache_entries: int = field(
         default_factory=lambda: int(_env("BLOGPULSE_STATE_CACHE_ENTRIES", "500000")))
     # Replicas of every topic blogpulse creates (inputs, outputs, DLQ, ticks, faust's changelogs
