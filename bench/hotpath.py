@@ -45,6 +45,9 @@ class _Batch:
     def record_count(self) -> int:
         return len(self.sizes)
 
+    def close(self) -> None:
+        pass
+
 
 async def _run(events, batch: int, producer: _NullProducer) -> float:
     from streams import agents

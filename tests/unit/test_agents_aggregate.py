@@ -79,6 +79,9 @@ class _Batch:
     def record_count(self):
         return len(self.items)
 
+    def close(self):
+        pass
+
 
 class TopicView:
     """The records of one output topic, as (key str, value bytes, None) like a topic recorder."""
