@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import sys
+import time
 from functools import lru_cache
 from datetime import datetime, timezone
 from collections.abc import Iterator, Mapping
@@ -82,6 +83,9 @@ def parse_time(text: str) -> float:
 def format_time(ts: float | None) -> str | None:
     if ts is None:
         return None
+    if ts.is_integer() if isinstance(ts, float) else isinstance(ts, int):
+        # whole seconds (most event times): time.gmtime is ~2x cheaper than datetime + strftime
+        return "%04d-%02d-%02dT%02d:%02d:%02dZ" % time.gmtime(ts)[:6]
     dt = datetime.fromtimestamp(ts, tz=timezone.utc)
     if dt.microsecond:
         return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
