@@ -3,7 +3,8 @@ JSON-decodes each value (no tables, no outputs). Run as a subprocess by bench.ru
 of the gap between the plain consumer and blogpulse is faust's per-event machinery.
 
 Environment: BENCH_FLOOR_APP_ID, BENCH_FLOOR_PROGRESS (file: "<wall time> <events>" per batch),
-BLOGPULSE_BROKER, BLOGPULSE_PARTITIONS."""
+BENCH_FLOOR_FIXES=1 (apply blogpulse's faust fixes, streams/faust_fixes.py, first: the floor of
+the faust that blogpulse runs on), BLOGPULSE_BROKER, BLOGPULSE_PARTITIONS."""
 from __future__ import annotations
 
 import os
@@ -13,6 +14,11 @@ import faust
 import orjson
 
 from streams.config import INPUT_TOPICS, settings
+
+if os.environ.get("BENCH_FLOOR_FIXES") == "1":
+    from streams import faust_fixes
+
+    faust_fixes.apply()
 
 _s = settings()
 app = faust.App(

@@ -33,6 +33,7 @@ def _run(ctx, app_id: str, module: str, start: dict, end: dict, env_extra: dict,
     log_path = workdir / "app.log"
     lines: list[tuple[float, int]] = []
     peak_kb = None
+    cpu_first = cpu_last = None  # CPU seconds when the first / last progress line was seen
     with open(log_path, "wb") as log:
         proc = subprocess.Popen([sys.executable, "-m", module, *argv], cwd=workdir, env=env,
                                 stdout=log, stderr=subprocess.STDOUT)
@@ -42,7 +43,10 @@ def _run(ctx, app_id: str, module: str, start: dict, end: dict, env_extra: dict,
                 if progress.exists():
                     lines = [(float(t), int(n)) for t, n in
                              (ln.split() for ln in progress.read_text().splitlines() if ln.strip())]
+                    if lines and cpu_first is None:
+                        cpu_first, counted_first = workers.cpu_seconds(proc.pid), lines[-1][1]
                     if lines and lines[-1][1] >= expected:
+                        cpu_last = workers.cpu_seconds(proc.pid)
                         break
                 time.sleep(0.2)
             peak_kb = workers.peak_rss_kb(proc.pid)
@@ -55,15 +59,22 @@ def _run(ctx, app_id: str, module: str, start: dict, end: dict, env_extra: dict,
         return {**out, "events_per_s": None,
                 "error": f"read {lines[-1][1] if lines else 0} of {expected}; log tail:\n{tail}"}
     (t0, n0), (t1, n1) = lines[0], lines[-1]
+    cpu = None
+    if cpu_first is not None and cpu_last is not None and n1 > counted_first:
+        # polled every 0.2 s, so from the first progress line seen: a small slice is missed
+        cpu = round((cpu_last - cpu_first) / (n1 - counted_first) * 1e6, 1)
     return {**out, "batches": len(lines), "seconds": round(t1 - t0, 3),
-            "events_per_s": round((n1 - n0) / (t1 - t0), 1) if t1 > t0 else None}
+            "events_per_s": round((n1 - n0) / (t1 - t0), 1) if t1 > t0 else None,
+            "cpu_us_per_event": cpu}
 
 
-def faust_floor(ctx, start: dict, end: dict) -> dict:
-    """A no-op faust agent (take_events + orjson) drains the [start, end) offset range."""
-    app_id = ctx.app_id("floor")
+def faust_floor(ctx, start: dict, end: dict, fixes: bool = False) -> dict:
+    """A no-op faust agent (take_events + orjson) drains the [start, end) offset range; `fixes`:
+    with blogpulse's faust fixes applied (streams/faust_fixes.py)."""
+    app_id = ctx.app_id("floor-fixed" if fixes else "floor")
     return _run(ctx, app_id, "bench.faust_floor", start, end,
-                {"BENCH_FLOOR_APP_ID": app_id}, "BENCH_FLOOR_PROGRESS", ("worker",))
+                {"BENCH_FLOOR_APP_ID": app_id, "BENCH_FLOOR_FIXES": "1" if fixes else "0"},
+                "BENCH_FLOOR_PROGRESS", ("worker",))
 
 
 def quix(ctx, start: dict, end: dict, site: str, entries: int) -> dict:

@@ -59,16 +59,32 @@ def rows(results: dict) -> list[tuple[str, str, str]]:
             rate(f"{what}: baseline, aiokafka + orjson read", _eps(r["baseline"]))
         if "floor" in r:
             rate(f"{what}: faust floor, no-op take_events agent + orjson", _eps(r["floor"]))
+        if "floor_fixed" in r:
+            rate(f"{what}: the same floor with blogpulse's faust fixes", _eps(r["floor_fixed"]))
         if "quix" in r:
             rate(f"{what}: Quix Streams app, RocksDB state", _eps(r["quix"]))
         if "e2e" in r:
-            rate(f"{what}: blogpulse publish -> database, 1 worker", one)
-        for key, name in (("quix", "Quix"), ("floor", "faust floor")):
+            rate(f"{what}: blogpulse to the database, 1 worker (published before)", one)
+        for key, name in (("quix", "Quix"), ("floor", "faust floor"),
+                          ("floor_fixed", "floor with the fixes")):
             if key in r:
                 out.append((f"{what}: blogpulse / {name}", _ratio(one, _eps(r[key])), "-"))
-    for key, label in (("e2e_1_worker", "blogpulse publish -> database, 1 worker"),
-                       ("e2e_2_workers", "blogpulse publish -> database, 2 workers"),
-                       ("huge", "huge: publish -> database, 1 worker")):
+        # CPU per event does not depend on what else runs on the machine, events/s does
+        cpu = (r.get("e2e") or {}).get("cpu_us_per_event") or {}
+        if cpu.get("worker") is not None:
+            out.append((f"{what}: CPU µs per event, blogpulse worker / its sink",
+                        f"{cpu['worker']:,.0f} / {cpu.get('sink') or 0:,.0f}", "-"))
+        for key, name in (("floor", "faust floor"), ("floor_fixed", "floor with the fixes"),
+                          ("quix", "Quix")):
+            theirs = (r.get(key) or {}).get("cpu_us_per_event")
+            if theirs is not None:
+                out.append((f"{what}: CPU µs per event, {name}", f"{theirs:,.0f}", "-"))
+                if cpu.get("worker"):
+                    out.append((f"{what}: {name} CPU / blogpulse worker+sink CPU per event",
+                                _ratio(theirs, cpu["worker"] + (cpu.get("sink") or 0)), "-"))
+    for key, label in (("e2e_1_worker", "blogpulse to the database, 1 worker"),
+                       ("e2e_2_workers", "blogpulse to the database, 2 workers (published before)"),
+                       ("huge", "huge: to the database, 1 worker (published before)")):
         r = results.get(key)
         if r:
             rate(f"{label} ({r['events']:,} events, {r['posts']:,} posts)", _eps(r))

@@ -2,13 +2,15 @@
 and PostgreSQL, against the plain-consumer baseline. Prints a table, saves JSON in bench/results/.
 
 The matrix (docs/performance.md "Reproduce"): for each shape (--shapes, default a,b: 200,000
-entries over 2,000 posts, 100,000 over 50; c = 1,000,000 over 10,000 is opt-in) blogpulse publish
--> database with 1 worker, then the plain-consumer baseline, the faust no-op floor and the Quix
-Streams app (bench/quix_app.py) over the same events; latency at --rate and --rate-high with 1
-worker and at --rate with 2 workers; changelog bytes per event at 2,000 and at 20 entries per post;
-peak RSS of every worker. --events N runs every shape with N entries (entries per post kept): a
-short check. --memory adds shape c with the RocksDB store, --huge 5,000,000 entries over
-500,000 posts with RocksDB."""
+entries over 2,000 posts, 100,000 over 50; c = 1,000,000 over 10,000 is opt-in) the events are
+published, then blogpulse (1 worker) reads them to the database, and the plain-consumer
+baseline, the faust no-op floor and the Quix Streams app (bench/quix_app.py) read the same range:
+events/s and CPU per event of each, all measured on a range published before they start, so that
+no publisher shares the machine with any of them. Latency (publish -> database, a publisher
+running at a fixed rate) at --rate and --rate-high with 1 worker and at --rate with 2 workers;
+changelog bytes per event at 2,000 and at 20 entries per post; peak RSS of every worker. --events
+N runs every shape with N entries (entries per post kept): a short check. --memory adds shape c,
+--huge 5,000,000 entries over 500,000 posts."""
 from __future__ import annotations
 
 import argparse
@@ -174,10 +176,9 @@ def _measure(ctx: scenarios.Context, args: argparse.Namespace, results: dict) ->
             for r in shapes.changelog_pair(ctx, runs, n, skip)]
     if "scaling" not in skip:
         print(f"2 workers, memory store: {first.entries:,} entries over {first.posts:,} posts")
-        procs = scenarios.start_workers(ctx, "two", 2)
+        procs, r = scenarios.replay_throughput(ctx, "two", first.entries, first.posts, count=2)
+        results["e2e_2_workers"] = r
         try:
-            r = results["e2e_2_workers"] = scenarios.throughput(ctx, procs, "two", first.entries,
-                                                                first.posts)
             print(f"  -> {r['events_per_s']} events/s")
             if "latency" not in skip:
                 _latency(ctx, procs, args.rate, args, "latency_2_workers", results, "latency-2")
@@ -191,11 +192,8 @@ def _measure(ctx: scenarios.Context, args: argparse.Namespace, results: dict) ->
 
 def _single_run(ctx, label: str, n: int, posts: int) -> dict:
     print(f"1 worker: {n:,} entries over {posts:,} posts")
-    procs = scenarios.start_workers(ctx, label, 1)
-    try:
-        r = scenarios.throughput(ctx, procs, label, n, posts)
-    finally:
-        scenarios.stop_all(procs)
+    procs, r = scenarios.replay_throughput(ctx, label, n, posts)
+    scenarios.stop_all(procs)
     print(f"  -> {r['events_per_s']} events/s, peak RSS {r['peak_rss_mb'][0]} MB")
     return r
 

@@ -42,10 +42,13 @@ class Context:
         return app_id
 
 
-def start_workers(ctx: Context, label: str, count: int) -> list[workers.Worker]:
+def start_workers(ctx: Context, label: str, count: int,
+                  inputs_from: dict | None = None) -> list[workers.Worker]:
+    """Start `count` workers of a new app id whose group starts at the end of every topic (or, for
+    the input topics, at `inputs_from`)."""
     app_id = ctx.app_id(label)
     ends = kafka_io.end_offsets(ctx.broker, APP_TOPICS)
-    kafka_io.pin_group(ctx.broker, app_id, ends)
+    kafka_io.pin_group(ctx.broker, app_id, {**ends, **(inputs_from or {})})
     # The sink's position lives in the database: start it at the end of the output topics too.
     store_offsets(ctx.engine, {(tp.topic, tp.partition): o for tp, o in ends.items()
                                if tp.topic in OUTPUT_TOPICS.values()})
@@ -86,37 +89,73 @@ def wait_counted(ctx: Context, site: str, n: int, procs: list[workers.Worker],
     return None
 
 
-def throughput(ctx: Context, procs: list[workers.Worker], label: str, n: int, posts: int,
-               profile_to: Path | None = None) -> dict:
-    """Publish n events as fast as possible to running workers; events/s from the first send until
-    the database shows all of them. profile_to: py-spy the first worker meanwhile."""
+def replay_throughput(ctx: Context, label: str, n: int, posts: int, count: int = 1,
+                      profile_to: Path | None = None) -> tuple[list[workers.Worker], dict]:
+    """Publish n events with no worker running, then start `count` workers at the first of them:
+    events/s and CPU per event from the first database rows of the run until the database shows
+    all of them. The faust floor and Quix are measured the same way (a range published before),
+    so that the publisher's CPU is not on the machine during any of the three. Returns the
+    workers (still running: the caller stops them) and the figures."""
     site = ctx.site(label)
     events = generate(n, posts, site)
     start_offsets = kafka_io.end_offsets(ctx.broker, INPUT_TOPICS.values())
-    spy = None
-    if profile_to is not None:
-        from bench import profile
-
-        spy = profile.start(procs[0].proc.pid, profile_to, seconds=ctx.profile_seconds)
-    began = time.monotonic()
     publish_s = kafka_io.publish(ctx.broker, events)
-    done = wait_counted(ctx, site, n, procs)
-    if spy is not None:
-        import signal
-
-        if spy.poll() is None:
-            spy.send_signal(signal.SIGINT)  # py-spy stops and writes what it has sampled
-        try:
-            spy.wait(60)
-        except Exception:
-            spy.kill()
     end_offsets = kafka_io.end_offsets(ctx.broker, INPUT_TOPICS.values())
-    seconds = None if done is None else done - began
-    return {"events": n, "posts": posts, "site": site, "publish_seconds": round(publish_s, 3),
-            "seconds": None if seconds is None else round(seconds, 3),
-            "events_per_s": None if not seconds else round(n / seconds, 1),
-            "peak_rss_mb": [w.peak_rss_mb() for w in procs],
-            "offsets": {"start": _plain(start_offsets), "end": _plain(end_offsets)}}
+    procs = start_workers(ctx, label, count, inputs_from=start_offsets)
+    try:
+        first = None
+        deadline = time.monotonic() + ctx.timeout
+        while time.monotonic() < deadline:
+            total, _ = db.counted(ctx.engine, site)
+            if total > 0:
+                first = (time.monotonic(), total, [w.cpu() for w in procs])
+                break
+            time.sleep(0.05)
+        spy = None
+        if profile_to is not None and first is not None:
+            from bench import profile
+
+            spy = profile.start(procs[0].proc.pid, profile_to, seconds=ctx.profile_seconds)
+        done = wait_counted(ctx, site, n, procs, poll=0.05) if first is not None else None
+        cpu_after = [w.cpu() for w in procs]
+        _stop_spy(spy)
+    except BaseException:
+        stop_all(procs)
+        raise
+    out = {"events": n, "posts": posts, "site": site, "publish_seconds": round(publish_s, 3),
+           "measured": "replay: published before the workers started; from their first rows",
+           "peak_rss_mb": [w.peak_rss_mb() for w in procs],
+           "offsets": {"start": _plain(start_offsets), "end": _plain(end_offsets)}}
+    if first is None or done is None or done <= first[0]:
+        return procs, {**out, "seconds": None, "events_per_s": None}
+    counted = n - first[1]
+    return procs, {**out, "seconds": round(done - first[0], 3), "events_counted": counted,
+                   "events_per_s": round(counted / (done - first[0]), 1),
+                   "cpu_us_per_event": _cpu_per_event(first[2], cpu_after, counted)}
+
+
+def _stop_spy(spy) -> None:
+    if spy is None:
+        return
+    import signal
+
+    if spy.poll() is None:
+        spy.send_signal(signal.SIGINT)  # py-spy stops and writes what it has sampled
+    try:
+        spy.wait(60)
+    except Exception:
+        spy.kill()
+
+
+def _cpu_per_event(before: list[dict], after: list[dict], n: int) -> dict[str, float | None]:
+    """CPU µs per event of all workers' main processes and of their sinks, summed: robust to
+    other load on the machine, unlike events/s."""
+    out: dict[str, float | None] = {}
+    for part in ("worker", "sink"):
+        spent = [a[part] - b[part] for b, a in zip(before, after)
+                 if a[part] is not None and b[part] is not None]
+        out[part] = round(sum(spent) / n * 1e6, 1) if spent and n else None
+    return out
 
 
 def latency(ctx: Context, procs: list[workers.Worker], rate: int, seconds: float, posts: int,

@@ -47,12 +47,11 @@ def measure(ctx, shape: Shape, skip: set, profile_to=None, store: str = "memory"
     label = label or f"shape-{shape.name}"
     ctx.log(f"shape {shape.name}: {shape.entries:,} entries over {shape.posts:,} posts, "
             f"1 worker, {store} store")
-    procs = scenarios.start_workers(ctx, label, 1)
     out: dict = {"shape": shape.name, "entries": shape.entries, "posts": shape.posts,
                  "store": store}
+    procs, e2e = scenarios.replay_throughput(ctx, label, shape.entries, shape.posts,
+                                             profile_to=profile_to)
     try:
-        e2e = scenarios.throughput(ctx, procs, label, shape.entries, shape.posts,
-                                   profile_to=profile_to)
         out["e2e"] = e2e
         ctx.log(f"  blogpulse: {e2e['events_per_s']} events/s, peak RSS {e2e['peak_rss_mb'][0]} MB")
         if e2e["events_per_s"] is not None:
@@ -67,6 +66,9 @@ def measure(ctx, shape: Shape, skip: set, profile_to=None, store: str = "memory"
     if "floor" not in skip:
         out["floor"] = replay_apps.faust_floor(ctx, start, end)
         ctx.log(f"  faust floor: {out['floor']['events_per_s']} events/s")
+        out["floor_fixed"] = replay_apps.faust_floor(ctx, start, end, fixes=True)
+        ctx.log(f"  faust floor with blogpulse's faust fixes: "
+                f"{out['floor_fixed']['events_per_s']} events/s")
     if "quix" not in skip:
         out["quix"] = replay_apps.quix(ctx, start, end, e2e["site"], shape.entries)
         ctx.log(f"  quix: {out['quix']['events_per_s']} events/s"

@@ -35,6 +35,22 @@ def peak_rss_kb(pid: int | str) -> int | None:
     return None
 
 
+def cpu_seconds(pid: int | str) -> float | None:
+    """User + system CPU time of a process from /proc (None once it has exited)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children(pid: int | str) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
 @dataclass
 class Worker:
     proc: subprocess.Popen
@@ -47,6 +63,12 @@ class Worker:
         """VmHWM: the resident-set high-water mark of the worker process."""
         kb = peak_rss_kb(self.proc.pid)
         return None if kb is None else round(kb / 1024, 1)
+
+    def cpu(self) -> dict[str, float | None]:
+        """CPU seconds so far of the worker's main process and of its sink child process."""
+        sinks = children(self.proc.pid)
+        return {"worker": cpu_seconds(self.proc.pid),
+                "sink": cpu_seconds(sinks[0]) if sinks else None}
 
     def log_tail(self, chars: int = 3000) -> str:
         try:
