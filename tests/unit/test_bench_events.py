@@ -67,11 +67,13 @@ def test_table_gives_ratios_and_marks_failures():
     results = {
         "shapes": [{"shape": "a", "entries": 1000, "posts": 10, "store": "memory",
                     "baseline": {"events": 1000, "events_per_s": 40_000.0},
-                    "floor": {"events": 1000, "events_per_s": 20_000.0},
+                    "floor": {"events": 1000, "events_per_s": 20_000.0,
+                              "cpu_us_per_event": 40.0},
                     "quix": {"events": 1000, "events_per_s": 5_000.0, "peak_rss_mb": 90.0,
                              "output_messages": 4000, "changelog": {"bytes_per_event": 300.0}},
                     "e2e": {"events": 1000, "posts": 10, "events_per_s": 1_000.0,
-                            "peak_rss_mb": [150.2]}}],
+                            "peak_rss_mb": [150.2],
+                            "cpu_us_per_event": {"worker": 60.0, "sink": 20.0}}}],
         "e2e_2_workers": {"events": 1000, "posts": 10, "events_per_s": None},
         "latency": {"rate": 1000, "p50_ms": 120.0, "p95_ms": 300.0, "p99_ms": 450.0,
                     "max_ms": 700.0},
@@ -81,10 +83,12 @@ def test_table_gives_ratios_and_marks_failures():
     rows = {re.sub(r" \([^)]*\)", "", figure): (value, ratio)
             for figure, value, ratio in report.rows(results)}
     assert rows["shape a: baseline, aiokafka + orjson read"] == ("40,000 events/s", "1.00")
-    assert rows["shape a: blogpulse publish -> database, 1 worker"] == ("1,000 events/s", "0.0250")
+    assert rows["shape a: blogpulse to the database, 1 worker"] == ("1,000 events/s", "0.0250")
     assert rows["shape a: blogpulse / Quix"] == ("0.20", "-")
     assert rows["shape a: blogpulse / faust floor"] == ("0.0500", "-")
-    assert rows["blogpulse publish -> database, 2 workers"] == ("failed", "-")
+    assert rows["blogpulse to the database, 2 workers"] == ("failed", "-")
+    assert rows["shape a: CPU µs per event, blogpulse worker / its sink"] == ("60 / 20", "-")
+    assert rows["shape a: faust floor CPU / blogpulse worker+sink CPU per event"] == ("0.50", "-")
     assert rows["latency publish -> database p99 at 1,000 events/s, 1 worker"] == ("450 ms", "-")
     assert rows["changelog bytes per event: big posts / small posts"] == ("10.0x", "-")
     assert rows["shape a: Quix changelog bytes per event / output messages per event"] \
