@@ -62,7 +62,7 @@ async def _run(events, batch: int, producer: _NullProducer) -> float:
         for ev in events[i:i + batch]:
             post_key, fields = agents.decode(ev.key, ev.value)
             by_post[post_key].append(fields)
-        agents.fold(by_post, {})
+        await agents.fold(by_post, {})
         await agents.flush()
     return time.perf_counter() - began
 

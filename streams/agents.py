@@ -207,23 +207,33 @@ pending = Pending()
 _flush_lock = asyncio.Lock()
 
 
-def fold(events_by_post: dict[str, list[engine.EventFields]], ticks: dict[str, float],
-         refresh: set[str] = frozenset()) -> int:
+FOLD_YIELD_POSTS = 200  # posts folded between two turns of the event loop
+
+
+async def fold(events_by_post: dict[str, list[engine.EventFields]], ticks: dict[str, float],
+               refresh: set[str] = frozenset()) -> int:
     """Merge and derive every touched post; its changed aggregates go to `pending` and its changed
-    entries to the store. Posts in `refresh` emit all their aggregates (module doc). Synchronous:
-    no other task sees a post half-processed. Returns the number of aggregate changes found."""
+    entries to the store. Posts in `refresh` emit all their aggregates (module doc). Each post is
+    processed without a pause; between posts the event loop gets a turn now and then, so that a
+    flush of a big backlog (seconds of work) does not stall heartbeats, fetching and timers. Runs
+    under _flush_lock, which the revocation handler takes too: no state is dropped meanwhile.
+    Returns the number of aggregate changes found."""
     found = 0
     # Metric increments are summed per batch: labels() per event cost more than the merge.
     consumed: dict[tuple[str, str], int] = defaultdict(int)
-    for post_key in events_by_post.keys() | ticks.keys() | refresh:
+    for i, post_key in enumerate(events_by_post.keys() | ticks.keys() | refresh):
+        if i % FOLD_YIELD_POSTS == FOLD_YIELD_POSTS - 1:
+            await asyncio.sleep(0)
         state = store.get(post_key)
         cached = _derived.pop(post_key)
         renew = post_key in refresh
         if renew:
             cached = None
+        if cached is None and (state["e"] or state["s"]) and not renew:
+            # not cached: derive the state before the merge, as the cache would have held it, so
+            # that the batch can still take derive_more (one full derive for the miss, not two)
+            cached = engine.derive_with_totals(state, engine.now_of(state), ORPHAN_TIMEOUT)
         old = cached[0] if cached is not None else None
-        if old is None and (state["e"] or state["s"]) and not renew:
-            old = engine.derive(state, engine.now_of(state), ORPHAN_TIMEOUT)  # before the merge
         events = events_by_post.get(post_key, ())
         applied, new_ids = engine.merge_batch(state, events)
         changed_ids = set()
@@ -271,8 +281,10 @@ async def flush() -> int:
     outputs = BatchSender()
     by_aggregate: dict[str, int] = defaultdict(int)
     try:
-        fold(pending.unfolded, pending.ticks, pending.refresh)
+        # taken before folding: a refresh that a load adds meanwhile is for the next flush
+        unfolded, ticks, refresh = pending.unfolded, pending.ticks, pending.refresh
         pending.unfolded, pending.ticks, pending.refresh = defaultdict(list), {}, set()
+        await fold(unfolded, ticks, refresh)
         for post_key, changes in pending.changes.items():
             state = store.states[post_key]
             state["v"] = next_version(state["v"])
@@ -411,9 +423,10 @@ async def _forget_revoked(app_: Any, revoked: set, **kwargs: Any) -> None:
     assignment can lag the consumer's, so a skip could commit past unprocessed events.)"""
     gone = {tp.partition for tp in revoked if tp.topic in _INPUTS or tp.topic == TICK_TOPIC}
     if gone:
-        pending.drop(gone)
-        store.forget(gone)
-        _derived.clear()
+        async with _flush_lock:  # not while a flush folds (it yields between posts)
+            pending.drop(gone)
+            store.forget(gone)
+            _derived.clear()
 
 
 def _active_partitions() -> set[int] | None:
