@@ -151,6 +151,18 @@ def wait_for_progress(db: Database, above: int, timeout: float, workers: list[Wo
                 + "\n".join(w.log_tail() for w in workers))
 
 
+def rebalances_of(worker: Worker) -> int:
+    """The worker's blogpulse_rebalances_total (-1 if /metrics does not answer)."""
+    try:
+        text = worker.metrics()
+    except OSError:
+        return -1
+    for line in text.splitlines():
+        if line.startswith("blogpulse_rebalances_total "):
+            return int(float(line.split()[1]))
+    return 0
+
+
 def _epoch(value) -> float:
     if isinstance(value, str):  # SQLite returns text
         value = datetime.fromisoformat(value)
@@ -271,6 +283,12 @@ class Run:
     def live(self):
         return [w for w in self.workers if w.proc.poll() is None]
 
+    def rebalances(self) -> dict[str, int]:
+        """blogpulse_rebalances_total of each live worker (by log name): a worker counts 1 for
+        its first assignment and 1 for each rebalance after; more than the test's joins and
+        leaves means a live worker was removed from the group (missed heartbeats)."""
+        return {w.log.stem: rebalances_of(w) for w in self.live()}
+
     def finish(self, fault: str, **numbers) -> None:
         self.publisher.done.wait(300 * patience(len(self.events)))
         assert self.publisher.error is None, f"publishing failed: {self.publisher.error!r}"
@@ -281,7 +299,7 @@ class Run:
         diff["windows_differing"] = compare_rows(recount_windows(self.events), self.db.windows())
         record(fault, events=len(self.events), posts=len(recount(self.events)),
                republished_chunks=self.publisher.retried_chunks, **diff,
-               converged_after_s=round(converged, 1), **numbers)
+               converged_after_s=round(converged, 1), rebalances=self.rebalances(), **numbers)
         assert diff == {"lost": 0, "double_counted": 0, "posts_differing": 0,
                         "threads_differing": 0, "windows_differing": 0}
 

@@ -27,8 +27,13 @@ def test_worker_sigkill_midstream_then_restart(run):
     t0 = time.monotonic()
     run.workers.append(run.worker("worker-2"))
     resumed = wait_for_progress(run.db, at["progress"], 180, run.live())
+    recovery = time.monotonic() - t0
     run.finish("worker SIGKILL mid-stream, restarted", processed_at_fault=at["processed_at_fault"],
-               recovery_s=round(time.monotonic() - t0, 1), resumed_after_s=round(resumed, 1))
+               recovery_s=round(recovery, 1), resumed_after_s=round(resumed, 1))
+    # The group waits for the dead member's session (BLOGPULSE_SESSION_TIMEOUT, 10 s): ~11-12 s
+    # measured (docs/reliability.md). The bound is loose for a loaded CI machine; it fails if
+    # failover falls back to faust's 60 s session.
+    assert recovery < 30, f"partitions of the killed worker processed again after {recovery:.1f} s"
 
 
 def test_broker_restart_midstream(run):
