@@ -210,17 +210,31 @@ def converge(db: Database, events: list[dict], timeout: float, workers: list[Wor
             pass  # database down (a fault test): ask again
         time.sleep(0.5)
     diff = compare(expected, actual)
+    try:  # which thread and window rows differ (the post rows may all be equal)
+        got_threads, got_windows = db.threads(), db.windows()
+        diff["threads_differing"] = compare_rows(threads, got_threads)
+        diff["windows_differing"] = compare_rows(windows, got_windows)
+        diff["thread_examples"] = [(k, threads.get(k), got_threads.get(k))
+                                   for k in threads.keys() | got_threads.keys()
+                                   if threads.get(k) != got_threads.get(k)][:3]
+        diff["window_examples"] = [(k, windows.get(k), got_windows.get(k))
+                                   for k in windows.keys() | got_windows.keys()
+                                   if windows.get(k) != got_windows.get(k)][:3]
+    except sa.exc.SQLAlchemyError:
+        pass
     sample = [(p, expected[p], actual.get(p)) for p in expected if actual.get(p) != expected[p]][:3]
     history = ""
-    if sample:  # the first differing post's events, for whoever debugs the engine
-        site, post_id = sample[0][0]
+    first = sample[0][0] if sample else (diff.get("thread_examples") or diff.get("window_examples")
+                                         or [((None, None),)])[0][0][:2]
+    if first[0] is not None:  # the first differing post's events, for whoever debugs the engine
+        site, post_id = first
         history = "\n".join(sorted(
             f"  {e['event_time']} {e['type']:10} id={e['comment_id']} parent={e.get('parent_id', 0)} "
             f"{e['status']} {e['event_id'][:8]}"
             for e in {e['event_id']: e for e in events}.values()
             if e["site"] == site and e["post_id"] == post_id))
     pytest.fail(f"database differs from the recount after {timeout}s: {diff}; e.g. {sample}\n"
-                f"events of {sample[0][0] if sample else None}:\n{history}\n"
+                f"events of {first}:\n{history}\n"
                 + "\n".join(w.log_tail(2000) for w in workers))
 
 
