@@ -36,6 +36,31 @@ def test_worker_sigkill_midstream_then_restart(run):
     assert recovery < 30, f"partitions of the killed worker processed again after {recovery:.1f} s"
 
 
+def test_worker_sigterm_while_catching_up_stops_at_once(run):
+    """A clean stop while the agent holds events of a catch-up flush (streams/faust_fixes.py fix
+    4): the worker pauses 5 s (SIGSTOP, within its session), so it resumes behind the stream and
+    coalesces flushes; SIGTERM then. The stop must finish (faust waited for ever before), the
+    group hands the partitions over without waiting for the session, nothing is lost."""
+    at = run.midstream()
+    worker = run.workers[0]
+    worker.proc.send_signal(signal.SIGSTOP)
+    time.sleep(5)
+    worker.proc.send_signal(signal.SIGCONT)
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    stop_worker(worker, signal.SIGTERM)
+    stop_s = time.monotonic() - t0
+    assert worker.proc.returncode == 0, worker.log_tail()
+    t1 = time.monotonic()
+    run.workers.append(run.worker("worker-2"))
+    resumed = wait_for_progress(run.db, at["progress"], 180, run.live())
+    recovery = time.monotonic() - t1
+    run.finish("worker SIGTERM while catching up, restarted",
+               processed_at_fault=at["processed_at_fault"], stop_s=round(stop_s, 1),
+               recovery_s=round(recovery, 1), resumed_after_s=round(resumed, 1))
+    assert stop_s < 20, f"the clean stop took {stop_s:.1f} s"
+
+
 def test_broker_restart_midstream(run):
     at = run.midstream()
     down = run.kafka.run("restart")
