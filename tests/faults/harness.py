@@ -163,6 +163,29 @@ def rebalances_of(worker: Worker) -> int:
     return 0
 
 
+def emitted(worker) -> float:
+    """The worker's blogpulse_aggregates_emitted_total (0 while /metrics does not answer)."""
+    try:
+        text = worker.metrics()
+    except OSError:
+        return 0.0
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("blogpulse_aggregates_emitted_total{"))
+
+
+def wait_for_emission(worker, timeout: float) -> float:
+    """Seconds until the (new) worker has written its first aggregates: its partitions are
+    processed again. (The database alone cannot tell: the killed worker's sink process may still
+    be writing what it had read.)"""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        worker.check_alive()
+        if emitted(worker) > 0:
+            return time.monotonic() - t0
+        time.sleep(0.2)
+    pytest.fail(f"the restarted worker wrote nothing in {timeout} s\n{worker.log_tail()}")
+
+
 def _epoch(value) -> float:
     if isinstance(value, str):  # SQLite returns text
         value = datetime.fromisoformat(value)

@@ -25,7 +25,7 @@ import pytest
 from streams.config import INPUT_TOPICS, OUTPUT_TOPICS, sink_group
 from tests.faults.harness import (CONVERGE_TIMEOUT, Database, PublisherThread, compare, compare_rows,
                                   converge, rebalances_of, record, start_worker, stop_worker,
-                                  wait_for_progress)
+                                  wait_for_emission, wait_for_progress)
 from tests.faults.history import generate, recount, recount_threads, recount_windows
 
 SOAK_SECONDS = float(os.environ.get("BLOGPULSE_SOAK_SECONDS", "180"))
@@ -106,29 +106,6 @@ class Lag:
     def close(self) -> None:
         self.consumer.close()
         self.admin.close()
-
-
-def emitted(worker) -> float:
-    """The worker's blogpulse_aggregates_emitted_total (0 while /metrics does not answer)."""
-    try:
-        text = worker.metrics()
-    except OSError:
-        return 0.0
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith("blogpulse_aggregates_emitted_total{"))
-
-
-def wait_for_emission(worker, timeout: float) -> float:
-    """Seconds until the (new) worker has written its first aggregates: its partitions are
-    processed again. (The database alone cannot tell: the killed worker's sink process may still
-    be writing what it had read.)"""
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        worker.check_alive()
-        if emitted(worker) > 0:
-            return time.monotonic() - t0
-        time.sleep(0.2)
-    pytest.fail(f"the restarted worker wrote nothing in {timeout} s\n{worker.log_tail()}")
 
 
 class Sampler(threading.Thread):
