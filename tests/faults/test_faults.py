@@ -89,6 +89,9 @@ def test_two_workers_rebalance_while_events_flow(run):
     at = run.midstream(0.2)
     t0 = time.monotonic()
     run.workers.append(run.worker("worker-2"))  # joins: partitions are split between the two
+    # Until worker-2 writes aggregates of its own: the group has rebalanced. (Progress in the
+    # database alone can be worker-1's; a worker-2 stopped before it joined tested no rebalance.)
+    joined = wait_for_emission(run.workers[1], 180)
     first = wait_for_progress(run.db, run.db.progress(), 180, run.live())
     run.midstream(0.5)
     progress = run.db.progress()
@@ -96,4 +99,7 @@ def test_two_workers_rebalance_while_events_flow(run):
     second = wait_for_progress(run.db, progress, 180, run.live())
     run.finish("second worker joins, then leaves, while events flow",
                processed_at_fault=at["processed_at_fault"], recovery_s=round(max(first, second), 1),
-               join_to_progress_s=round(time.monotonic() - t0, 1))
+               join_to_progress_s=round(time.monotonic() - t0, 1),
+               worker_2_wrote_after_s=round(joined, 1))
+    # worker-1: its start, worker-2's join, worker-2's leave; more would be a needless rebalance
+    assert run.rebalances() == {"worker-1": 3}
