@@ -28,6 +28,10 @@ app = faust.App(
     # durability depends on it). Idempotence and min ISR: streams/durability.py.
     producer_acks=-1,
     processing_guarantee=_s.processing_guarantee,
+    # Failover: a worker killed without leaving the group holds its partitions this long
+    # (faust's default 60 s; streams/config.py, docs/reliability.md).
+    broker_session_timeout=_s.session_timeout,
+    broker_heartbeat_interval=_s.heartbeat_interval,
     # Agents are imported explicitly by streams.worker; no module scanning at start-up.
     autodiscover=False,
     # Everything on the wire is JSON we encode ourselves (orjson), keys are UTF-8 strings.

@@ -62,6 +62,21 @@ def _env(name: str, default: str) -> str:
     return value or default
 
 
+def _env_seconds(name: str, default: str) -> float:
+    raw = _env(name, default)
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingError(f"{name}: expected a number of seconds, got {raw!r}") from None
+    if not 0 < value < float("inf"):
+        raise SettingError(f"{name}: must be a positive number of seconds, got {raw!r}")
+    return value
+
+
+# faust's broker_request_timeout (90 s): faust refuses a session timeout above it.
+MAX_SESSION_TIMEOUT = 90.0
+
+
 @dataclass(frozen=True)
 class Settings:
     broker: str = field(default_factory=lambda: _env("BLOGPULSE_BROKER", "127.0.0.1:9092"))
@@ -93,6 +108,17 @@ class Settings:
         default_factory=lambda: int(_env("BLOGPULSE_REPLICATION_FACTOR", "1")))
     min_insync_replicas: int = field(
         default_factory=lambda: int(_env("BLOGPULSE_MIN_INSYNC_REPLICAS", "1")))
+    # Consumer-group session of the worker (faust's broker_session_timeout and
+    # broker_heartbeat_interval; faust's defaults are 60 s and 3 s). A worker that dies without
+    # leaving the group (SIGKILL, OOM, power loss) holds its partitions until its session expires,
+    # so this bounds failover; a live worker whose heartbeats stop for this long (event loop
+    # blocked) is removed and rejoins (a needless rebalance). The broker accepts
+    # group.min.session.timeout.ms (6 s by default) .. group.max.session.timeout.ms (30 min).
+    # Measured under load: docs/reliability.md "Failover".
+    session_timeout: float = field(
+        default_factory=lambda: _env_seconds("BLOGPULSE_SESSION_TIMEOUT", "10"))
+    heartbeat_interval: float = field(
+        default_factory=lambda: _env_seconds("BLOGPULSE_HEARTBEAT_INTERVAL", "1"))
     # TLS / SASL for both Kafka clients (BLOGPULSE_KAFKA_*, see docs/security.md).
     kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity.from_env, repr=False)
 
@@ -101,6 +127,15 @@ class Settings:
             # min ISR above the replicas would refuse every write with acks=all
             raise SystemExit(f"BLOGPULSE_MIN_INSYNC_REPLICAS ({self.min_insync_replicas}) must be "
                              f"1..BLOGPULSE_REPLICATION_FACTOR ({self.replication_factor})")
+        if self.session_timeout > MAX_SESSION_TIMEOUT:
+            raise SettingError(f"BLOGPULSE_SESSION_TIMEOUT ({self.session_timeout:g} s) must be at "
+                               f"most {MAX_SESSION_TIMEOUT:g} s (faust's broker request timeout)")
+        if self.heartbeat_interval * 3 > self.session_timeout:
+            # Kafka's rule: a session must outlast a few heartbeats, or one late heartbeat
+            # (a busy event loop, a slow broker) already removes a live worker from the group.
+            raise SettingError(
+                f"BLOGPULSE_HEARTBEAT_INTERVAL ({self.heartbeat_interval:g} s) must be at most a "
+                f"third of BLOGPULSE_SESSION_TIMEOUT ({self.session_timeout:g} s)")
 
     @property
     def bootstrap_servers(self) -> list[str]:

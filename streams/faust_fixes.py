@@ -39,7 +39,19 @@ cost of faust's per-message path (docs/performance.md). The consumer's wait_firs
 first coroutine's first step itself; when that finishes it, the result is what wait_first would
 have returned (the others are closed unstarted). When it has to wait (a full stream buffer), or
 the service is stopping, the coroutine goes on inside mode's wait_first exactly as before, so
-flow suspension during a rebalance still interrupts it."""
+flow suspension during a rebalance still interrupts it.
+
+4. Held events at a clean stop (faust/app/base.py, App._stop_consumer, 0.15.x): on SIGTERM faust
+suspends the streams, stops the fetcher and its timers, then waits (`wait_empty`, no time limit)
+until every message handed to a stream is acknowledged. The aggregation agent acknowledges events
+only after the flush that wrote their effects (streams/agents.py, Pending), and a flush held back
+while catching up is done by the next batch or by a timer, neither of which runs any more: the
+stop waited until the process was killed (seen in the soak, tests/faults/test_soak.py: a SIGTERM
+under load never finished; the test killed it after 60 s, Docker would after 10 s, and the group
+then waited for the session timeout). The coroutine functions in WHILE_WAIT_EMPTY (the worker
+registers one that flushes what the agent holds, streams/worker.py) run as tasks during that wait
+and are cancelled after it: a batch the stream still hands to the agent after the first flush is
+flushed too."""
 from __future__ import annotations
 
 import asyncio
@@ -47,6 +59,7 @@ import inspect
 import logging
 from typing import Any, cast
 
+from faust.app.base import App
 from faust.tables.recovery import Recovery
 from faust.transport.consumer import Consumer
 from faust.types import TP
@@ -57,6 +70,27 @@ log = logging.getLogger(__name__)
 _applied = False
 # faust's methods that apply() replaced, by "Class.method" (the tests run them to show the bug).
 replaced: dict[str, Any] = {}
+# Coroutine functions run as tasks while faust waits for unacknowledged messages at a stop, and
+# cancelled when it is done (fix 4).
+WHILE_WAIT_EMPTY: list[Any] = []
+
+
+async def _consumer_wait_empty(self: App, consumer: Any, logger: Any) -> None:
+    """faust 0.15.3's App._consumer_wait_empty with the WHILE_WAIT_EMPTY tasks running."""
+    tasks = [asyncio.ensure_future(fn()) for fn in WHILE_WAIT_EMPTY]
+    try:
+        await replaced["App._consumer_wait_empty"](self, consumer, logger)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _original_waits_without_flush() -> bool:
+    """True while faust's stop waits for acknowledgements as described in fix 4."""
+    stop, wait = inspect.getsource(App._stop_consumer), inspect.getsource(App._consumer_wait_empty)
+    return ("await self._stop_fetcher()" in stop and "_consumer_wait_empty" in stop
+            and "await consumer.wait_empty()" in wait)
 
 
 async def _on_recovery_completed(self: Recovery, generation_id: int = 0) -> None:
@@ -236,6 +270,12 @@ def apply() -> None:
     else:
         log.warning("faust's Recovery.on_recovery_completed changed; the seek-before-resume fix "
                     "in streams/faust_fixes.py is not applied (check the new code for the race)")
+    if _original_waits_without_flush():
+        replaced["App._consumer_wait_empty"] = App._consumer_wait_empty
+        App._consumer_wait_empty = _consumer_wait_empty  # type: ignore[method-assign]
+    else:
+        log.warning("faust's App._stop_consumer changed; the flush-before-stop fix in "
+                    "streams/faust_fixes.py is not applied (check how a stop waits for acks)")
     if _original_commit_bookkeeping():
         replaced["Consumer._new_offset"] = Consumer._new_offset
         replaced["Consumer._add_gap"] = Consumer._add_gap

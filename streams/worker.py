@@ -2,12 +2,36 @@
 /metrics, and the database sink in a child process (streams/sink_process.py)."""
 from __future__ import annotations
 
+import asyncio
+import logging
+
 import faust
 
 from streams import agents  # noqa: F401  (registers the aggregation agent and the orphan timer)
-from streams import gc_tuning, observability
+from streams import faust_fixes, gc_tuning, observability
 from streams.app import app
 from streams.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+async def _flush_held_events() -> None:
+    """During a clean stop: write what the agent holds, again as long as the stop waits, so its
+    events are acknowledged and faust's stop does not wait for them for ever (the agent's flush
+    timer no longer runs then; streams/faust_fixes.py, fix 4). A failed flush leaves its events
+    unacknowledged: the next owner reads them again."""
+    while True:
+        try:
+            async with agents._flush_lock:
+                if agents.pending:
+                    await agents.flush()
+        except Exception:  # noqa: BLE001 - the stop goes on; faust's wait then times the rest
+            log.exception("flush during the stop failed; its events stay unacknowledged")
+            return
+        await asyncio.sleep(agents.BATCH_WITHIN)
+
+
+faust_fixes.WHILE_WAIT_EMPTY.append(_flush_held_events)
 
 # faust's Prometheus sensor (fixed prefix faust_*), consumer lag and top-N gauges; /metrics on the
 # web port serves prometheus-client's default registry: faust's metrics and the product's own.

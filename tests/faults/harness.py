@@ -151,6 +151,41 @@ def wait_for_progress(db: Database, above: int, timeout: float, workers: list[Wo
                 + "\n".join(w.log_tail() for w in workers))
 
 
+def rebalances_of(worker: Worker) -> int:
+    """The worker's blogpulse_rebalances_total (-1 if /metrics does not answer)."""
+    try:
+        text = worker.metrics()
+    except OSError:
+        return -1
+    for line in text.splitlines():
+        if line.startswith("blogpulse_rebalances_total "):
+            return int(float(line.split()[1]))
+    return 0
+
+
+def emitted(worker) -> float:
+    """The worker's blogpulse_aggregates_emitted_total (0 while /metrics does not answer)."""
+    try:
+        text = worker.metrics()
+    except OSError:
+        return 0.0
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("blogpulse_aggregates_emitted_total{"))
+
+
+def wait_for_emission(worker, timeout: float) -> float:
+    """Seconds until the (new) worker has written its first aggregates: its partitions are
+    processed again. (The database alone cannot tell: the killed worker's sink process may still
+    be writing what it had read.)"""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        worker.check_alive()
+        if emitted(worker) > 0:
+            return time.monotonic() - t0
+        time.sleep(0.2)
+    pytest.fail(f"the restarted worker wrote nothing in {timeout} s\n{worker.log_tail()}")
+
+
 def _epoch(value) -> float:
     if isinstance(value, str):  # SQLite returns text
         value = datetime.fromisoformat(value)
@@ -198,17 +233,31 @@ def converge(db: Database, events: list[dict], timeout: float, workers: list[Wor
             pass  # database down (a fault test): ask again
         time.sleep(0.5)
     diff = compare(expected, actual)
+    try:  # which thread and window rows differ (the post rows may all be equal)
+        got_threads, got_windows = db.threads(), db.windows()
+        diff["threads_differing"] = compare_rows(threads, got_threads)
+        diff["windows_differing"] = compare_rows(windows, got_windows)
+        diff["thread_examples"] = [(k, threads.get(k), got_threads.get(k))
+                                   for k in threads.keys() | got_threads.keys()
+                                   if threads.get(k) != got_threads.get(k)][:3]
+        diff["window_examples"] = [(k, windows.get(k), got_windows.get(k))
+                                   for k in windows.keys() | got_windows.keys()
+                                   if windows.get(k) != got_windows.get(k)][:3]
+    except sa.exc.SQLAlchemyError:
+        pass
     sample = [(p, expected[p], actual.get(p)) for p in expected if actual.get(p) != expected[p]][:3]
     history = ""
-    if sample:  # the first differing post's events, for whoever debugs the engine
-        site, post_id = sample[0][0]
+    first = sample[0][0] if sample else (diff.get("thread_examples") or diff.get("window_examples")
+                                         or [((None, None),)])[0][0][:2]
+    if first[0] is not None:  # the first differing post's events, for whoever debugs the engine
+        site, post_id = first
         history = "\n".join(sorted(
             f"  {e['event_time']} {e['type']:10} id={e['comment_id']} parent={e.get('parent_id', 0)} "
             f"{e['status']} {e['event_id'][:8]}"
             for e in {e['event_id']: e for e in events}.values()
             if e["site"] == site and e["post_id"] == post_id))
     pytest.fail(f"database differs from the recount after {timeout}s: {diff}; e.g. {sample}\n"
-                f"events of {sample[0][0] if sample else None}:\n{history}\n"
+                f"events of {first}:\n{history}\n"
                 + "\n".join(w.log_tail(2000) for w in workers))
 
 
@@ -271,6 +320,12 @@ class Run:
     def live(self):
         return [w for w in self.workers if w.proc.poll() is None]
 
+    def rebalances(self) -> dict[str, int]:
+        """blogpulse_rebalances_total of each live worker (by log name): a worker counts 1 for
+        its first assignment and 1 for each rebalance after; more than the test's joins and
+        leaves means a live worker was removed from the group (missed heartbeats)."""
+        return {w.log.stem: rebalances_of(w) for w in self.live()}
+
     def finish(self, fault: str, **numbers) -> None:
         self.publisher.done.wait(300 * patience(len(self.events)))
         assert self.publisher.error is None, f"publishing failed: {self.publisher.error!r}"
@@ -281,7 +336,7 @@ class Run:
         diff["windows_differing"] = compare_rows(recount_windows(self.events), self.db.windows())
         record(fault, events=len(self.events), posts=len(recount(self.events)),
                republished_chunks=self.publisher.retried_chunks, **diff,
-               converged_after_s=round(converged, 1), **numbers)
+               converged_after_s=round(converged, 1), rebalances=self.rebalances(), **numbers)
         assert diff == {"lost": 0, "double_counted": 0, "posts_differing": 0,
                         "threads_differing": 0, "windows_differing": 0}
 
