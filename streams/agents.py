@@ -178,7 +178,10 @@ class Pending:
     def release(self) -> None:
         for event in self.events:
             event.ack()
+        refresh = self.refresh  # added by a load while the flush ran: for the next flush
         self.__init__()
+        if refresh:
+            self.refresh, self.since = refresh, time.monotonic()
 
     def drop(self, partitions: set[int]) -> None:
         """Forget what belongs to partitions that left: their events are never acknowledged, so

@@ -87,3 +87,11 @@ async def test_replay_corrects_outputs_of_a_flush_whose_state_was_lost(outputs):
         await feed(a, [event(2, type="reply", parent=1, minute=1), mod(2, "trash", 11)])
     assert latest(outputs["posts"], KEY)["replies"] == 1
     assert latest(outputs["threads"], f"{KEY}/1")["replies"] == 1
+
+
+def test_a_refresh_added_while_a_flush_runs_waits_for_the_next_flush():
+    pending = agents.Pending()
+    pending.refresh = {KEY}  # as ensure_loaded adds it, after the flush took its own
+    pending.release()
+    assert pending.refresh == {KEY} and pending and pending.since is not None
+    assert pending.due()
