@@ -33,10 +33,6 @@ def _now_not_near_an_hour_boundary() -> datetime:
     return now
 
 
-NOW = _now_not_near_an_hour_boundary()
-HOUR = NOW.replace(minute=0, second=0, microsecond=0)
-
-
 def iso(t: datetime) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -47,7 +43,11 @@ def panel_sql() -> dict[str, str]:
 
 
 def sink_rows() -> list:
-    """Four posts of site s; each output message as the worker emits it."""
+    """Four posts of site s; each output message as the worker emits it. Times are taken when the
+    rows are written, not when the module is imported: a suite that runs for minutes before this
+    test could otherwise cross an hour boundary in between."""
+    NOW = _now_not_near_an_hour_boundary()
+    HOUR = NOW.replace(minute=0, second=0, microsecond=0)
     msgs = [
         # post 1: busy this hour (5) and 3 hours ago (50: outside the last hour, inside the day)
         window("s", 1, iso(HOUR), 1, comments=3, replies=2),
