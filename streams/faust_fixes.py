@@ -252,11 +252,20 @@ def _original_wait_first() -> bool:
     """True while mode's wait_first is the one that makes a task per argument, and faust's drain
     loop calls it for each message."""
     wait_first = inspect.getsource(Service.wait_first)
-    drain = inspect.getsource(Consumer._drain_messages)
+    drain = inspect.getsource(Consumer._drain_messages).replace(" ", "").replace("\n", "")
     return ("futures[stopped] = asyncio.ensure_future" in wait_first
-            and "self.wait_first(\n" in drain.replace(" ", "")
-            and "callback(message),self.suspend_flow.wait()" in drain.replace(" ", "")
-                .replace("\n", ""))
+            and "self.wait_first(callback(message),self.suspend_flow.wait()" in drain)
+
+
+def _replace(fits: bool, methods: list[tuple[type, str, Any]], warning: str) -> None:
+    """Install the replacements (owner, method name, new function) when the installed faust
+    still has the code they fix; else leave faust as it is and say so."""
+    if not fits:
+        log.warning(warning)
+        return
+    for owner, name, function in methods:
+        replaced[f"{owner.__name__}.{name}"] = getattr(owner, name)
+        setattr(owner, name, function)
 
 
 def apply() -> None:
@@ -264,29 +273,18 @@ def apply() -> None:
     if _applied:
         return
     _applied = True
-    if _original_resumes_before_seek():
-        replaced["Recovery.on_recovery_completed"] = Recovery.on_recovery_completed
-        Recovery.on_recovery_completed = _on_recovery_completed  # type: ignore[method-assign]
-    else:
-        log.warning("faust's Recovery.on_recovery_completed changed; the seek-before-resume fix "
-                    "in streams/faust_fixes.py is not applied (check the new code for the race)")
-    if _original_waits_without_flush():
-        replaced["App._consumer_wait_empty"] = App._consumer_wait_empty
-        App._consumer_wait_empty = _consumer_wait_empty  # type: ignore[method-assign]
-    else:
-        log.warning("faust's App._stop_consumer changed; the flush-before-stop fix in "
-                    "streams/faust_fixes.py is not applied (check how a stop waits for acks)")
-    if _original_commit_bookkeeping():
-        replaced["Consumer._new_offset"] = Consumer._new_offset
-        replaced["Consumer._add_gap"] = Consumer._add_gap
-        Consumer._new_offset = _new_offset  # type: ignore[method-assign]
-        Consumer._add_gap = _add_gap  # type: ignore[method-assign]
-    else:
-        log.warning("faust's Consumer._new_offset/_add_gap changed; the commit-over-gaps fix in "
-                    "streams/faust_fixes.py is not applied (check the new code)")
-    if _original_wait_first():
-        replaced["Consumer.wait_first"] = Consumer.wait_first
-        Consumer.wait_first = _wait_first  # type: ignore[method-assign]
-    else:
-        log.warning("mode's Service.wait_first or faust's drain loop changed; the per-message "
-                    "fast path in streams/faust_fixes.py is not applied")
+    _replace(_original_resumes_before_seek(),
+             [(Recovery, "on_recovery_completed", _on_recovery_completed)],
+             "faust's Recovery.on_recovery_completed changed; the seek-before-resume fix "
+             "in streams/faust_fixes.py is not applied (check the new code for the race)")
+    _replace(_original_waits_without_flush(),
+             [(App, "_consumer_wait_empty", _consumer_wait_empty)],
+             "faust's App._stop_consumer changed; the flush-before-stop fix in "
+             "streams/faust_fixes.py is not applied (check how a stop waits for acks)")
+    _replace(_original_commit_bookkeeping(),
+             [(Consumer, "_new_offset", _new_offset), (Consumer, "_add_gap", _add_gap)],
+             "faust's Consumer._new_offset/_add_gap changed; the commit-over-gaps fix in "
+             "streams/faust_fixes.py is not applied (check the new code)")
+    _replace(_original_wait_first(), [(Consumer, "wait_first", _wait_first)],
+             "mode's Service.wait_first or faust's drain loop changed; the per-message "
+             "fast path in streams/faust_fixes.py is not applied")
