@@ -2,8 +2,11 @@
 answer they fail with the command to run, never skip (a skipped integration suite proves nothing)."""
 from __future__ import annotations
 
+import json
 import os
 import socket
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -18,6 +21,15 @@ PG_URL = os.environ.get(
     "BLOGPULSE_TEST_PG_URL", "postgresql+psycopg://blogpulse:blogpulse@127.0.0.1:5432/blogpulse_test"
 )
 PROMETHEUS_URL = os.environ.get("BLOGPULSE_TEST_PROMETHEUS_URL", "http://127.0.0.1:9090")
+
+
+def run_probe(script: str, **env: str) -> dict:
+    """Run `script` in a fresh interpreter (settings are read when streams.app is imported) with
+    extra environment variables; returns the JSON object it printed last."""
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(REPO), **env}, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def _answers(host: str, port: int) -> bool:

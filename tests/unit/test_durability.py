@@ -2,12 +2,10 @@
 the configured min ISR and replication factor (streams/durability.py, streams/app.py)."""
 from __future__ import annotations
 
-import subprocess
-import sys
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import run_probe
 
 PROBE = """
 import json
@@ -24,13 +22,7 @@ print(json.dumps({
 
 
 def _probe(**env: str) -> dict:
-    import json
-    import os
-
-    done = subprocess.run([sys.executable, "-c", PROBE], cwd=REPO, capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(REPO), **env}, timeout=60)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_probe(PROBE, **env)
 
 
 def test_faust_producer_is_idempotent_with_acks_all_and_topics_get_min_isr():

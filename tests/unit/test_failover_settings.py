@@ -3,14 +3,13 @@ validated in streams/config.py and passed to faust's consumer (streams/app.py). 
 measured by the SIGKILL fault test (docs/reliability.md)."""
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, run_probe
 
 PROBE = """
 import asyncio, json
@@ -28,10 +27,7 @@ asyncio.run(main())
 
 
 def _probe(**env: str) -> dict:
-    done = subprocess.run([sys.executable, "-c", PROBE], cwd=REPO, capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(REPO), **env}, timeout=60)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_probe(PROBE, **env)
 
 
 def test_defaults_fail_over_in_seconds():
