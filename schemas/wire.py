@@ -50,7 +50,8 @@ def _day_epoch(date: str) -> int:
 def epoch_of(text: str) -> float:
     """Epoch seconds of a wire time that matched _TIME (ValueError if it is no real date/time).
     The same float as datetime.timestamp(): whole microseconds divided once by 10**6. Parsed by
-    hand (dates cached) because it runs for every event, where datetime parsing cost 2x more."""
+    hand (dates cached): it runs for every event, and datetime parsing is the slower way
+    (docs/performance.md)."""
     hour, minute, second = int(text[11:13]), int(text[14:16]), int(text[17:19])
     if hour > 23 or minute > 59 or second > 59:
         raise ValueError(f"time out of range in {text!r:.40}")
