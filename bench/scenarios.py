@@ -169,6 +169,7 @@ def latency(ctx: Context, procs: list[workers.Worker], rate: int, seconds: float
     publisher = threading.Thread(
         target=lambda: sent_at.extend(kafka_io.publish_at_rate(ctx.broker, events, rate)))
     reached: dict[int, list[float]] = {}  # post -> time each ordinal was first seen in the DB
+    cpu_before = [w.cpu() for w in procs]
     publisher.start()
     deadline = time.monotonic() + seconds + ctx.timeout
     polls = 0
@@ -183,6 +184,7 @@ def latency(ctx: Context, procs: list[workers.Worker], rate: int, seconds: float
             break
         time.sleep(poll)
     publisher.join()
+    out_cpu = _cpu_per_event(cpu_before, [w.cpu() for w in procs], n)
     lat = []
     missing = 0
     for ev, t in zip(events, sent_at):
@@ -191,12 +193,33 @@ def latency(ctx: Context, procs: list[workers.Worker], rate: int, seconds: float
             lat.append(max(0.0, seen[ev.ordinal - 1] - t))
         else:
             missing += 1
+    # The worst latency of each second of the run: a tail at the start is warm-up, a periodic
+    # one is a stall (a full GC, a commit, a rebalance).
+    worst: dict[int, float] = {}
+    if sent_at:
+        for ev, t in zip(events, sent_at):
+            seen = reached.get(ev.post_id, [])
+            if ev.ordinal <= len(seen):
+                sec = int(t - sent_at[0])
+                worst[sec] = max(worst.get(sec, 0.0), seen[ev.ordinal - 1] - t)
     lat.sort()
     out = {"rate": rate, "events": n, "posts": posts, "site": site, "poll_interval_ms": poll * 1000,
            "polls": polls, "missing": missing}
     for q, name in ((0.5, "p50"), (0.95, "p95"), (0.99, "p99"), (1.0, "max")):
         out[f"{name}_ms"] = round(_quantile(lat, q) * 1000, 1) if lat and not missing else None
     out["mean_ms"] = round(sum(lat) / len(lat) * 1000, 1) if lat else None
+    out.update(out_cpu)
+    out["worst_ms_by_second"] = [round(worst.get(s, 0.0) * 1000) for s in range(max(worst, default=-1) + 1)]
+    return out
+
+
+def _cpu_per_event(before: list[dict], after: list[dict], events: int) -> dict[str, float | None]:
+    """CPU µs per event of the workers' aggregation processes and of their sink processes."""
+    out: dict[str, float | None] = {}
+    for part in ("worker", "sink"):
+        spent = [a[part] - b[part] for b, a in zip(before, after)
+                 if a[part] is not None and b[part] is not None]
+        out[f"{part}_cpu_us_per_event"] = round(sum(spent) / events * 1e6, 1) if spent else None
     return out
 
 
