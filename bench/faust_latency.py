@@ -6,8 +6,8 @@ when the agent's per-event work is that of blogpulse (docs/performance.md "Laten
     python -m bench.faust_latency --broker 127.0.0.1:9092 --rate 5000 --seconds 20 --burn-us 100
 
 Prints p50/p95/p99/max of (time the agent got the event - the record's timestamp) and the worst
-latency of each second; --per-event reads stream.events() instead; --trace prints every batch (size, oldest and newest age, wait since the
-previous batch). The worker runs as a child process (`--role worker`, environment BENCH_FL_*)."""
+latency of each second; --per-event reads stream.events() instead; --trace prints every batch
+(size, oldest and newest age, wait since the previous batch). The worker runs as a child process (`--role worker`, environment BENCH_FL_*)."""
 from __future__ import annotations
 
 import argparse
