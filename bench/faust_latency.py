@@ -7,7 +7,8 @@ when the agent's per-event work is that of blogpulse (docs/performance.md "Laten
 
 Prints p50/p95/p99/max of (time the agent got the event - the record's timestamp) and the worst
 latency of each second; --per-event reads stream.events() instead; --trace prints every batch
-(size, oldest and newest age, wait since the previous batch). The worker runs as a child process (`--role worker`, environment BENCH_FL_*)."""
+(size, oldest and newest age, wait since the previous batch). The worker runs as a child
+process (`--role worker`, environment BENCH_FL_*)."""
 from __future__ import annotations
 
 import argparse
