@@ -3,7 +3,7 @@ JSON-decodes each value (no tables, no outputs). Run as a subprocess by bench.ru
 of the gap between the plain consumer and blogpulse is faust's per-event machinery.
 
 Environment: BENCH_FLOOR_APP_ID, BENCH_FLOOR_PROGRESS (file: "<wall time> <events>" per batch),
-BENCH_FLOOR_FIXES=1 (apply blogpulse's faust fixes, streams/faust_fixes.py, first: the floor of
+BENCH_FLOOR_FIXES=1 (apply blogpulse's faust fixes, streams/faust_compat.py, first: the floor of
 the faust that blogpulse runs on), BLOGPULSE_BROKER, BLOGPULSE_PARTITIONS."""
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ import orjson
 from streams.config import INPUT_TOPICS, settings
 
 if os.environ.get("BENCH_FLOOR_FIXES") == "1":
-    from streams import faust_fixes
+    from streams import faust_compat
 
-    faust_fixes.apply()
+    faust_compat.apply()
 
 _s = settings()
 app = faust.App(

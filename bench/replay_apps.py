@@ -70,7 +70,7 @@ def _run(ctx, app_id: str, module: str, start: dict, end: dict, env_extra: dict,
 
 def faust_floor(ctx, start: dict, end: dict, fixes: bool = False) -> dict:
     """A no-op faust agent (take_events + orjson) drains the [start, end) offset range; `fixes`:
-    with blogpulse's faust fixes applied (streams/faust_fixes.py)."""
+    with blogpulse's faust fixes applied (streams/faust_compat.py)."""
     app_id = ctx.app_id("floor-fixed" if fixes else "floor")
     return _run(ctx, app_id, "bench.faust_floor", start, end,
                 {"BENCH_FLOOR_APP_ID": app_id, "BENCH_FLOOR_FIXES": "1" if fixes else "0"},

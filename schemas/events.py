@@ -11,6 +11,8 @@ ways goes through the wire dict, so a Record and its JSON always agree:
 from __future__ import annotations
 
 from datetime import datetime, timezone
+import typing
+from functools import lru_cache
 from typing import Any, ClassVar, Optional
 
 import faust
@@ -19,7 +21,7 @@ from schemas.identity import event_id as derive_event_id
 from schemas.wire import SCHEMA_VERSION, format_time, make_event, validate
 
 __all__ = ["BlogEvent", "Comment", "Reply", "Pingback", "ModerationChange", "SCHEMA_VERSION",
-           "event_from_wire", "RECORD_TYPES"]
+           "event_from_wire", "record_fields", "RECORD_TYPES"]
 
 
 def _utc(value: Any) -> Optional[datetime]:
@@ -31,6 +33,13 @@ def _utc(value: Any) -> Optional[datetime]:
     if dt is not None:
         dt = dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
     return dt
+
+
+@lru_cache(maxsize=None)
+def record_fields(cls: type) -> dict[str, Any]:
+    """A Record's fields and their types (its annotations without the ClassVars), by name."""
+    return {name: hint for name, hint in typing.get_type_hints(cls).items()
+            if typing.get_origin(hint) is not ClassVar}
 
 
 class BlogEvent(faust.Record, abstract=True, serializer="json", include_metadata=False,
@@ -62,7 +71,7 @@ class BlogEvent(faust.Record, abstract=True, serializer="json", include_metadata
 
     def to_wire(self) -> dict[str, Any]:
         """The validated wire dict (raises schemas.wire.InvalidEvent when a field is wrong)."""
-        fields = {k: getattr(self, k) for k in self._options.fields}
+        fields = {k: getattr(self, k) for k in record_fields(type(self))}
         fields["type"] = self.EVENT_TYPE
         fields["event_time"] = format_time(self.event_time)
         if fields["post_time"] is not None:
@@ -108,5 +117,5 @@ RECORD_TYPES: dict[str, type[BlogEvent]] = {
 def event_from_wire(event: dict[str, Any]) -> BlogEvent:
     """A validated wire dict (schemas.wire.decode_event/validate) -> its Record."""
     cls = RECORD_TYPES[event["type"]]
-    names = cls._options.fields
+    names = record_fields(cls)
     return cls(**{k: v for k, v in event.items() if k in names})

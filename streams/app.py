@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import faust
 
-from streams import durability, faust_fixes
+from streams import durability, faust_compat
 from streams.config import settings
 
-faust_fixes.apply()
+faust_compat.apply()
 
 _s = settings()
 durability.apply(_s.min_insync_replicas)

@@ -119,6 +119,9 @@ class Settings:
         default_factory=lambda: _env_seconds("BLOGPULSE_SESSION_TIMEOUT", "10"))
     heartbeat_interval: float = field(
         default_factory=lambda: _env_seconds("BLOGPULSE_HEARTBEAT_INTERVAL", "1"))
+    # "check" (default): the worker refuses to start when the installed faust differs from the
+    # one the patches in streams/faust_compat.py were written for; "ignore": start anyway.
+    faust_compat: str = field(default_factory=lambda: _env("BLOGPULSE_FAUST_COMPAT", "check"))
     # TLS / SASL for both Kafka clients (BLOGPULSE_KAFKA_*, see docs/security.md).
     kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity.from_env, repr=False)
 

@@ -2,8 +2,8 @@
 
 The aggregation agent writes thousands of output and changelog records per flush. Sent one by
 one (faust's Topic.send, or aiokafka's send), each record costs a future, a partitioner call and
-a coroutine: ~14 us here; appended to an aiokafka record batch per topic partition and sent as a
-batch, ~2 us (docs/performance.md). The partition is always given: every record the agent
+a coroutine; appended to an aiokafka record batch per topic partition and sent as a batch, a
+fraction of that (docs/performance.md). The partition is always given: every record the agent
 writes belongs to the partition of its post. Each batch is closed before it is handed over:
 aiokafka sends a closed batch at once, an open one only after the producer's linger time (10 ms
 here, set for faust's own sends), which a flush would wait twice (changelog, then outputs)."""
@@ -13,14 +13,9 @@ import asyncio
 from collections import defaultdict
 from typing import Any
 
+from streams.faust_compat import aiokafka_producer  # noqa: F401  (the producer the batches go to)
+
 Key = tuple[str, int]  # (topic, partition)
-
-
-async def aiokafka_producer(app: Any) -> Any:
-    """The AIOKafkaProducer under the faust app's producer (started on first use). faust keeps it
-    in a private attribute; this is the one place that reads it."""
-    producer = await app.maybe_start_producer()
-    return producer._producer  # noqa: SLF001 (faust.transport.drivers.aiokafka.Producer)
 
 
 class BatchSender:

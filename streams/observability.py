@@ -12,12 +12,14 @@ import asyncio
 import heapq
 import logging
 import time
+import weakref
 from collections import Counter as Tally
 from typing import Any, Iterable, Mapping
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 
 from streams.config import INPUT_TOPICS, OUTPUT_TOPICS, TICK_TOPIC
+from streams.faust_compat import committed_offsets
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +91,7 @@ class ConsumerLagCollector:
         lags: dict[tuple[str, int], int] = {}
         if tps:
             ends: Mapping[Any, int] = await consumer.highwaters(*tps)
-            committed_map = getattr(consumer, "_committed_offset", {})
+            committed_map = committed_offsets(consumer)
             for tp in tps:
                 committed = committed_map.get(tp)
                 if committed is None:
@@ -181,11 +183,14 @@ def serve_metrics(app: Any) -> None:
                         headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
+_installed: weakref.WeakSet = weakref.WeakSet()  # apps install() has wired
+
+
 def install(app: Any) -> None:
     """Call once, before the worker starts: /metrics, the lag and activity timer, rebalances."""
-    if getattr(app, "_blogpulse_observability", False):
+    if app in _installed:
         return
-    app._blogpulse_observability = True
+    _installed.add(app)
     serve_metrics(app)
 
     @app.on_partitions_revoked.connect

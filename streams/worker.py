@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 
 import faust
 
 from streams import agents  # noqa: F401  (registers the aggregation agent and the orphan timer)
-from streams import faust_fixes, gc_tuning, observability
+from streams import faust_compat, gc_tuning, observability
 from streams.app import app
 from streams.config import Settings
 
@@ -18,7 +19,7 @@ log = logging.getLogger(__name__)
 async def _flush_held_events() -> None:
     """During a clean stop: write what the agent holds, again as long as the stop waits, so its
     events are acknowledged and faust's stop does not wait for them for ever (the agent's flush
-    timer no longer runs then; streams/faust_fixes.py, fix 4). A failed flush leaves its events
+    timer no longer runs then; streams/faust_compat.py, patch 4). A failed flush leaves its events
     unacknowledged: the next owner reads them again."""
     while True:
         try:
@@ -31,7 +32,7 @@ async def _flush_held_events() -> None:
         await asyncio.sleep(agents.BATCH_WITHIN)
 
 
-faust_fixes.WHILE_WAIT_EMPTY.append(_flush_held_events)
+faust_compat.WHILE_WAIT_EMPTY.append(_flush_held_events)
 
 # faust's Prometheus sensor (fixed prefix faust_*), consumer lag and top-N gauges; /metrics on the
 # web port serves prometheus-client's default registry: faust's metrics and the product's own.
@@ -39,7 +40,14 @@ observability.install(app)
 
 
 def run(settings: Settings, loglevel: str = "info") -> int:
-    """Create missing topics with the configured partition count, then run until stopped."""
+    """Check faust, create missing topics with the configured partition count, then run until
+    stopped. Returns 2 without starting when the installed faust is not the one the patches in
+    streams/faust_compat.py were written for (unless BLOGPULSE_FAUST_COMPAT=ignore)."""
+    try:
+        faust_compat.check(settings.faust_compat)
+    except faust_compat.FaustMismatch as exc:
+        print(f"blogpulse: {exc}", file=sys.stderr)
+        return 2
     from schemas.publisher import ensure_topics
 
     from streams import sink_process

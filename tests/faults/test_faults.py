@@ -39,7 +39,7 @@ def test_worker_sigkill_midstream_then_restart(run):
 
 
 def test_worker_sigterm_while_catching_up_stops_at_once(run):
-    """A clean stop while the agent holds events of a catch-up flush (streams/faust_fixes.py fix
+    """A clean stop while the agent holds events of a catch-up flush (streams/faust_compat.py patch
     4): the worker pauses 5 s (SIGSTOP, within its session), so it resumes behind the stream and
     coalesces flushes; SIGTERM then. The stop must finish (faust waited for ever before), the
     group hands the partitions over without waiting for the session, nothing is lost."""

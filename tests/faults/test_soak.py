@@ -235,7 +235,7 @@ def test_soak_steady_rate_with_restarts(kafka, fault_db, unique, tmp_path):
     # Publishing kept the rate: one restart cannot stall it (a slower machine may lag behind a bit).
     assert published_for < SOAK_SECONDS * 1.5 + 30, published_for
     assert len(restarts) >= 1
-    # a clean stop finishes (it hung until killed before streams/faust_fixes.py fix 3)
+    # a clean stop finishes (it hung until killed before streams/faust_compat.py patch 4)
     for r in restarts:
         if r["signal"] == "SIGTERM":
             assert r["exit"] == 0 and r["stop_s"] < 20, r

@@ -1,4 +1,4 @@
-"""streams/faust_fixes.py fix 4: while faust waits at a clean stop for the messages handed to
+"""streams/faust_compat.py patch 4: while faust waits at a clean stop for the messages handed to
 streams to be acknowledged, the WHILE_WAIT_EMPTY tasks run (the worker's flushes what the agent
 holds, streams/worker.py) and are cancelled once the wait is over. The worker run is
 tests/faults/test_faults.py::test_worker_sigterm_while_catching_up_stops_at_once."""
@@ -10,7 +10,7 @@ from types import SimpleNamespace
 from faust.app.base import App
 
 import streams.worker  # noqa: F401  (applies the fixes, registers the agent's flush)
-from streams import faust_fixes, worker
+from streams import faust_compat, worker
 
 
 class FakeConsumer:
@@ -24,8 +24,8 @@ class FakeConsumer:
 
 
 def test_the_fix_is_installed_with_the_agent_flush():
-    assert App._consumer_wait_empty is faust_fixes._consumer_wait_empty
-    assert worker._flush_held_events in faust_fixes.WHILE_WAIT_EMPTY
+    assert App._consumer_wait_empty is faust_compat._consumer_wait_empty
+    assert worker._flush_held_events in faust_compat.WHILE_WAIT_EMPTY
 
 
 def test_tasks_run_during_the_wait_and_stop_after(monkeypatch):
@@ -38,12 +38,12 @@ def test_tasks_run_during_the_wait_and_stop_after(monkeypatch):
         consumer.acked.set()  # what the agent's flush does: its events get acknowledged
         await asyncio.sleep(3600)
 
-    monkeypatch.setattr(faust_fixes, "WHILE_WAIT_EMPTY", [acknowledge])
+    monkeypatch.setattr(faust_compat, "WHILE_WAIT_EMPTY", [acknowledge])
     app = SimpleNamespace(conf=SimpleNamespace(stream_wait_empty=True))
     log = SimpleNamespace(info=lambda *a: None)
 
     async def stop() -> None:
-        await asyncio.wait_for(faust_fixes._consumer_wait_empty(app, consumer, log), 5)
+        await asyncio.wait_for(faust_compat._consumer_wait_empty(app, consumer, log), 5)
         assert [t for t in asyncio.all_tasks() if t is not asyncio.current_task()] == []
 
     asyncio.run(stop())

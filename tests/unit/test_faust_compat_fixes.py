@@ -1,4 +1,4 @@
-"""streams/faust_fixes.py: stream partitions are seeked to their committed offsets before they are
+"""streams/faust_compat.py: stream partitions are seeked to their committed offsets before they are
 resumed when table recovery ends (the other order let the fetcher run ahead of the seek and lose
 records, see the module docstring)."""
 from __future__ import annotations
@@ -14,7 +14,7 @@ from faust.types import TP
 from intervaltree import IntervalTree
 
 import streams.app  # noqa: F401  (applies the fixes)
-from streams import faust_fixes
+from streams import faust_compat
 
 
 class FakeConsumer:
@@ -61,7 +61,7 @@ def _recovery(calls: list) -> SimpleNamespace:
 
 
 def test_the_fix_is_installed():
-    assert Recovery.on_recovery_completed is faust_fixes._on_recovery_completed
+    assert Recovery.on_recovery_completed is faust_compat._on_recovery_completed
 
 
 def test_seek_happens_before_stream_partitions_resume():
@@ -69,7 +69,7 @@ def test_seek_happens_before_stream_partitions_resume():
     rec = _recovery(calls)
     rec.tables = SimpleNamespace(values=lambda: [], on_actives_ready=lambda: None,
                                  on_standbys_ready=lambda: None)
-    asyncio.run(faust_fixes._on_recovery_completed(rec, generation_id=3))
+    asyncio.run(faust_compat._on_recovery_completed(rec, generation_id=3))
     assert calls[:2] == ["seek", ("resume", ["blog.comments"])]
     assert calls.index("flow_control") > calls.index("seek")
 
@@ -79,7 +79,7 @@ def test_nothing_resumes_when_a_new_rebalance_started():
     rec = _recovery(calls)
     rec.tables = SimpleNamespace(values=lambda: [], on_actives_ready=lambda: None,
                                  on_standbys_ready=lambda: None)
-    asyncio.run(faust_fixes._on_recovery_completed(rec, generation_id=2))  # app is at 3
+    asyncio.run(faust_compat._on_recovery_completed(rec, generation_id=2))  # app is at 3
     assert calls == []
 
 
@@ -171,8 +171,8 @@ def test_after_a_restart_commits_pass_offsets_compacted_away_at_the_committed_on
 def test_faust_own_bookkeeping_stops_committing_on_the_same_partitions():
     """The bug the fix is for: with faust 0.15's methods the committed offset stops early and the
     acked list keeps growing."""
-    original_new_offset = faust_fixes.replaced["Consumer._new_offset"]
-    original_add_gap = faust_fixes.replaced["Consumer._add_gap"]
+    original_new_offset = faust_compat.replaced["Consumer._new_offset"]
+    original_add_gap = faust_compat.replaced["Consumer._add_gap"]
     rnd = random.Random(0)
     offsets = _compacted(rnd, 0, 3000, kept=0.5)
     p = Partition(original_new_offset, original_add_gap)
@@ -192,8 +192,8 @@ def test_faust_own_bookkeeping_stops_committing_on_the_same_partitions():
 
 
 def test_the_commit_fix_is_installed():
-    assert Consumer._new_offset is faust_fixes._new_offset
-    assert Consumer._add_gap is faust_fixes._add_gap
+    assert Consumer._new_offset is faust_compat._new_offset
+    assert Consumer._add_gap is faust_compat._add_gap
 
 
 # ---------------------------------------------------------------- 3. wait_first fast path
@@ -207,7 +207,7 @@ class _Service:
 
 
 def test_wait_first_is_replaced_on_the_consumer():
-    assert Consumer.wait_first is faust_fixes._wait_first
+    assert Consumer.wait_first is faust_compat._wait_first
 
 
 def test_a_callback_that_needs_no_wait_runs_without_tasks():
@@ -221,7 +221,7 @@ def test_a_callback_that_needs_no_wait_runs_without_tasks():
 
         suspend = asyncio.Event()
         tasks_before = len(asyncio.all_tasks())
-        result = await faust_fixes._wait_first(service, callback(), suspend.wait())
+        result = await faust_compat._wait_first(service, callback(), suspend.wait())
         assert len(asyncio.all_tasks()) == tasks_before
         return ran, result
 
@@ -243,7 +243,7 @@ def test_a_callback_that_waits_finishes_in_mode_wait_first():
             return got
 
         asyncio.get_running_loop().call_later(0.01, space.set_result, "room")
-        result = await faust_fixes._wait_first(service, callback(), asyncio.Event().wait())
+        result = await faust_compat._wait_first(service, callback(), asyncio.Event().wait())
         return steps, result
 
     steps, result = asyncio.run(main())
@@ -267,7 +267,7 @@ def test_flow_suspension_still_interrupts_a_waiting_callback():
                 seen.append("cleanup ran")
 
         asyncio.get_running_loop().call_later(0.01, suspend.set)
-        result = await faust_fixes._wait_first(service, callback(), suspend.wait())
+        result = await faust_compat._wait_first(service, callback(), suspend.wait())
         await asyncio.sleep(0)
         return seen, result
 
@@ -283,7 +283,7 @@ def test_a_failing_callback_raises_and_a_stopping_service_takes_mode_path():
     async def main():
         service = _Service()
         try:
-            await faust_fixes._wait_first(service, failing(), asyncio.Event().wait())
+            await faust_compat._wait_first(service, failing(), asyncio.Event().wait())
         except ValueError as exc:
             raised = str(exc)
         service._stopped.set()
@@ -291,7 +291,7 @@ def test_a_failing_callback_raises_and_a_stopping_service_takes_mode_path():
         async def quick():
             return 1
 
-        stopping = await faust_fixes._wait_first(service, quick())
+        stopping = await faust_compat._wait_first(service, quick())
         return raised, stopping
 
     raised, stopping = asyncio.run(main())
