@@ -1,26 +1,26 @@
 """Output aggregates (docs/architecture.md, output topics): the values of engagement.posts,
-engagement.threads and engagement.windows. The stream engine emits them as plain dicts; these
-Records name and type the fields, and schemas.jsonschema_gen turns them into the shipped JSON Schema
-files (schemas/jsonschema/engagement.*.json) that consumers validate against."""
+engagement.threads and engagement.windows, defined once.
+
+The stream engine builds each aggregate's value as a plain dict typed by PostValue, ThreadValue or
+WindowValue (streams/engine.py); the agent wraps it in the message fields of OUTPUTS (head, the
+aggregate's identity, version, and `deleted` for threads and windows; streams/agents.py render()).
+schemas.jsonschema_gen turns OUTPUTS into the shipped JSON Schema files
+(schemas/jsonschema/engagement.*.json) that consumers validate against; unit tests check that
+what the engine and render() emit has exactly these fields, and the integration tests validate
+real output messages against the shipped files."""
 from __future__ import annotations
 
-from typing import Optional, Union
-
-import faust
+import typing
+from dataclasses import dataclass
+from typing import Any, Optional, TypedDict, Union
 
 from schemas.wire import SCHEMA_VERSION
 
 UtcTime = str  # ISO 8601 UTC with Z, as on the wire ("2012-03-01T10:00:00Z"); typed str on purpose
+Seconds = Union[int, float]  # whole seconds as an integer, else rounded to microseconds
 
 
-class _Aggregate(faust.Record, abstract=True, serializer="json", include_metadata=False):
-    schema_version: int
-    site: str
-    post_id: int
-    version: int  # grows by one per change of this key
-
-
-class PostEngagement(_Aggregate):
+class PostValue(TypedDict):
     """engagement.posts, key "<site>/<post_id>"."""
 
     comments: int
@@ -33,34 +33,55 @@ class PostEngagement(_Aggregate):
     max_depth: int
     first_activity: Optional[UtcTime]
     last_activity: Optional[UtcTime]
-    time_to_first_comment_seconds: Optional[Union[int, float]]
+    time_to_first_comment_seconds: Optional[Seconds]
     waiting_replies: int
 
 
-class ThreadEngagement(_Aggregate):
+class ThreadValue(TypedDict):
     """engagement.threads, key "<site>/<post_id>/<root_comment_id>"; deleted: the row goes away."""
 
-    root_comment_id: int
     replies: int
     depth: int
     participants: int
     post_author_answered: bool
-    time_to_first_reply_seconds: Optional[Union[int, float]]
-    last_activity: Optional[UtcTime]
-    deleted: bool
+    time_to_first_reply_seconds: Optional[Seconds]
+    last_activity: UtcTime
 
 
-class WindowEngagement(_Aggregate):
-    """engagement.windows, key "<site>/<post_id>/<hour|day>/<window_start>"."""
+class WindowValue(TypedDict):
+    """engagement.windows, key "<site>/<post_id>/<hour|day>/<window_start>"; deleted: the row goes
+    away."""
 
-    window: str
-    window_start: UtcTime
     comments: int
     replies: int
     pingbacks: int
     trackbacks: int
-    deleted: bool
 
+
+# Every output message starts with these, then the aggregate's identity, then its version.
+HEAD: dict[str, Any] = {"schema_version": int, "site": str, "post_id": int}
+
+
+@dataclass(frozen=True)
+class Output:
+    topic: str  # generation 1's topic name (generation N adds ".gN")
+    ident: dict[str, Any]  # fields naming the aggregate within its post
+    value: type  # the TypedDict of the engine's value
+    deletable: bool  # carries `deleted` (the aggregate can disappear)
+
+    def fields(self) -> dict[str, Any]:
+        """Every field of a message, in the order render() writes them, with its type."""
+        return {**HEAD, **self.ident, "version": int, **typing.get_type_hints(self.value),
+                **({"deleted": bool} if self.deletable else {})}
+
+
+OUTPUTS = {
+    "posts": Output("engagement.posts", {}, PostValue, deletable=False),
+    "threads": Output("engagement.threads", {"root_comment_id": int}, ThreadValue,
+                      deletable=True),
+    "windows": Output("engagement.windows", {"window": str, "window_start": UtcTime},
+                      WindowValue, deletable=True),
+}
 
 # Constraints beyond the Python type, per field name, shared by all three (JSON Schema keywords).
 COUNT_FIELDS = {"comments", "replies", "pingbacks", "trackbacks", "threads", "participants",
@@ -73,10 +94,4 @@ CONSTRAINTS: dict[str, dict] = {
     "version": {"minimum": 0},
     "window": {"enum": ["hour", "day"]},
     **{name: {"minimum": 0} for name in COUNT_FIELDS},
-}
-
-AGGREGATES = {
-    "engagement.posts": PostEngagement,
-    "engagement.threads": ThreadEngagement,
-    "engagement.windows": WindowEngagement,
 }

@@ -1,5 +1,5 @@
 """Generates the JSON Schema (draft 2020-12) files in schemas/jsonschema/ from the Records of
-schemas.events and schemas.aggregates plus the limits of schemas.wire, so the files cannot drift
+schemas.events, the output definitions of schemas.aggregates (what the engine emits) plus the limits of schemas.wire, so the files cannot drift
 from the code: `python -m schemas.jsonschema_gen` rewrites them, and a unit test checks the shipped
 files equal this output.
 
@@ -94,7 +94,7 @@ def _event_field(name: str, annotation: Any, type_: str) -> dict[str, Any]:
 
 def event_schema(record: type[events.BlogEvent]) -> dict[str, Any]:
     type_ = record.EVENT_TYPE
-    hints = record._options.fields
+    hints = events.record_fields(record)
     props: dict[str, Any] = {}
     for name in wire.FIELDS:  # contract order
         if name == "type":
@@ -130,9 +130,9 @@ def any_event_schema() -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------ aggregates
-def aggregate_schema(topic: str, record: type) -> dict[str, Any]:
+def aggregate_schema(output: aggregates.Output) -> dict[str, Any]:
     props: dict[str, Any] = {}
-    for name, annotation in record._options.fields.items():
+    for name, annotation in output.fields().items():
         frag = _json_type(annotation)
         if name in aggregates.TIME_FIELDS:
             frag = _with(frag, pattern=TIME_PATTERN)
@@ -141,9 +141,9 @@ def aggregate_schema(topic: str, record: type) -> dict[str, Any]:
         props[name] = _with(frag, **aggregates.CONSTRAINTS.get(name, {}))
     return {
         "$schema": DRAFT,
-        "$id": f"{ID_BASE}{topic}.json",
-        "title": f"blogpulse output: {topic} value",
-        "description": (record.__doc__ or "").strip(),
+        "$id": f"{ID_BASE}{output.topic}.json",
+        "title": f"blogpulse output: {output.topic} value",
+        "description": (output.value.__doc__ or "").strip(),
         "type": "object",
         "properties": props,
         "required": list(props),
@@ -155,7 +155,7 @@ def all_schemas() -> dict[str, dict[str, Any]]:
     """file name -> schema."""
     out = {f"event.{t}.json": event_schema(r) for t, r in events.RECORD_TYPES.items()}
     out["event.json"] = any_event_schema()
-    out.update({f"{topic}.json": aggregate_schema(topic, r) for topic, r in aggregates.AGGREGATES.items()})
+    out.update({f"{o.topic}.json": aggregate_schema(o) for o in aggregates.OUTPUTS.values()})
     return out
 
 

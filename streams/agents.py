@@ -121,7 +121,7 @@ async def dead_letter(event: Any, exc: InvalidEvent) -> None:
     metrics.EVENTS_CONSUMED.labels(type="invalid", outcome="dead_letter").inc()
 
 
-def render(post_key: str, version: int, change: engine.Change) -> tuple[str, bytes]:
+def render(post_key: str, version: int, change: engine.AggregateChange) -> tuple[str, bytes]:
     """Output key and JSON value of one change (docs/architecture.md, output topics)."""
     site, post_id = post_key.rsplit("/", 1)
     head = {"schema_version": SCHEMA_VERSION, "site": site, "post_id": int(post_id)}
@@ -157,7 +157,7 @@ class Pending:
     def __init__(self) -> None:
         self.unfolded: dict[str, list[engine.EventFields]] = defaultdict(list)
         self.ticks: dict[str, float] = {}
-        self.changes: dict[str, dict[tuple[str, Any], engine.Change]] = {}
+        self.changes: dict[str, dict[tuple[str, Any], engine.AggregateChange]] = {}
         self.timestamps: dict[str, int] = {}  # post -> newest input Kafka timestamp (ms)
         self.events: list[Any] = []
         # posts whose outputs are emitted again in full at the next flush (after a load)
@@ -236,7 +236,7 @@ async def fold(events_by_post: dict[str, list[engine.EventFields]], ticks: dict[
             # not cached: derive the state before the merge, as the cache would have held it, so
             # that the batch can still take derive_more (one full derive for the miss, not two)
             cached = engine.derive_with_totals(state, engine.now_of(state), ORPHAN_TIMEOUT)
-        old = cached[0] if cached is not None else None
+        old = cached.derived if cached is not None else None
         events = events_by_post.get(post_key, ())
         applied, new_ids = engine.merge_batch(state, events)
         changed_ids = set()
@@ -255,7 +255,8 @@ async def fold(events_by_post: dict[str, list[engine.EventFields]], ticks: dict[
             continue
         fast = None
         if cached is not None and new_ids:
-            fast = engine.derive_more(state, cached[0], cached[1], new_ids, ORPHAN_TIMEOUT)
+            fast = engine.derive_more(state, cached.derived, cached.totals, new_ids,
+                                       ORPHAN_TIMEOUT)
         if fast is not None:
             new, totals, changes = fast
         else:
@@ -270,7 +271,7 @@ async def fold(events_by_post: dict[str, list[engine.EventFields]], ticks: dict[
             found += len(changes)
         store.set_waiting(post_key, new.waiting_since, new.post["waiting_replies"])
         store.changed(post_key, changed_ids)
-        _derived.put(post_key, (new, totals), len(state["e"]))
+        _derived.put(post_key, engine.Derivation(new, totals), len(state["e"]))
     for (type_, outcome), n in consumed.items():
         metrics.EVENTS_CONSUMED.labels(type=type_, outcome=outcome).inc(n)
     return found

@@ -29,6 +29,8 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from schemas.aggregates import PostValue, ThreadValue, WindowValue
+
 APPROVED = "approved"
 HOUR = 3600
 DAY = 86400
@@ -54,15 +56,24 @@ class EventFields(NamedTuple):
 
 
 class Derived(NamedTuple):
-    post: dict[str, Any]
-    threads: Mapping[int, dict[str, Any]]
-    windows: dict[tuple[str, str], dict[str, Any]]
+    post: PostValue
+    threads: Mapping[int, ThreadValue]
+    windows: dict[tuple[str, str], WindowValue]  # (window, start) -> counts
     # earliest event_time of a waiting reply: the worker clock must pass it + timeout to matter
     waiting_since: float | None = None
 
 
-class Change(NamedTuple):
-    """One aggregate to emit. aggregate: posts | threads | windows; ident: None (post), root_id
+class Derivation(NamedTuple):
+    """A post's last derivation as the agent caches it (streams/state_cache.py): what derive()
+    returned and the running totals derive_more() continues from."""
+
+    derived: Derived
+    totals: "_Totals"
+
+
+class AggregateChange(NamedTuple):
+    """One aggregate to emit (the value is a schemas.aggregates PostValue, ThreadValue or
+    WindowValue; streams/agents.py render() wraps it in the message fields). aggregate: posts | threads | windows; ident: None (post), root_id
     (thread) or (window, start) (window); deleted: the thread/window no longer exists."""
 
     aggregate: str
@@ -101,7 +112,7 @@ def _window_start(created: float, size: int) -> str:
     return _format_start(math.floor(created / size) * size)
 
 
-_ZERO_WINDOW = {"comments": 0, "replies": 0, "pingbacks": 0, "trackbacks": 0}
+_ZERO_WINDOW: WindowValue = {"comments": 0, "replies": 0, "pingbacks": 0, "trackbacks": 0}
 
 
 def _seconds(delta: float) -> float | int:
@@ -367,7 +378,7 @@ class _Totals:
                 touched_w[wkey] = None
             w[field] += 1
 
-    def post(self, post_time: float | None, waiting: int) -> dict[str, Any]:
+    def post(self, post_time: float | None, waiting: int) -> PostValue:
         counts, first_comment = self.counts, self.first_comment
         return {
             "comments": counts["comment"],
@@ -388,7 +399,7 @@ class _Totals:
         }
 
 
-def _thread_value(acc: list) -> dict[str, Any]:
+def _thread_value(acc: list) -> ThreadValue:
     replies, depth, authors, answered, first_reply, last_act, root_created = acc
     return {
         "replies": replies,
@@ -428,7 +439,7 @@ class ThreadValues(Mapping):
 
 
 def derive_with_totals(state: dict[str, Any], now_watermark: float | None,
-                       orphan_timeout: float) -> tuple[Derived, _Totals]:
+                       orphan_timeout: float) -> Derivation:
     """derive() plus the running totals derive_more() continues from."""
     entries = {int(k): v for k, v in state["e"].items()}
     statuses = {int(k): state["s"][k] for k in state["e"]}
@@ -447,8 +458,8 @@ def derive_with_totals(state: dict[str, Any], now_watermark: float | None,
         totals.waiting[c] = entries[c][_CREATED]
         totals.waiting_by_parent.setdefault(entries[c][_PARENT], []).append(c)
     since = min(totals.waiting.values(), default=None)
-    return Derived(totals.post(state["pt"], len(waiting)), ThreadValues(totals.threads),
-                   totals.windows, since), totals
+    return Derivation(Derived(totals.post(state["pt"], len(waiting)), ThreadValues(totals.threads),
+                              totals.windows, since), totals)
 
 
 def derive(state: dict[str, Any], now_watermark: float | None, orphan_timeout: float) -> Derived:
@@ -458,7 +469,7 @@ def derive(state: dict[str, Any], now_watermark: float | None, orphan_timeout: f
 
 def derive_more(state: dict[str, Any], old: Derived, totals: _Totals, new_ids: list[int],
                 orphan_timeout: float | None = None) \
-        -> tuple[Derived, _Totals, list[Change]] | None:
+        -> tuple[Derived, _Totals, list[AggregateChange]] | None:
     """The fast path for the common batch: only brand-new, approved entries. Returns (derived,
     totals, changes) equal to derive() + diff() of the merged state, or None when the batch needs
     the full derive (moderation, re-sent entries, an entry under a hidden parent, the missing
@@ -551,14 +562,14 @@ def derive_more(state: dict[str, Any], old: Derived, totals: _Totals, new_ids: l
             if kids}
     since = min(waiting.values(), default=None)
     post = totals.post(state["pt"], len(waiting))
-    changes: list[Change] = []
+    changes: list[AggregateChange] = []
     if post != old.post:
-        changes.append(Change("posts", None, post, False))
+        changes.append(AggregateChange("posts", None, post, False))
     for root in totals.touched_threads:
-        changes.append(Change("threads", root, _thread_value(totals.threads[root]), False))
+        changes.append(AggregateChange("threads", root, _thread_value(totals.threads[root]), False))
     windows = totals.windows
     for wkey in totals.touched_windows:
-        changes.append(Change("windows", wkey, dict(windows[wkey]), False))
+        changes.append(AggregateChange("windows", wkey, dict(windows[wkey]), False))
     return Derived(post, ThreadValues(totals.threads), windows, since), totals, changes
 
 
@@ -567,42 +578,42 @@ _WINDOW_FIELD = {"comment": "comments", "reply": "replies", "pingback": "pingbac
 
 
 # ---------------------------------------------------------------------------- diff
-def absent(state: dict[str, Any], new: Derived) -> list[Change]:
+def absent(state: dict[str, Any], new: Derived) -> list[AggregateChange]:
     """Tombstones for every thread and window the post could ever have had (a thread per entry,
     the hour and day of each entry's creation) that `new` does not have: what may be left in the
     sink by outputs this worker cannot see (streams/agents.py, after a load). Zero values: a
     deletion is keyed, its values are not stored."""
-    changes: list[Change] = []
+    changes: list[AggregateChange] = []
     windows: set[tuple[str, str]] = set()
     for key, e in state["e"].items():
         cid = int(key)
         if cid not in new.threads and e[_TYPE] != "pingback":
-            changes.append(Change("threads", cid, {
+            changes.append(AggregateChange("threads", cid, {
                 "replies": 0, "depth": 0, "participants": 0, "post_author_answered": False,
                 "time_to_first_reply_seconds": None,
                 "last_activity": _format_start(e[_CREATED])}, True))
         for window, size in WINDOWS:
             windows.add((window, _window_start(e[_CREATED], size)))
-    changes.extend(Change("windows", wkey, dict(_ZERO_WINDOW), True)
+    changes.extend(AggregateChange("windows", wkey, dict(_ZERO_WINDOW), True)
                    for wkey in sorted(windows) if wkey not in new.windows)
     return changes
 
 
 
-def diff(old: Derived | None, new: Derived) -> list[Change]:
+def diff(old: Derived | None, new: Derived) -> list[AggregateChange]:
     """Changed aggregates between two derivations; threads/windows that disappeared come back
     with deleted=True (carrying their last values)."""
-    changes: list[Change] = []
+    changes: list[AggregateChange] = []
     if old is None or old.post != new.post:
-        changes.append(Change("posts", None, new.post, False))
+        changes.append(AggregateChange("posts", None, new.post, False))
     old_threads = {} if old is None else old.threads
     old_windows = {} if old is None else old.windows
     for aggregate, before, after in (("threads", old_threads, new.threads),
                                      ("windows", old_windows, new.windows)):
         for ident, value in after.items():
             if before.get(ident) != value:
-                changes.append(Change(aggregate, ident, value, False))
+                changes.append(AggregateChange(aggregate, ident, value, False))
         for ident, value in before.items():
             if ident not in after:
-                changes.append(Change(aggregate, ident, value, True))
+                changes.append(AggregateChange(aggregate, ident, value, True))
     return changes

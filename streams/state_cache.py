@@ -1,6 +1,6 @@
 """The aggregation agent's per-post cache of its last derivation, bounded by entries.
 
-Per post: (Derived, running totals) as last derived. It saves deriving the post again on its
+Per post: its engine.Derivation (Derived, running totals) as last derived. It saves deriving the post again on its
 next batch and is what makes engine.derive_more possible (O(new entries)). The running totals
 hold a placement per visible entry and an author set per thread, so the cache is bounded by the
 number of entries it covers (BLOGPULSE_STATE_CACHE_ENTRIES) and drops the least recently changed
@@ -12,17 +12,23 @@ post in full from its state."""
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 MIN_IDLE = 30.0  # seconds: a post used more recently is not evicted to make room
+
+
+class Held(NamedTuple):
+    item: Any
+    entries: int  # entries of the post's decoded state
+    stored_at: float  # clock() when it was put
 
 
 class StateCache:
     def __init__(self, max_entries: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.max_entries = max_entries
         self.entries = 0  # entries of the decoded states held
-        # key -> (item, entries, time stored); insertion order = least recent first
-        self._items: dict[str, tuple[Any, int, float]] = {}
+        # insertion order = least recent first
+        self._items: dict[str, Held] = {}
         self._clock = clock
 
     def __len__(self) -> int:
@@ -30,14 +36,14 @@ class StateCache:
 
     def get(self, key: str) -> Any:
         held = self._items.get(key)
-        return None if held is None else held[0]
+        return None if held is None else held.item
 
     def pop(self, key: str) -> Any:
         held = self._items.pop(key, None)
         if held is None:
             return None
-        self.entries -= held[1]
-        return held[0]
+        self.entries -= held.entries
+        return held.item
 
     def put(self, key: str, item: Any, entries: int) -> None:
         """Hold `item` (whose decoded state has `entries` entries) as the most recent, dropping the
@@ -49,10 +55,10 @@ class StateCache:
         now = self._clock()
         while self.entries + entries > self.max_entries:
             oldest = next(iter(self._items))
-            if now - self._items[oldest][2] < MIN_IDLE:
+            if now - self._items[oldest].stored_at < MIN_IDLE:
                 return
             self.pop(oldest)
-        self._items[key] = (item, entries, now)
+        self._items[key] = Held(item, entries, now)
         self.entries += entries
 
     def clear(self) -> None:

@@ -11,7 +11,7 @@ from hypothesis import assume, given, settings, strategies as st
 from jsonschema import Draft202012Validator
 
 from schemas import jsonschema_gen
-from schemas.aggregates import AGGREGATES
+from schemas.aggregates import OUTPUTS
 from schemas.identity import event_id
 from schemas.wire import FIELDS, InvalidEvent, decode_event
 from tests.unit.test_schemas_wire import records
@@ -121,4 +121,5 @@ def test_aggregate_schemas_accept_the_engine_shape_and_reject_drift():
               "post_author_answered": True, "time_to_first_reply_seconds": 5400.5,
               "last_activity": "2012-03-01T12:00:00Z", "deleted": False}
     assert threads.is_valid(thread) and not threads.is_valid({**thread, "post_author_answered": 1})
-    assert set(AGGREGATES) == {"engagement.posts", "engagement.threads", "engagement.windows"}
+    assert {o.topic for o in OUTPUTS.values()} == {"engagement.posts", "engagement.threads",
+                                                    "engagement.windows"}
