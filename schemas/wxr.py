@@ -10,10 +10,9 @@ Mapping (docs/architecture.md, input events):
   exist; WordPress.com writes https://). The importer takes whatever the `wp:` prefix is bound to;
   we take these URIs only, so a `wp:` prefix bound to another namespace (namespace-edge-cases.xml)
   is someone else's element and is ignored;
-- comment_type '' or 'comment' -> comment (comment_parent 0) or reply; 'pingback'/'trackback' ->
-  pingback with that kind; 'note' and any other custom type are skipped;
-- comment_approved 1 -> approved, 0 -> hold, spam -> spam, trash and post-trashed -> trash, absent
-  or empty -> approved (WordPress' default when it inserts a comment);
+- comment type, status and the event itself: schemas/wordpress.py, the mapping the webhook and
+  the REST poller use too ('note' and other custom types are skipped; an empty or absent
+  comment_approved is hold: WordPress shows only comments whose comment_approved is 1);
 - event_time = comment_date_gmt; when that is missing or 0000-00-00 00:00:00, comment_date taken as
   UTC (an export does not say the blog's timezone; the error is at most the UTC offset). post_time
   the same from wp:post_date_gmt / wp:post_date. A comment with neither date is counted, as the
@@ -44,7 +43,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from schemas.identity import AuthorKeyer, normalise_email
-from schemas.wire import InvalidEvent, make_event, parse_time, validate
+from schemas.wire import InvalidEvent, parse_time
+from schemas.wordpress import comment_kind, comment_status, creation_event
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +52,6 @@ _WXR_NS = re.compile(r"https?://wordpress\.org/export/1\.\d+/\Z")
 _VERSION = re.compile(r"\d+\.\d+\Z")
 _DC_CREATOR = "{http://purl.org/dc/elements/1.1/}creator"
 _ZERO_DATE = "0000-00-00 00:00:00"
-_STATUS = {"1": "approved", "": "approved", "approve": "approved", "0": "hold", "hold": "hold",
-           "spam": "spam", "trash": "trash", "post-trashed": "trash"}
 _CHUNK = 1 << 16  # longest piece of one line fed at once (a minified file has one huge line)
 
 
@@ -235,16 +233,12 @@ def _comment_event(elem: ET.Element, state: _Channel, path: Path, line: int, sit
         key = _local(child.tag)
         if key and key not in c:
             c[key] = _text(child)
-    comment_type = c.get("comment_type", "").strip()
-    if comment_type in ("", "comment"):
-        kind = "comment"
-    elif comment_type in ("pingback", "trackback"):
-        kind = comment_type
-    else:
+    kind = comment_kind(c.get("comment_type", ""))
+    if kind is None:
         return None  # 'note' and custom types are not reader comments
     cid = c.get("comment_id", "").strip()
     where = f"{path}:{line}: comment {cid[:20] or '?'} of post {state.item.get('post_id', '?')[:20]}"
-    status = _STATUS.get(c.get("comment_approved", "").strip())
+    status = comment_status(c.get("comment_approved", ""))
     if status is None:
         skip(f"{where} skipped: comment_approved {c['comment_approved'][:20]!r} is not 1, 0, spam, "
              "trash or post-trashed")
@@ -268,20 +262,16 @@ def _comment_event(elem: ET.Element, state: _Channel, path: Path, line: int, sit
     post_author = bool(author_id and user_id == author_id) or bool(
         author_email and normalise_email(email) == author_email)
     url = c.get("comment_author_url", "").strip()
-    event = make_event(
-        type=("reply" if parent_id else "comment") if kind == "comment" else "pingback",
-        site=_site(state, site, path, line), post_id=post_id, comment_id=comment_id,
-        parent_id=parent_id, post_author=post_author,
-        author_key=keyer.key(email, c.get("comment_author"), url), kind=kind,
-        source_url=(url or None) if kind != "comment" else None,
-        event_time=event_time, post_time=post_time, status=status,
-    )
+    fields = dict(site=_site(state, site, path, line), post_id=post_id, comment_id=comment_id,
+                  parent_id=parent_id, kind=kind, status=status, created=event_time,
+                  post_author=post_author, author_key=keyer.key(email, c.get("comment_author"), url),
+                  author_url=url, post_time=post_time)
     try:
-        return validate(event)
+        return creation_event(**fields)
     except InvalidEvent as exc:
         if post_time and exc.field == "post_time":  # a bad post date should not cost the comment
-            event["post_time"] = None
-            return _validated_or_skip(event, where, skip)
+            fields["post_time"] = None
+            return _created_or_skip(fields, where, skip)
         skip(f"{where} skipped: {exc}")
         return None
 
@@ -310,9 +300,9 @@ def _valid_time(value: str | None) -> str | None:
         return None
 
 
-def _validated_or_skip(event: dict, where: str, skip: Callable[[str], None]) -> dict | None:
+def _created_or_skip(fields: dict, where: str, skip: Callable[[str], None]) -> dict | None:
     try:
-        return validate(event)
+        return creation_event(**fields)
     except InvalidEvent as exc:
         skip(f"{where} skipped: {exc}")
         return None

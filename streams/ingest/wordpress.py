@@ -6,7 +6,8 @@ Two sources carry the same comment: the raw `wp_comments` row that webhook plugi
 date_gmt "2012-03-01T10:00:00"). Both are reduced to a CommentRow at once: the author's e-mail,
 name and URL go straight into the HMAC author key (schemas.identity.AuthorKeyer) and are dropped.
 
-Rules (documented in docs/ingest.md):
+The comment -> event mapping (status, type, the creation event) is schemas/wordpress.py, shared
+with the WXR reader. Rules (documented in docs/ingest.md):
 - a creation event (comment / reply / pingback) asserts the entry with its current status at
   comment_date_gmt; its event_id is deterministic, so re-sending a row changes nothing;
 - a change (status change, edit, trash, spam, delete) is a moderation event asserting the new status
@@ -23,19 +24,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Mapping
 
+from schemas import wordpress
 from schemas.identity import AuthorKeyer
 from schemas.wire import InvalidEvent, format_time, make_event, validate
-
-# comment_approved (DB row) and status (REST) -> contract status
-_STATUS = {
-    "1": "approved", "approve": "approved", "approved": "approved",
-    "0": "hold", "hold": "hold", "unapproved": "hold", "unapprove": "hold",
-    "spam": "spam",
-    "trash": "trash", "post-trashed": "trash", "trashed": "trash",
-}
-# comment_type -> (event type for a top-level entry, kind); None: not a blog comment (ignored)
-_PINGS = {"pingback": "pingback", "trackback": "trackback"}
-_COMMENT_TYPES = ("", "comment")
+from schemas.wordpress import PINGS, comment_kind, comment_status
 
 _DB_TIME = re.compile(r"(\d{4}-\d\d-\d\d)[ T](\d\d:\d\d:\d\d)(\.\d{1,6})?(Z|\+00:00)?\Z")
 
@@ -57,9 +49,7 @@ class CommentRow:
     @property
     def kind(self) -> str | None:
         """comment / pingback / trackback, or None for types that are not blog comments."""
-        if self.comment_type in _COMMENT_TYPES:
-            return "comment"
-        return _PINGS.get(self.comment_type)
+        return comment_kind(self.comment_type)
 
     def fingerprint(self) -> list:
         """What a change is measured against: status and the fields that define the entry."""
@@ -80,7 +70,7 @@ def wp_int(value: Any, field: str, minimum: int = 0) -> int:
 
 
 def wp_status(value: Any, field: str) -> str:
-    status = _STATUS.get(str(value).strip().lower()) if isinstance(value, (str, int)) else None
+    status = comment_status(value)
     if status is None:
         raise InvalidEvent(field, f"unknown comment status {value!r:.40} (expected 1, 0, spam, trash, "
                                   "approved or hold)")
@@ -115,7 +105,7 @@ def _row(*, comment_id, post_id, parent_id, comment_type, status, created, user_
         created=wp_time(created, names["created"]),
         user_id=wp_int(user_id if user_id not in (None, "") else 0, names["user_id"]),
         author_key=keyer.key(email=_text(email), name=_text(name), url=_text(url)),
-        source_url=(_text(url).strip() or None) if ctype in _PINGS else None,
+        source_url=(_text(url).strip() or None) if ctype in PINGS else None,
     )
 
 
@@ -160,17 +150,11 @@ def creation_event(row: CommentRow, site: str, post_author_id: int | None = None
     kind = row.kind
     if kind is None:
         raise InvalidEvent("comment_type", f"{row.comment_type!r:.40} is not a blog comment")
-    if kind != "comment":
-        type_, parent = "pingback", 0
-    else:
-        type_, parent = ("reply" if row.parent_id else "comment"), row.parent_id
-    event = make_event(
-        type=type_, site=site, post_id=row.post_id, comment_id=row.comment_id, parent_id=parent,
+    return wordpress.creation_event(
+        site=site, post_id=row.post_id, comment_id=row.comment_id, parent_id=row.parent_id,
+        kind=kind, status=row.status, created=row.created,
         post_author=bool(row.user_id and post_author_id and row.user_id == post_author_id),
-        author_key=row.author_key, kind=kind, source_url=row.source_url,
-        event_time=row.created, post_time=post_time, status=row.status,
-    )
-    return validate(event)
+        author_key=row.author_key, author_url=row.source_url, post_time=post_time)
 
 
 def moderation_event(row: CommentRow, site: str, status: str, changed_at: str) -> dict[str, Any]:
