@@ -1,5 +1,6 @@
 """Webhook deliveries shaped as WordPress sends them change the aggregates: endpoint -> Kafka ->
-worker -> database, with the spam flip taking the comment (and the reply under it) out of the counts."""
+worker -> database, with the spam flip taking the comment (and the reply under it) out of the counts; the output
+messages, the deletions among them, validate against the shipped JSON Schemas."""
 from __future__ import annotations
 
 import sqlalchemy as sa
@@ -7,6 +8,7 @@ import sqlalchemy as sa
 from schemas.publisher import ensure_topics
 from streams.config import Settings
 from test_ingest_http import _client, _post, row, wp_webhooks
+from tests.integration.output_schemas import assert_valid_outputs, output_messages
 from tests.integration.worker_proc import running_worker, wait_until
 
 
@@ -44,6 +46,10 @@ async def test_webhook_deliveries_change_the_aggregates(broker, unique, tmp_path
             # The spam comment leaves the counts, and so does the reply that hung under it.
             wait_until(lambda: tuple(counts() or ()) == (0, 0, 1, 0), 60,
                        "spam flip applied", worker)
+        # the real output messages, the deleted thread among them, fit the shipped schemas (the
+        # windows stay: the pingback still counts in them)
+        seen = assert_valid_outputs(output_messages(broker, site))
+        assert seen[("engagement.threads", True)] >= 1 and seen[("engagement.windows", False)] >= 1
     finally:
         await client.close()
         engine.dispose()

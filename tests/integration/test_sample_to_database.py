@@ -1,5 +1,6 @@
 """The seed-shaped sample set, through the real broker and worker, lands in SQLite and in PostgreSQL
-with the numbers a reader of the post sees; and re-applying every output message of the run twice,
+with the numbers a reader of the post sees; its output messages validate against the shipped
+JSON Schemas; and re-applying every output message of the run twice,
 or in a shuffled order, to a fresh database gives the same rows (the sink's version guard)."""
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ import random
 import uuid
 from pathlib import Path
 
-import orjson
 import pytest
 import sqlalchemy as sa
 
 from tests.conftest import REPO
+from tests.integration.output_schemas import assert_valid_outputs, output_messages
 from tests.integration.worker_proc import running_worker, wait_until
 
 SAMPLE = REPO / "schemas" / "sample" / "sample-export.xml"
@@ -54,22 +55,6 @@ def rows_of(url: str, site: str) -> dict[str, list[tuple]]:
     return out
 
 
-def output_messages(broker: str, site: str) -> list[tuple[str, str, dict]]:
-    """(topic, key, value) of every output message produced for `site`, in partition order."""
-    from kafka import KafkaConsumer
-
-    from streams.config import OUTPUT_TOPICS
-
-    consumer = KafkaConsumer(*OUTPUT_TOPICS.values(), bootstrap_servers=broker,
-                             auto_offset_reset="earliest", enable_auto_commit=False,
-                             group_id=None, consumer_timeout_ms=3000)
-    try:
-        return [(r.topic, r.key.decode(), orjson.loads(r.value)) for r in consumer
-                if r.key and r.key.decode().startswith(f"{site}/")]
-    finally:
-        consumer.close()
-
-
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
 def test_sample_lands_with_seed_numbers_and_replays_to_same_rows(kind, broker, unique, tmp_path, request):
     from schemas.publisher import publish_file
@@ -108,6 +93,10 @@ def test_sample_lands_with_seed_numbers_and_replays_to_same_rows(kind, broker, u
 
     messages = output_messages(broker, site)
     assert len(messages) >= 1 + 10  # the post and every thread at least once
+    # every real output message (deletions included) validates against the shipped schemas
+    seen = assert_valid_outputs(messages)
+    assert {topic for topic, _ in seen} == {"engagement.posts", "engagement.threads",
+                                            "engagement.windows"}
     shuffled = messages[:]
     random.Random(7).shuffle(shuffled)
     for name, sequence in (("twice", messages + messages), ("shuffled", shuffled)):
