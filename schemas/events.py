@@ -18,7 +18,8 @@ from typing import Any, ClassVar, Optional
 import faust
 
 from schemas.identity import event_id as derive_event_id
-from schemas.wire import SCHEMA_VERSION, format_time, make_event, validate
+from schemas.times import format_utc, parse_utc
+from schemas.wire import SCHEMA_VERSION, make_event, validate
 
 __all__ = ["BlogEvent", "Comment", "Reply", "Pingback", "ModerationChange", "SCHEMA_VERSION",
            "event_from_wire", "record_fields", "RECORD_TYPES"]
@@ -26,13 +27,11 @@ __all__ = ["BlogEvent", "Comment", "Reply", "Pingback", "ModerationChange", "SCH
 
 def _utc(value: Any) -> Optional[datetime]:
     """Wire time string or datetime -> aware UTC datetime (naive datetimes are taken as UTC)."""
-    if value is None or isinstance(value, datetime):
-        dt = value
-    else:
-        dt = datetime.fromisoformat(value[:-1] if value.endswith("Z") else value)
-    if dt is not None:
-        dt = dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
-    return dt
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    return parse_utc(value)
 
 
 @lru_cache(maxsize=None)
@@ -67,15 +66,15 @@ class BlogEvent(faust.Record, abstract=True, serializer="json", include_metadata
         self.post_time = _utc(self.post_time)
         if not self.event_id:
             self.event_id = derive_event_id(self.site, self.post_id, self.comment_id, self.EVENT_TYPE,
-                                            self.status, format_time(self.event_time))
+                                            self.status, format_utc(self.event_time))
 
     def to_wire(self) -> dict[str, Any]:
         """The validated wire dict (raises schemas.wire.InvalidEvent when a field is wrong)."""
         fields = {k: getattr(self, k) for k in record_fields(type(self))}
         fields["type"] = self.EVENT_TYPE
-        fields["event_time"] = format_time(self.event_time)
+        fields["event_time"] = format_utc(self.event_time)
         if fields["post_time"] is not None:
-            fields["post_time"] = format_time(fields["post_time"])
+            fields["post_time"] = format_utc(fields["post_time"])
         event = make_event(**fields)
         event["event_id"] = self.event_id  # as given: validate() checks it matches the fields
         return validate(event)

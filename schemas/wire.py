@@ -7,12 +7,12 @@ from __future__ import annotations
 import re
 import time
 from datetime import datetime, timedelta, timezone
-from functools import lru_cache
 from typing import Any
 
 import orjson
 
 from schemas.identity import event_id as derive_event_id
+from schemas.times import cached_epoch_of, epoch_of, format_utc  # noqa: F401  (re-exported)
 
 SCHEMA_VERSION = 1
 MAX_EVENT_BYTES = 64 * 1024
@@ -41,28 +41,6 @@ class InvalidEvent(ValueError):
         self.reason = reason
 
 
-@lru_cache(maxsize=1 << 12)
-def _day_epoch(date: str) -> int:
-    """Epoch seconds of midnight UTC of 'YYYY-MM-DD' (ValueError if it is no real date)."""
-    return int(datetime.fromisoformat(date).replace(tzinfo=timezone.utc).timestamp())
-
-
-def epoch_of(text: str) -> float:
-    """Epoch seconds of a wire time that matched _TIME (ValueError if it is no real date/time).
-    The same float as datetime.timestamp(): whole microseconds divided once by 10**6. Parsed by
-    hand (dates cached): it runs for every event, and datetime parsing is the slower way
-    (docs/performance.md)."""
-    hour, minute, second = int(text[11:13]), int(text[14:16]), int(text[17:19])
-    if hour > 23 or minute > 59 or second > 59:
-        raise ValueError(f"time out of range in {text!r:.40}")
-    seconds = _day_epoch(text[:10]) + hour * 3600 + minute * 60 + second
-    micro = int(text[20:-1].ljust(6, "0")) if text[19] == "." else 0
-    return (seconds * 1_000_000 + micro) / 1_000_000
-
-
-# A post's post_time comes with every one of its events.
-cached_epoch_of = lru_cache(maxsize=1 << 14)(epoch_of)
-
 _EARLIEST_TS = EARLIEST.timestamp()
 _SLACK_S = FUTURE_SLACK.total_seconds()
 
@@ -87,13 +65,6 @@ def parse_time(field: str, value: Any, now: datetime | None = None) -> datetime:
     """check_time() as an aware UTC datetime."""
     now_ts = now.timestamp() if now is not None else time.time()
     return datetime.fromtimestamp(check_time(field, value, now_ts), tz=timezone.utc)
-
-
-def format_time(dt: datetime) -> str:
-    dt = dt.astimezone(timezone.utc)
-    if dt.microsecond:
-        return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _int(obj: dict, field: str, minimum: int) -> int:

@@ -37,12 +37,11 @@ from __future__ import annotations
 import logging
 import re
 import xml.etree.ElementTree as ET
-from datetime import timezone
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from schemas.identity import AuthorKeyer, normalise_email
+from schemas.times import rfc822_time, wordpress_time
 from schemas.wire import InvalidEvent, parse_time
 from schemas.wordpress import comment_kind, comment_status, creation_event
 
@@ -51,7 +50,6 @@ log = logging.getLogger(__name__)
 _WXR_NS = re.compile(r"https?://wordpress\.org/export/1\.\d+/\Z")
 _VERSION = re.compile(r"\d+\.\d+\Z")
 _DC_CREATOR = "{http://purl.org/dc/elements/1.1/}creator"
-_ZERO_DATE = "0000-00-00 00:00:00"
 _CHUNK = 1 << 16  # longest piece of one line fed at once (a minified file has one huge line)
 
 
@@ -85,22 +83,12 @@ def site_from_url(url: str) -> str:
 
 
 def _wxr_time(value: str | None) -> str | None:
-    """'2012-03-01 10:00:00' -> '2012-03-01T10:00:00Z'; None for missing or zero dates."""
-    value = (value or "").strip()
-    if not value or value == _ZERO_DATE:
-        return None
-    return value.replace(" ", "T", 1) + "Z"
-
-
-def _rfc822_time(value: str | None) -> str | None:
-    """RSS <pubDate> 'Thu, 01 Mar 2012 10:00:00 +0000' -> '2012-03-01T10:00:00Z'; None if unreadable."""
+    """'2012-03-01 10:00:00' -> '2012-03-01T10:00:00Z'; None for missing or zero dates. A date that
+    is no date stays as it is, so that the event's validation names it."""
     try:
-        when = parsedate_to_datetime((value or "").strip())
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is not None:
-        when = when.astimezone(timezone.utc)
-    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return wordpress_time(value or "")
+    except ValueError:
+        return value.strip()
 
 
 def _text(elem: ET.Element | None) -> str:
@@ -190,7 +178,7 @@ def _on_end(elem: ET.Element, stack: list[ET.Element], state: _Channel, path: Pa
         elif elem.tag == "link":
             state.site_urls["link"] = _text(elem)
         elif elem.tag == "pubDate":
-            state.pub_date = _rfc822_time(_text(elem))
+            state.pub_date = rfc822_time(_text(elem))
         elif name == "author":
             _read_author(elem, state)
     elif depth == 3 and stack[-1].tag == "item":

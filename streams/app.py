@@ -38,10 +38,10 @@ app = faust.App(
     key_serializer="raw",
     value_serializer="raw",
     # A batch writes many state and output records at once: let the producer group them (the
-    # default sends each at once in 16 KB batches; +20 % throughput in bench/, 10 ms latency).
+    # default sends each at once in 16 KB batches; measured in docs/performance.md).
     producer_linger=0.01,
     producer_max_batch_size=1024 * 1024,
     # Lets a take_events batch reach agents.BATCH_MAX under a backlog (faust's default buffer is
-    # 4,096 events); on shape b it measured no different from the default (docs/performance.md).
+    # 4,096 events; docs/performance.md).
     stream_buffer_maxsize=32768,
 )

@@ -21,15 +21,14 @@ from __future__ import annotations
 
 import math
 import sys
-import time
 from functools import lru_cache
-from datetime import datetime, timezone
 from collections.abc import Iterator, Mapping
 from typing import Any, NamedTuple
 
 import orjson
 
 from schemas.aggregates import PostValue, ThreadValue, WindowValue
+from schemas.times import format_epoch
 
 APPROVED = "approved"
 HOUR = 3600
@@ -82,29 +81,8 @@ class AggregateChange(NamedTuple):
     deleted: bool
 
 
-# ---------------------------------------------------------------------------- time helpers
-def parse_time(text: str) -> float:
-    """ISO 8601 UTC ('2012-03-01T10:00:00Z') -> epoch seconds."""
-    dt = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return dt.timestamp()
-
-
-def format_time(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    if ts.is_integer() if isinstance(ts, float) else isinstance(ts, int):
-        # whole seconds (most event times): time.gmtime is the cheaper way (docs/performance.md)
-        return "%04d-%02d-%02dT%02d:%02d:%02dZ" % time.gmtime(ts)[:6]
-    dt = datetime.fromtimestamp(ts, tz=timezone.utc)
-    if dt.microsecond:
-        return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 # Window starts repeat across entries and batches; last-activity times repeat across batches.
-_format_start = lru_cache(maxsize=1 << 16)(format_time)
+_format_start = lru_cache(maxsize=1 << 16)(format_epoch)
 
 
 def _window_start(created: float, size: int) -> str:
@@ -389,8 +367,8 @@ class _Totals:
             "participants": len(self.participants),
             "post_author_replies": self.post_author_replies,
             "max_depth": self.max_depth,
-            "first_activity": format_time(self.first),
-            "last_activity": format_time(self.last),
+            "first_activity": format_epoch(self.first),
+            "last_activity": format_epoch(self.last),
             "time_to_first_comment_seconds": (
                 None if first_comment is None or post_time is None
                 else _seconds(first_comment - post_time)

@@ -2,15 +2,13 @@
 
 CPython's cyclic collector runs a full (generation 2) collection once the objects promoted since
 the last one reach a quarter of the long-lived heap. faust allocates several container objects per
-message (Message, Event, futures, callbacks) that live as long as a batch, so at a backlog a full
-collection ran every ~3 s, and each one walks every long-lived container: above all the
-aggregation agent's per-post cache (decoded entries and running totals). In a 1,000,000-event
-rebuild over 10,000 posts each full collection blocked the event loop for 0.8-1.1 s at 20 % of the
-input and grew with the heap (measured with gc.callbacks, docs/performance.md; the 5-7 s loop
-stalls logged near the end of an earlier run fit that growth, they were not measured this way).
+message (Message, Event, futures, callbacks) that live as long as a batch, so at a backlog full
+collections come often, and each one walks every long-lived container: above all the aggregation
+agent's per-post cache (decoded entries and running totals), so it blocks the event loop longer
+as the heap grows (measured with gc.callbacks: docs/performance.md, "garbage collection").
 
 Larger young generations (fewer, bigger young collections) still free the short-lived cycles;
-a full collection then needs ~100x more allocations before it is considered. gc.freeze() moves
+a full collection then needs many more allocations before it is considered. gc.freeze() moves
 everything alive at start-up (faust, aiokafka, SQLAlchemy, their module state) out of the
 collector's sight for good: it is never garbage.
 """

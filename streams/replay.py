@@ -9,19 +9,16 @@ from __future__ import annotations
 import sys
 import time
 from collections import Counter
-from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Iterator, TextIO
+
+from schemas.times import epoch
 
 Event = dict[str, Any]
 
 
 def event_seconds(event: Event) -> float:
     """event_time as epoch seconds (the wire format is ISO 8601 UTC, `...Z`)."""
-    raw = event["event_time"]
-    dt = datetime.fromisoformat(raw[:-1] + "+00:00" if raw.endswith("Z") else raw)
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return dt.timestamp()
+    return epoch(event["event_time"])
 
 
 def in_event_time_order(events: Iterable[Event]) -> list[tuple[float, Event]]:

@@ -31,6 +31,7 @@ import orjson
 
 from schemas.identity import AuthorKeyer
 from schemas.publisher import BrokerUnavailable
+from schemas.times import parse_utc
 from schemas.wire import InvalidEvent
 from streams.ingest.delivery import AsyncPublisher
 from streams.ingest.wordpress import (CommentRow, creation_event, moderation_event, now_time,
@@ -217,7 +218,7 @@ def _after_param(position: str | None, lookback_days: float, now: datetime) -> s
     """Start of the listed range: the earlier of (position, now - lookback), minus the overlap."""
     start = now - timedelta(days=lookback_days)
     if position:
-        start = min(start, datetime.fromisoformat(position.replace("Z", "+00:00")))
+        start = min(start, parse_utc(position))
     return (start - AFTER_OVERLAP).strftime("%Y-%m-%dT%H:%M:%S")
 
 

@@ -19,17 +19,15 @@ with the WXR reader. Rules (documented in docs/ingest.md):
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any, Mapping
 
 from schemas import wordpress
 from schemas.identity import AuthorKeyer
-from schemas.wire import InvalidEvent, format_time, make_event, validate
+from schemas.times import now_utc, wordpress_time
+from schemas.wire import InvalidEvent, make_event, validate
 from schemas.wordpress import PINGS, comment_kind, comment_status
 
-_DB_TIME = re.compile(r"(\d{4}-\d\d-\d\d)[ T](\d\d:\d\d:\d\d)(\.\d{1,6})?(Z|\+00:00)?\Z")
 
 
 @dataclass(frozen=True)
@@ -79,14 +77,14 @@ def wp_status(value: Any, field: str) -> str:
 
 def wp_time(value: Any, field: str) -> str:
     """'2012-03-01 10:00:00' (row, GMT) or '2012-03-01T10:00:00' (REST date_gmt) -> contract time."""
-    m = _DB_TIME.match(value.strip()) if isinstance(value, str) else None
-    if not m or m.group(1).startswith("0000"):
-        raise InvalidEvent(field, f"must be a GMT date like 2012-03-01 10:00:00, got {value!r:.40}")
     try:
-        dt = datetime.fromisoformat(f"{m.group(1)}T{m.group(2)}{m.group(3) or ''}")
+        text = wordpress_time(value) if isinstance(value, str) else None
     except ValueError as exc:
-        raise InvalidEvent(field, f"not a valid date/time ({exc})") from None
-    return format_time(dt.replace(tzinfo=timezone.utc))
+        reason = str(exc) if str(exc).startswith("must be") else f"not a valid date/time ({exc})"
+        raise InvalidEvent(field, reason) from None
+    if text is None:
+        raise InvalidEvent(field, f"must be a GMT date like 2012-03-01 10:00:00, got {value!r:.40}")
+    return text
 
 
 def _text(value: Any) -> str:
@@ -164,5 +162,4 @@ def moderation_event(row: CommentRow, site: str, status: str, changed_at: str) -
     return validate(event)
 
 
-def now_time() -> str:
-    return format_time(datetime.now(timezone.utc))
+now_time = now_utc

@@ -12,6 +12,7 @@ import orjson
 import pytest
 from faust.types import Message
 
+from schemas import times
 from streams import agents, engine
 from streams.config import OUTPUT_TOPICS, TICK_TOPIC
 from streams.state_cache import StateCache
@@ -279,7 +280,7 @@ async def test_orphan_timeout_on_worker_clock_through_a_tick(agent, outputs, mon
     monkeypatch.setattr(agents, "_active_partitions", lambda: {mine})
     await feed(agent, [event(2, type="reply", parent=99, minute=0)])
     assert latest(outputs["posts"], KEY)["waiting_replies"] == 1
-    t0 = engine.parse_time("2012-03-01T10:00:00Z")
+    t0 = times.epoch("2012-03-01T10:00:00Z")
     assert await agents.orphan_tick(now=t0 + 599) == 0
     assert agents.metrics.REPLIES_WAITING._value.get() == 1
     monkeypatch.setattr(agents, "_active_partitions", lambda: {mine + 1})  # standby copy only

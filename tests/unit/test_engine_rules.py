@@ -8,7 +8,8 @@ import random
 import pytest
 
 from streams import engine
-from streams.engine import EventFields, derive, diff, merge_event, new_state, parse_time
+from schemas.times import epoch as parse_time
+from streams.engine import EventFields, derive, diff, merge_event, new_state
 
 T0 = parse_time("2012-03-01T10:00:00Z")
 POST_TIME = parse_time("2012-03-01T09:00:00Z")

@@ -9,6 +9,7 @@ from collections import defaultdict
 
 import pytest
 
+from schemas import times
 from schemas.readers import read_events
 from streams import engine
 from streams.replay import in_event_time_order
@@ -27,7 +28,7 @@ def export(tmp_path_factory):
 
 
 def fields(event: dict) -> engine.EventFields:
-    t = engine.parse_time
+    t = times.epoch
     return engine.EventFields(event["event_id"], event["type"], event["comment_id"],
                               event.get("parent_id") or 0, event["post_author"],
                               event["author_key"], event["kind"], t(event["event_time"]),
