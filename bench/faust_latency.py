@@ -24,11 +24,11 @@ from pathlib import Path
 def _worker() -> None:
     import faust
 
-    from streams import faust_fixes
+    from streams import faust_compat
     from streams.config import INPUT_TOPICS
 
     if os.environ.get("BENCH_FL_FIXES", "1") == "1":
-        faust_fixes.apply()
+        faust_compat.apply()
     burn = float(os.environ["BENCH_FL_BURN_US"]) / 1e6
     site, wanted = os.environ["BENCH_FL_SITE"].encode() + b"/", int(os.environ["BENCH_FL_EVENTS"])
     trace = os.environ.get("BENCH_FL_TRACE") == "1"
@@ -92,7 +92,7 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=20)
     p.add_argument("--posts", type=int, default=200)
     p.add_argument("--burn-us", type=float, default=100, help="CPU µs the agent spends per event")
-    p.add_argument("--no-fixes", action="store_true", help="plain faust, without streams/faust_fixes.py")
+    p.add_argument("--no-fixes", action="store_true", help="plain faust, without streams/faust_compat.py")
     p.add_argument("--trace", action="store_true", help="print every batch")
     p.add_argument("--per-event", action="store_true",
                    help="iterate stream.events() one by one instead of take_events batches")
