@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 
 from schemas.identity import AuthorKeyer
 from schemas.wire import encode_event, make_event
-from streams.config import INPUT_TOPICS
+from schemas.topic_names import INPUT_TOPICS
 
 BENCH_SECRET = b"blogpulse-bench"  # pseudonymous author keys of invented people; no real data
 _EPOCH = datetime(2024, 1, 1, tzinfo=timezone.utc)

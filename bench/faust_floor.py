@@ -13,14 +13,15 @@ import time
 import faust
 import orjson
 
-from streams.config import INPUT_TOPICS, settings
+from schemas.topic_names import INPUT_TOPICS
+from streams.settings import load_settings
 
 if os.environ.get("BENCH_FLOOR_FIXES") == "1":
     from streams import faust_compat
 
     faust_compat.apply()
 
-_s = settings()
+_s = load_settings()
 app = faust.App(
     os.environ.get("BENCH_FLOOR_APP_ID", "bench-faust-floor"),
     broker=[f"kafka://{b}" for b in _s.bootstrap_servers],

@@ -16,8 +16,8 @@ import orjson
 from aiohttp import ClientSession, web
 
 from schemas.identity import AuthorKeyer
-from schemas.publisher import Publisher, ensure_topics
-from streams.config import settings
+from streams.publisher import Publisher, ensure_topics
+from streams.settings import load_settings
 from streams.ingest.delivery import AsyncPublisher
 from streams.ingest.http import IngestConfig, build_app, sign
 from streams.ingest.webhook import read_webhook
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--requests", type=int, default=2000, help="requests to send (default 2000)")
     p.add_argument("--concurrency", type=int, default=32, help="requests in flight (default 32)")
     args = p.parse_args(argv)
-    s = settings()
+    s = load_settings()
     ensure_topics(s)
     site = f"bench-ingest-{uuid.uuid4().hex[:8]}"
     rate = asyncio.run(endpoint_rate(s, site, args.requests, args.concurrency))

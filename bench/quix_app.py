@@ -187,7 +187,7 @@ def build_app(broker: str, group: str, out_prefix: str, partitions: int,
 
     from quixstreams import Application
 
-    from streams.config import INPUT_TOPICS
+    from schemas.topic_names import INPUT_TOPICS
 
     app = Application(broker_address=broker, consumer_group=group, auto_offset_reset="earliest",
                       state_dir=os.path.join(os.getcwd(), "state"),
@@ -208,9 +208,9 @@ def build_app(broker: str, group: str, out_prefix: str, partitions: int,
 def main() -> None:
     import orjson
 
-    from streams.config import settings
+    from streams.settings import load_settings
 
-    s = settings()
+    s = load_settings()
     progress = Progress(os.environ.get("BENCH_QUIX_PROGRESS", "quix.progress"),
                         orjson.loads(os.environ["BENCH_QUIX_START"]),
                         orjson.loads(os.environ["BENCH_QUIX_END"]))

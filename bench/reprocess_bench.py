@@ -86,13 +86,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from bench.events import generate
         from bench.kafka_io import publish
-        from schemas.publisher import ensure_topics
+        from streams.publisher import ensure_topics
         from sinks import db, generations
         from sqlalchemy import func, select
         from streams import reprocess
-        from streams.config import settings
+        from streams.settings import load_settings
 
-        s = settings()
+        s = load_settings()
         ensure_topics(s)
         site = f"bench-{uuid.uuid4().hex[:6]}"
         t0 = time.monotonic()

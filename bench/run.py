@@ -24,14 +24,14 @@ from kafka.errors import KafkaError
 from sqlalchemy.exc import SQLAlchemyError
 
 from bench import db, report, scenarios, shapes
-from streams.config import settings
+from streams.settings import load_settings
 
 DEFAULT_DB = "postgresql+psycopg://blogpulse:blogpulse@127.0.0.1:5432/blogpulse"
 PHASES = ("throughput", "latency", "baseline", "floor", "quix", "changelog", "scaling")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    s = settings()
+    s = load_settings()
     p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--broker", default=s.broker, help="Kafka bootstrap servers (BLOGPULSE_BROKER)")
@@ -80,11 +80,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def ensure_topics(broker: str) -> None:
     """Every blogpulse topic with the configured partition count before anything is published
     (auto-created topics would get the broker's default count and break co-partitioning)."""
-    from dataclasses import replace
+    from streams.publisher import ensure_topics as create_missing
 
-    from schemas.publisher import ensure_topics as create_missing
-
-    create_missing(replace(settings(), broker=broker))
+    create_missing(load_settings().model_copy(update={"broker": broker}))
 
 
 def drop_topics(broker: str, app_ids: list[str], extra_prefixes: list[str] = ()) -> None:

@@ -13,11 +13,11 @@ from sqlalchemy.engine import Engine
 
 from bench import db, kafka_io, workers
 from bench.events import generate
-from streams.config import INPUT_TOPICS, OUTPUT_TOPICS, TICK_TOPIC
+from schemas.topic_names import BASE_OUTPUT_TOPICS, INPUT_TOPICS, TICK_TOPIC
 from sinks.upsert import store_offsets
 
 NO_ROWS_LIMIT = 90.0  # seconds without a single row: the sink is not running, stop waiting
-APP_TOPICS = [*INPUT_TOPICS.values(), TICK_TOPIC, *OUTPUT_TOPICS.values()]
+APP_TOPICS = [*INPUT_TOPICS.values(), TICK_TOPIC, *BASE_OUTPUT_TOPICS.values()]
 
 
 class Context:
@@ -51,7 +51,7 @@ def start_workers(ctx: Context, label: str, count: int,
     kafka_io.pin_group(ctx.broker, app_id, {**ends, **(inputs_from or {})})
     # The sink's position lives in the database: start it at the end of the output topics too.
     store_offsets(ctx.engine, {(tp.topic, tp.partition): o for tp, o in ends.items()
-                               if tp.topic in OUTPUT_TOPICS.values()})
+                               if tp.topic in BASE_OUTPUT_TOPICS.values()})
     env = {"BLOGPULSE_BROKER": ctx.broker, "BLOGPULSE_DB": ctx.db_url}
     started = [workers.start(app_id, ctx.workdir / app_id, env, i) for i in range(count)]
     try:

@@ -17,18 +17,12 @@ def event_id(site: str, post_id: int, comment_id: int, type_: str, status: str, 
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
-def _secret_file() -> Path:
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "blogpulse" / "author-secret"
-
-
-def load_secret() -> bytes:
-    """The author-key secret: BLOGPULSE_AUTHOR_SECRET, else a per-user secret file created once
-    (mode 0600) so keys stay stable across runs on this machine. Never printed."""
-    value = os.environ.get(SECRET_ENV)
+def load_secret(value: str | None, path: Path) -> bytes:
+    """The author-key secret: `value` (BLOGPULSE_AUTHOR_SECRET) when set, else the secret in the
+    per-user file `path`, created once (mode 0600) so keys stay stable across runs on this
+    machine (streams/settings.py says where). Never printed."""
     if value:
         return value.encode("utf-8")
-    path = _secret_file()
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -58,8 +52,8 @@ class AuthorKeyer:
     An entry with no e-mail, name or URL gets the key of "n:\\n": all such entries count as one
     anonymous participant, which undercounts rather than inventing people."""
 
-    def __init__(self, secret: bytes | None = None) -> None:
-        self._secret = secret if secret is not None else load_secret()
+    def __init__(self, secret: bytes) -> None:
+        self._secret = secret
 
     def key(self, email: str | None = None, name: str | None = None, url: str | None = None) -> str:
         mail = normalise_email(email)

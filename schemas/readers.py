@@ -25,11 +25,17 @@ def sniff_format(path: str | Path) -> str:
     raise ReadError(path, 1, "neither a WordPress export (XML) nor JSONL events")
 
 
-def read_events(path: str | Path, site: str | None = None, keyer: AuthorKeyer | None = None,
+def read_events(path: str | Path, site: str | None = None,
+                keyer: AuthorKeyer | Callable[[], AuthorKeyer] | None = None,
                 on_skip: Callable[[str], None] | None = None) -> Iterator[dict[str, Any]]:
     """Wire events of a WXR or JSONL file. Raises ReadError (WxrError/JsonlError) for a broken
-    file, after the events before the break; OSError when it cannot be read. The author-key secret
-    is only loaded for WXR input (JSONL already carries author keys)."""
+    file, after the events before the break; OSError when it cannot be read. `keyer` (or a
+    function that makes one, so that the author-key secret is only loaded when needed) is needed
+    for WXR input only: JSONL already carries author keys."""
     if sniff_format(path) == "jsonl":
         return read_jsonl(path, site=site)
-    return read_wxr(path, site=site, keyer=keyer or AuthorKeyer(), on_skip=on_skip)
+    if keyer is None:
+        raise TypeError("read_events: a WXR file needs an AuthorKeyer")
+    if not isinstance(keyer, AuthorKeyer):
+        keyer = keyer()
+    return read_wxr(path, site=site, keyer=keyer, on_skip=on_skip)

@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 
+from schemas.errors import BlogpulseError
 from schemas.identity import event_id as derive_event_id
 from schemas.times import cached_epoch_of, epoch_of, format_utc  # noqa: F401  (re-exported)
 
@@ -32,7 +33,7 @@ _HEX64 = re.compile(r"[0-9a-f]{64}\Z")
 _TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z\Z", re.ASCII)  # ASCII: no other digits
 
 
-class InvalidEvent(ValueError):
+class InvalidEvent(BlogpulseError, ValueError):
     """A rejected event: `field` names what is wrong (or json/utf8/schema), `reason` says why."""
 
     def __init__(self, field: str, reason: str) -> None:

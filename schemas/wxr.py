@@ -40,6 +40,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from schemas.errors import BlogpulseError
 from schemas.identity import AuthorKeyer, normalise_email
 from schemas.times import rfc822_time, wordpress_time
 from schemas.wire import InvalidEvent, parse_time
@@ -53,7 +54,7 @@ _DC_CREATOR = "{http://purl.org/dc/elements/1.1/}creator"
 _CHUNK = 1 << 16  # longest piece of one line fed at once (a minified file has one huge line)
 
 
-class ReadError(ValueError):
+class ReadError(BlogpulseError, ValueError):
     """An input file that cannot be read to the end: names the file, line and problem."""
 
     def __init__(self, path: str | Path, line: int | None, problem: str) -> None:
@@ -106,13 +107,12 @@ class _Channel:
         self.item: dict[str, str] = {}
 
 
-def read_wxr(path: str | Path, site: str | None = None, keyer: AuthorKeyer | None = None,
+def read_wxr(path: str | Path, site: str | None = None, *, keyer: AuthorKeyer,
              on_skip: Callable[[str], None] | None = None) -> Iterator[dict[str, Any]]:
     """Yield the wire events of a WXR file in file order. Raises WxrError for a broken file (after
     yielding every event before the break), OSError when it cannot be opened."""
     path = Path(path)
     skip = on_skip or (lambda msg: log.warning("%s", msg))
-    keyer = keyer or AuthorKeyer()
     state = _Channel()
     parser = ET.XMLPullParser(events=("start", "end"))
     stack: list[ET.Element] = []

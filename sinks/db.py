@@ -8,7 +8,7 @@ from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
-from streams.config import SettingError, settings
+from schemas.errors import SettingError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 ALEMBIC_INI = Path(__file__).resolve().parent / "alembic.ini"
@@ -30,10 +30,10 @@ def masked(url: str) -> str:
         return "<unparseable database URL>"
 
 
-def make_engine(url: str | None = None, **kwargs) -> Engine:
-    """Engine for BLOGPULSE_DB (or url). pool_pre_ping: a connection that died during a database
+def make_engine(url: str, **kwargs) -> Engine:
+    """Engine for the database URL (BLOGPULSE_DB). pool_pre_ping: a connection that died during a database
     restart is replaced instead of failing the next batch."""
-    parsed = database_url(url or settings().db_url)
+    parsed = database_url(url)
     kwargs.setdefault("pool_pre_ping", True)
     if parsed.get_backend_name() == "postgresql":
         # Fail fast while the database is down; the sink retries with its own backoff.
@@ -74,7 +74,7 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.close()
 
 
-def alembic_config(engine_or_url: Engine | str | None = None):
+def alembic_config(engine_or_url: Engine | str):
     """Alembic Config for the sink migrations, without needing an alembic.ini on disk."""
     from alembic.config import Config
 
@@ -84,11 +84,11 @@ def alembic_config(engine_or_url: Engine | str | None = None):
         cfg.attributes["engine"] = engine_or_url
     else:
         # '%' is ConfigParser interpolation: escape it (passwords may contain it).
-        cfg.set_main_option("sqlalchemy.url", (engine_or_url or settings().db_url).replace("%", "%%"))
+        cfg.set_main_option("sqlalchemy.url", engine_or_url.replace("%", "%%"))
     return cfg
 
 
-def upgrade(engine_or_url: Engine | str | None = None, revision: str = "head") -> None:
+def upgrade(engine_or_url: Engine | str, revision: str = "head") -> None:
     """Run the migrations up to revision (default head)."""
     from alembic import command
 
@@ -113,7 +113,7 @@ def missing_tables(engine: Engine) -> list[str]:
     return [t for t in SINK_TABLES if t not in present]
 
 
-def downgrade(engine_or_url: Engine | str | None = None, revision: str = "base") -> None:
+def downgrade(engine_or_url: Engine | str, revision: str = "base") -> None:
     """Undo migrations down to revision (default: drop every sink table)."""
     from alembic import command
 

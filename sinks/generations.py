@@ -15,6 +15,7 @@ from functools import lru_cache
 
 from sqlalchemy import Connection, Engine, MetaData, Table, func, inspect, select, text, update
 
+from schemas.errors import BlogpulseError
 from sinks.models import TABLES, ActiveGeneration, SinkGeneration, SinkTombstone
 
 READ_VIEWS = {kind: f"{table.name}_current" for kind, table in TABLES.items()}
@@ -22,7 +23,7 @@ _ACTIVE = ActiveGeneration.__table__
 _REGISTRY = SinkGeneration.__table__
 
 
-class GenerationError(Exception):
+class GenerationError(BlogpulseError):
     """A generation command that cannot be done (message says why)."""
 
 

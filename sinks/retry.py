@@ -10,6 +10,7 @@ from typing import Callable
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from schemas.errors import BlogpulseError
 from sinks import metrics
 from sinks.upsert import Batch, WriteResult, write
 
@@ -19,7 +20,7 @@ BACKOFF_START = 0.1
 BACKOFF_CAP = 5.0
 
 
-class WriterStopped(Exception):
+class WriterStopped(BlogpulseError):
     """stop() was called while a batch was still waiting for the database."""
 
 

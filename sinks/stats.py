@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import Engine, func, inspect, select
 
+from schemas.errors import BlogpulseError
 from sinks import generations
 from sinks.db import missing_tables
 
@@ -20,11 +21,11 @@ POST_TABLE = ("site", "post_id", "comments", "replies", "pingbacks", "trackbacks
               "participants", "max_depth", "last_activity")
 
 
-class NotMigrated(Exception):
+class NotMigrated(BlogpulseError):
     pass
 
 
-class NoSuchPost(Exception):
+class NoSuchPost(BlogpulseError):
     pass
 
 

@@ -19,11 +19,11 @@ from sqlalchemy import Connection, Engine, and_, bindparam, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from schemas.errors import BlogpulseError
+from schemas.topic_names import output_kind
 from sinks.models import TABLES, SinkOffset, SinkTombstone
-from streams.config import OUTPUT_TOPICS
 
 KINDS = tuple(TABLES)  # posts, threads, windows
-KIND_OF_TOPIC = {topic: kind for kind, topic in OUTPUT_TOPICS.items()}
 WINDOWS = ("hour", "day")
 _TOMBSTONES = SinkTombstone.__table__
 _OFFSETS = SinkOffset.__table__
@@ -53,7 +53,7 @@ Message = tuple[str, Any, Mapping[str, Any]]  # (aggregate kind or topic, Kafka 
 Target = Union[Engine, Connection, Session]
 
 
-class InvalidAggregate(ValueError):
+class InvalidAggregate(BlogpulseError, ValueError):
     """An output message the sink cannot store; names the field and why."""
 
     def __init__(self, kind: str, field_name: str, reason: str) -> None:
@@ -150,7 +150,7 @@ def _convert(kind: str, name: str, how: str, value: Any) -> Any:
 
 def to_change(kind: str, value: Mapping[str, Any]) -> Change:
     """Check and convert one decoded output value. Raises InvalidAggregate naming the field."""
-    kind = KIND_OF_TOPIC.get(kind, kind)
+    kind = output_kind(kind) or kind
     if kind not in FIELDS:
         raise InvalidAggregate(str(kind), "kind", f"expected one of {', '.join(KINDS)} or a topic name")
     if not isinstance(value, Mapping):

@@ -38,14 +38,14 @@ from typing import Any, Iterable
 import mode
 import orjson
 
+from schemas.topic_names import INPUT_TOPICS, TICK_TOPIC
 from schemas.wire import InvalidEvent, cached_epoch_of, decode_event, epoch_of
 from streams import engine, metrics, observability
-from streams.app import app
-from streams.config import INPUT_TOPICS, OUTPUT_TOPICS, TICK_TOPIC, settings
 from streams.kafka_batches import BatchSender, aiokafka_producer
 from streams.post_store import PostStore, load
+from streams.settings import Settings
 from streams.state_cache import StateCache
-from streams.topics import dlq_topic, source_topic, tick_topic
+from streams.topics import create_topics
 
 log = logging.getLogger(__name__)
 
@@ -58,11 +58,6 @@ CATCH_UP_LAG = 1.0
 FLUSH_MAX_SECONDS = 1.0
 FLUSH_MAX_EVENTS = 100_000
 
-_settings = settings()
-ORPHAN_TIMEOUT = _settings.orphan_timeout
-# Often enough that a worker-clock timeout fires within ~1/4 of its length, at most every 30 s.
-TICK_INTERVAL = max(1.0, min(ORPHAN_TIMEOUT / 4, 30.0))
-CHANGELOG_TOPIC = f"{_settings.app_id}-post-entries-changelog"
 _INPUTS = frozenset(INPUT_TOPICS.values())
 
 # Contract field names are a bounded set, so they may be label values; anything else is "other".
@@ -70,12 +65,47 @@ _REASON_CODES = {"json", "utf8", "schema", "key", "schema_version", "event_id", 
                  "post_id", "comment_id", "parent_id", "post_author", "author_key", "kind",
                  "source_url", "event_time", "post_time", "status"}
 
-store = PostStore(_settings.partitions)
 _load_lock = asyncio.Lock()
+
+# Set by register_agents() from the worker's settings: one app per worker process, so these are
+# module globals, as cheap to reach on the per-event path as constants.
+app: Any = None
+_settings: Settings
+ORPHAN_TIMEOUT: float
+TICK_INTERVAL: float
+CHANGELOG_TOPIC: str
+OUTPUT_TOPICS: dict[str, str]
+store: PostStore
 # post key -> (Derived, running totals) as last derived: saves deriving the old state again, and
 # lets engine.derive_more() add a batch of new entries without a full derive. Bounded by entries
 # (streams/state_cache.py); a miss derives the post in full. Cleared with the store's states.
-_derived = StateCache(_settings.state_cache_entries)
+_derived: StateCache
+dlq_topic: Any
+tick_topic: Any
+aggregate: Any  # the faust agent (aggregate_batches registered on the app)
+
+
+def register_agents(app_: Any, settings: Settings) -> None:
+    """Set this module up for the worker's app and settings, and register the aggregation agent,
+    its flush and orphan timers and its revocation handler on the app."""
+    global app, _settings, ORPHAN_TIMEOUT, TICK_INTERVAL, CHANGELOG_TOPIC, OUTPUT_TOPICS, store
+    global _derived, dlq_topic, tick_topic, aggregate
+    app, _settings = app_, settings
+    ORPHAN_TIMEOUT = settings.orphan_timeout
+    # Often enough that a worker-clock timeout fires within ~1/4 of its length, at most every 30 s.
+    TICK_INTERVAL = max(1.0, min(ORPHAN_TIMEOUT / 4, 30.0))
+    CHANGELOG_TOPIC = f"{settings.generation_app_id}-post-entries-changelog"
+    OUTPUT_TOPICS = settings.output_topics
+    store = PostStore(settings.partitions)
+    _derived = StateCache(settings.state_cache_entries)
+    pending.__init__()
+    topics = create_topics(app_, settings)
+    dlq_topic, tick_topic = topics.dlq, topics.tick
+    aggregate = app_.agent(topics.source, name=f"{__name__}.aggregate",
+                           supervisor_strategy=mode.CrashingSupervisor)(aggregate_batches)
+    app_.timer(interval=FLUSH_MAX_SECONDS / 4)(flush_clock)
+    app_.on_partitions_revoked.connect(_forget_revoked)
+    app_.timer(interval=TICK_INTERVAL)(orphan_clock)
 
 
 class BadKey(InvalidEvent):
@@ -388,8 +418,7 @@ def _parse_tick(key: bytes | None, value: bytes) -> tuple[str, float] | None:
         return None
 
 
-@app.agent(source_topic, supervisor_strategy=mode.CrashingSupervisor)
-async def aggregate(stream):
+async def aggregate_batches(stream):
     """Yields the number of events in each processed batch (tests wait on it)."""
     async for events in stream.take_events(BATCH_MAX, BATCH_WITHIN):
         async with _flush_lock:
@@ -414,12 +443,10 @@ async def flush_if_stale() -> bool:
     return False
 
 
-@app.timer(interval=FLUSH_MAX_SECONDS / 4)
 async def flush_clock() -> None:
     await flush_if_stale()
 
 
-@app.on_partitions_revoked.connect
 async def _forget_revoked(app_: Any, revoked: set, **kwargs: Any) -> None:
     """A post whose partition left may change on another worker meanwhile: its state is loaded
     again from the changelog when the partition comes back. (Buffered events of a partition that
@@ -466,6 +493,5 @@ async def orphan_tick(now: float | None = None) -> int:
     return sent
 
 
-@app.timer(interval=TICK_INTERVAL)
 async def orphan_clock() -> None:
     await orphan_tick()

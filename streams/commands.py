@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from streams.config import settings
+from streams.settings import Settings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -44,8 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     register_demo(subparsers)
 
 
-def _run_sink(args: argparse.Namespace) -> int:
-    s = settings()
+def _run_sink(args: argparse.Namespace, s: Settings) -> int:
     from sinks.db import make_engine
 
     make_engine(s.db_url).dispose()  # a bad BLOGPULSE_DB: one line, exit 2
@@ -54,23 +52,14 @@ def _run_sink(args: argparse.Namespace) -> int:
     return main(s, args.metrics_port, args.parent)
 
 
-def _run_worker(args: argparse.Namespace) -> int:
-    s = settings()
-    if s.processing_guarantee not in ("at_least_once", "exactly_once"):
-        print(f"blogpulse worker: BLOGPULSE_PROCESSING_GUARANTEE must be at_least_once or "
-              f"exactly_once, not {s.processing_guarantee!r}")
-        return 2
+def _run_worker(args: argparse.Namespace, s: Settings) -> int:
     from sinks.db import make_engine
 
     # The sink builds its engine inside the running app, where a missing driver would be a
     # traceback: check BLOGPULSE_DB now (BadDatabaseUrl -> one line, exit 2). No connection yet.
     make_engine(s.db_url).dispose()
-    # Imported here: building the faust app reads the environment; other commands don't need it.
-    from schemas.publisher import BrokerUnavailable
+    # Imported here: faust is slow to import, and other commands don't need it. A broker that
+    # does not answer, or refuses the login or certificate, is BrokerUnavailable: one line, exit 1.
     from streams import worker
 
-    try:
-        return worker.run(s, loglevel=args.loglevel)
-    except BrokerUnavailable as exc:  # unreachable, or a refused login/certificate: one line
-        print(f"blogpulse worker: {exc}", file=sys.stderr)
-        return 1
+    return worker.run(s, loglevel=args.loglevel)

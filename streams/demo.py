@@ -21,11 +21,13 @@ from pathlib import Path
 from kafka.errors import KafkaError
 from prometheus_client.parser import text_string_to_metric_families
 
-from schemas.publisher import BrokerUnavailable
-from streams.config import INPUT_TOPICS, OUTPUT_TOPICS, TICK_TOPIC, Settings
+from schemas.errors import BlogpulseError
+from streams.publisher import BrokerUnavailable
+from schemas.topic_names import INPUT_TOPICS, TICK_TOPIC
 from streams.group_offsets import (admin_client, lookup_consumer, partitions_of,
                                    start_new_group_at_ends)
 from streams.process import stop_process
+from streams.settings import Settings, child_env
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "schemas" / "sample" / "sample-export.xml"
@@ -37,7 +39,7 @@ LAG_SETTLE = 6.0  # > the worker's lag refresh interval (streams.observability.L
 DETAIL_POSTS = 3  # posts whose threads the summary shows
 
 
-class DemoError(RuntimeError):
+class DemoError(BlogpulseError, RuntimeError):
     """Something the user can fix; the message says what."""
 
 
@@ -95,10 +97,10 @@ def read_progress(port: int) -> Progress | None:
         return None
 
 
-def caught_up(p: Progress, published: int) -> bool:
+def caught_up(p: Progress, published: int, output_topics) -> bool:
     """Everything published was consumed, and nothing is left uncommitted on the input topics nor
     on the output topics (the sink commits their offsets only after the database commit)."""
-    watched = set(INPUT_TOPICS.values()) | set(OUTPUT_TOPICS.values())
+    watched = set(INPUT_TOPICS.values()) | set(output_topics)
     return p.consumed >= published and p.lag == 0 and watched <= p.lag_topics
 
 
@@ -131,7 +133,7 @@ def _start_sink_at_ends(settings: Settings, db_url: str) -> None:
 
     engine = make_engine(db_url)
     try:
-        topics = list(OUTPUT_TOPICS.values())
+        topics = list(settings.output_topics.values())
         if read_offsets(engine, topics):
             return
         admin = admin_client(settings, "blogpulse-demo")
@@ -147,7 +149,7 @@ def _start_sink_at_ends(settings: Settings, db_url: str) -> None:
 
 
 def pick_web_port(settings: Settings) -> int:
-    if os.environ.get("BLOGPULSE_WEB_PORT") or port_free(settings.web_port):
+    if "web_port" in settings.model_fields_set or port_free(settings.web_port):
         return settings.web_port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -166,7 +168,7 @@ def ensure_broker(settings: Settings, say) -> bool:
                         f"one, or unset BLOGPULSE_BROKER to let the demo start a local broker")
     say(f"no broker on {first}: starting one with deploy/local/up kafka (first run fetches jars)")
     # On the port the settings point at (deploy/local reads BLOGPULSE_KAFKA_PORT).
-    env = dict(os.environ, BLOGPULSE_KAFKA_PORT=first.rpartition(":")[2])
+    env = child_env(BLOGPULSE_KAFKA_PORT=first.rpartition(":")[2])
     if subprocess.run([str(up), "kafka"], cwd=REPO, env=env).returncode != 0:
         raise DemoError("deploy/local/up kafka failed (its message above says why)")
     return True
@@ -174,7 +176,7 @@ def ensure_broker(settings: Settings, say) -> bool:
 
 def stop_broker(settings: Settings, say) -> None:
     say("stopping the Kafka broker the demo started")
-    env = dict(os.environ, BLOGPULSE_KAFKA_PORT=settings.bootstrap_servers[0].rpartition(":")[2])
+    env = child_env(BLOGPULSE_KAFKA_PORT=settings.bootstrap_servers[0].rpartition(":")[2])
     subprocess.run([str(REPO / "deploy" / "local" / "kafka"), "stop"], cwd=REPO, env=env)
 
 
@@ -239,9 +241,9 @@ class PublishJob(threading.Thread):
 
     def run(self) -> None:
         try:
-            from schemas.publisher import publish_file
+            from streams.publisher import publish_file
 
-            self.published = publish_file(self.path, settings=self.settings,
+            self.published = publish_file(self.path, self.settings,
                                           on_progress=self._on_progress)
         except BaseException as exc:  # reported by the main thread
             self.error = exc
@@ -249,19 +251,19 @@ class PublishJob(threading.Thread):
             self.done = True
 
 
-def published_posts(path: Path) -> list[str]:
+def published_posts(path: Path, settings: Settings) -> list[str]:
     """SITE/ID of every post in FILE, in first-seen order."""
     from schemas.readers import read_events
 
     seen: dict[str, None] = {}
-    for event in read_events(path):
+    for event in read_events(path, keyer=settings.author_keyer):
         seen.setdefault(f"{event['site']}/{event['post_id']}")
     return list(seen)
 
 
 # --- the command ----------------------------------------------------------------------------------
 
-def run_demo(args: argparse.Namespace) -> int:
+def run_demo(args: argparse.Namespace, base: Settings) -> int:
     out = sys.stdout
 
     def say(msg: str) -> None:
@@ -272,19 +274,17 @@ def run_demo(args: argparse.Namespace) -> int:
         print(f"blogpulse demo: FILE {path} does not exist or is not a file", file=sys.stderr)
         return 2
 
-    base = Settings()
-    db_url = os.environ.get("BLOGPULSE_DB", "").strip() or DEMO_DB
-    app_id = os.environ.get("BLOGPULSE_APP_ID", "").strip() or DEMO_APP_ID
+    # The demo's own database and app id, unless the environment names them.
+    db_url = base.db_url if "db" in base.model_fields_set else DEMO_DB
+    app_id = base.app_id if "app_id" in base.model_fields_set else DEMO_APP_ID
     started_broker = False
     worker: Worker | None = None
     keep = False
     try:
         started_broker = ensure_broker(base, say)
         port = pick_web_port(base)
-        env = dict(os.environ, BLOGPULSE_DB=db_url, BLOGPULSE_APP_ID=app_id,
-                   BLOGPULSE_WEB_PORT=str(port),
-                   PYTHONPATH=os.pathsep.join(filter(None, [str(REPO),
-                                                            os.environ.get("PYTHONPATH")])))
+        env = child_env(str(REPO), BLOGPULSE_DB=db_url, BLOGPULSE_APP_ID=app_id,
+                        BLOGPULSE_WEB_PORT=str(port))
         say(f"database {db_url}: blogpulse db upgrade")
         run_checked([*CLI, "db", "upgrade"], env, "blogpulse db upgrade")
 
@@ -292,7 +292,7 @@ def run_demo(args: argparse.Namespace) -> int:
         # the shared topics, so the demo shows (and its database holds) its own events only.
         try:
             pinned = start_new_group_at_ends(base, app_id, [
-                *INPUT_TOPICS.values(), TICK_TOPIC, *OUTPUT_TOPICS.values()])
+                *INPUT_TOPICS.values(), TICK_TOPIC, *base.output_topics.values()])
         except (BrokerUnavailable, KafkaError) as exc:
             raise DemoError(f"cannot set the demo's consumer group offsets: {exc}") from None
         if pinned:
@@ -305,9 +305,9 @@ def run_demo(args: argparse.Namespace) -> int:
         say(f"worker up: metrics at http://127.0.0.1:{port}/metrics")
 
         say(f"publishing {path}")
-        job = PublishJob(path, Settings(broker=base.broker))
+        job = PublishJob(path, base)
         job.start()
-        _follow(worker, job, args.timeout, out)
+        _follow(worker, job, args.timeout, out, list(base.output_topics.values()))
 
         say("summary from the database (blogpulse stats):")
         out.flush()
@@ -315,7 +315,7 @@ def run_demo(args: argparse.Namespace) -> int:
         if stats.returncode != 0:
             raise DemoError("blogpulse stats failed (its message above says why)")
         # Threads of the posts this run published (the sample set is one post).
-        for post in published_posts(path)[:DETAIL_POSTS]:
+        for post in published_posts(path, base)[:DETAIL_POSTS]:
             print(file=out, flush=True)
             if subprocess.run([*CLI, "stats", "--post", post], env=env).returncode != 0:
                 raise DemoError(f"blogpulse stats --post {post} failed")
@@ -343,7 +343,7 @@ def run_demo(args: argparse.Namespace) -> int:
                 stop_broker(base, say)
 
 
-def _follow(worker: Worker, job: PublishJob, timeout: float, out) -> None:
+def _follow(worker: Worker, job: PublishJob, timeout: float, out, output_topics) -> None:
     """Live progress until the worker caught up with everything published."""
     tty = out.isatty()
     deadline = time.monotonic() + timeout
@@ -365,7 +365,7 @@ def _follow(worker: Worker, job: PublishJob, timeout: float, out) -> None:
             print(line, file=out, flush=True)
             last_print = now
         last_line = line
-        if job.done and caught_up(p, job.published):
+        if job.done and caught_up(p, job.published, output_topics):
             # Two readings LAG_SETTLE apart: the second lag refresh ran after the consumption.
             settled_since = settled_since or now
             if now - settled_since >= LAG_SETTLE:

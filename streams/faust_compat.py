@@ -93,6 +93,8 @@ from faust.transport.drivers import aiokafka as faust_kafka
 from faust.types import TP
 from mode.services import Service, WaitResults
 
+from schemas.errors import BlogpulseError
+
 log = logging.getLogger(__name__)
 
 # The versions the patches and fingerprints were written against (pyproject.toml pins the same).
@@ -140,9 +142,11 @@ replaced: dict[str, Any] = {}
 WHILE_WAIT_EMPTY: list[Any] = []
 
 
-class FaustMismatch(RuntimeError):
+class FaustMismatch(BlogpulseError, RuntimeError):
     """The installed faust is not the one the patches were written for (one line: what differs and
-    the override)."""
+    the override). Exit 2: the worker refuses to start."""
+
+    exit_code = 2
 
 
 # ------------------------------------------------------------------------------------ the check

@@ -9,12 +9,12 @@ from kafka.admin import KafkaAdminClient
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
-from streams.config import Settings
+from streams.settings import Settings
 
 
 def admin_client(settings: Settings, client_id: str) -> KafkaAdminClient:
     """An admin client, or BrokerUnavailable naming the broker."""
-    from schemas.publisher import BrokerUnavailable, check_reachable
+    from streams.publisher import BrokerUnavailable, check_reachable
 
     check_reachable(settings)
     try:

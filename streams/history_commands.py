@@ -6,7 +6,7 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from streams.config import settings
+from streams.settings import Settings
 
 
 def _positive_float(raw: str) -> float:
@@ -98,13 +98,13 @@ def _reason(exc: Exception) -> str:
     return line
 
 
-def _run_replay(args: argparse.Namespace) -> int:
-    from schemas.publisher import BrokerUnavailable
+def _run_replay(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.publisher import BrokerUnavailable
     from schemas.readers import ReadError
     from streams.replay import replay
 
     try:
-        counts = replay(args.file, site=args.site, speed=args.speed)
+        counts = replay(args.file, settings, site=args.site, speed=args.speed)
     except ReadError as exc:
         return _fail(str(exc))
     except OSError as exc:
@@ -124,19 +124,18 @@ def _db_errors():
     return (SQLAlchemyError, GenerationError)
 
 
-def _engine():
+def _engine(settings: Settings):
     from sinks.db import make_engine
 
-    return make_engine(settings().db_url)
+    return make_engine(settings.db_url)
 
 
-def _run_start(args: argparse.Namespace) -> int:
+def _run_start(args: argparse.Namespace, s: Settings) -> int:
     from kafka.errors import KafkaError
 
-    from schemas.publisher import BrokerUnavailable
+    from streams.publisher import BrokerUnavailable
     from streams import reprocess
 
-    s = settings()
     if s.generation != 1:
         return _fail("reprocess start picks the next generation itself: unset BLOGPULSE_GENERATION", 2)
     try:
@@ -150,26 +149,26 @@ def _run_start(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_switch(args: argparse.Namespace) -> int:
+def _run_switch(args: argparse.Namespace, settings: Settings) -> int:
     from sinks import generations
 
     try:
-        previous = generations.switch(_engine(), args.generation)
+        previous = generations.switch(_engine(settings), args.generation)
     except _db_errors() as exc:
         return _fail(f"reprocess switch: {_reason(exc)}")
     print(f"readers now see generation {args.generation} (was {previous})")
     return 0
 
 
-def _run_cleanup(args: argparse.Namespace) -> int:
-    from schemas.publisher import BrokerUnavailable
+def _run_cleanup(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.publisher import BrokerUnavailable
     from sinks import generations
     from streams import reprocess
 
     if args.topics and args.generation == 1:
         return _fail("the plain topics of generation 1 are the live contract: not deleted", 2)
     try:
-        tables = generations.cleanup(_engine(), args.generation)
+        tables = generations.cleanup(_engine(settings), args.generation)
     except _db_errors() as exc:
         return _fail(f"reprocess cleanup: {_reason(exc)}")
     print(f"generation {args.generation}: removed tables {', '.join(tables)}")
@@ -177,18 +176,18 @@ def _run_cleanup(args: argparse.Namespace) -> int:
         from kafka.errors import KafkaError
 
         try:
-            topics = reprocess.delete_generation_topics(settings(), args.generation)
+            topics = reprocess.delete_generation_topics(settings, args.generation)
         except (BrokerUnavailable, KafkaError) as exc:
             return _fail(f"reprocess cleanup --topics: {exc}")
         print(f"deleted topics: {', '.join(topics) or 'none'}")
     return 0
 
 
-def _run_status(args: argparse.Namespace) -> int:
+def _run_status(args: argparse.Namespace, settings: Settings) -> int:
     from sinks import generations
 
     try:
-        engine = _engine()
+        engine = _engine(settings)
         with engine.connect() as conn:
             active = generations.active(conn)
             known = generations.registered(conn)

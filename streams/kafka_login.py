@@ -2,7 +2,7 @@
 
 Both Kafka clients hide the cause: kafka-python and aiokafka log a failed login or an untrusted
 certificate and keep retrying until their bootstrap timeout (30 s), then report "unable to
-bootstrap". The commands call check_login() first (through schemas.publisher.check_reachable),
+bootstrap". The commands call check_login() first (through streams.publisher.check_reachable),
 so a wrong password or a wrong CA fails in well under a second with the reason and the setting
 to fix. The password never appears in a message."""
 from __future__ import annotations
@@ -11,10 +11,11 @@ import asyncio
 import ssl
 import threading
 
+from schemas.errors import BlogpulseError
 from streams.kafka_security import KafkaSecurity
 
 
-class KafkaLoginError(RuntimeError):
+class KafkaLoginError(BlogpulseError, RuntimeError):
     """The broker answered but refused our TLS or SASL settings; the message says which."""
 
 

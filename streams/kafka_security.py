@@ -1,4 +1,5 @@
-"""Kafka client security (TLS, SASL PLAIN/SCRAM) from the environment, for both Kafka clients:
+"""Kafka client security (TLS, SASL PLAIN/SCRAM) for both Kafka clients (read from the
+BLOGPULSE_KAFKA_* variables by streams/settings.py):
 faust/aiokafka in the worker (broker_credentials) and kafka-python in the publisher and admin.
 
 The password is never part of a repr or an error message: settings objects end up in logs."""
@@ -9,16 +10,14 @@ import ssl
 from dataclasses import dataclass, field
 from typing import Any
 
+from schemas.errors import SettingError
+
 PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
 
-class KafkaSecurityError(ValueError):
+class KafkaSecurityError(SettingError):
     """A Kafka security setting is wrong; the message names the environment variable."""
-
-
-def _env(name: str) -> str:
-    return os.environ.get(name, "").strip()
 
 
 @dataclass(frozen=True)
@@ -31,22 +30,6 @@ class KafkaSecurity:
     certfile: str = ""    # client certificate (mutual TLS), PEM
     keyfile: str = ""     # its private key, PEM
     check_hostname: bool = True
-
-    @classmethod
-    def from_env(cls) -> "KafkaSecurity":
-        sec = cls(
-            protocol=(_env("BLOGPULSE_KAFKA_SECURITY_PROTOCOL") or "PLAINTEXT").upper(),
-            mechanism=(_env("BLOGPULSE_KAFKA_SASL_MECHANISM") or "SCRAM-SHA-512").upper(),
-            username=_env("BLOGPULSE_KAFKA_SASL_USERNAME"),
-            # not stripped: a password may end in a space
-            password=os.environ.get("BLOGPULSE_KAFKA_SASL_PASSWORD", ""),
-            cafile=_env("BLOGPULSE_KAFKA_SSL_CAFILE"),
-            certfile=_env("BLOGPULSE_KAFKA_SSL_CERTFILE"),
-            keyfile=_env("BLOGPULSE_KAFKA_SSL_KEYFILE"),
-            check_hostname=_env("BLOGPULSE_KAFKA_SSL_CHECK_HOSTNAME").lower() not in ("0", "false", "no"),
-        )
-        sec.validate()
-        return sec
 
     @property
     def uses_tls(self) -> bool:

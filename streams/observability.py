@@ -18,7 +18,7 @@ from typing import Any, Iterable, Mapping
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 
-from streams.config import INPUT_TOPICS, OUTPUT_TOPICS, TICK_TOPIC
+from schemas.topic_names import INPUT_TOPICS, TICK_TOPIC
 from streams.faust_compat import committed_offsets
 
 log = logging.getLogger(__name__)
@@ -28,9 +28,13 @@ TOP_N = 10
 LAG_INTERVAL = 5.0  # seconds between consumer-lag refreshes (the scrape interval)
 ACTIVITY_WINDOW = 60.0  # seconds of consumed input counted per post for the top-N gauge
 
-# Topics whose lag matters to users: what the aggregation agent and the sink agent read. Changelog
-# topics are left out (their lag is recovery progress, and their names carry the app id).
-LAG_TOPICS = frozenset({*INPUT_TOPICS.values(), TICK_TOPIC, *OUTPUT_TOPICS.values()})
+
+
+def lag_topics(output_topics: Iterable[str]) -> frozenset[str]:
+    """Topics whose lag matters to users: what the aggregation agent and the sink read. Changelog
+    topics are left out (their lag is recovery progress, and their names carry the app id)."""
+    return frozenset({*INPUT_TOPICS.values(), TICK_TOPIC, *output_topics})
+
 
 CONSUMER_LAG = Gauge(
     "blogpulse_consumer_lag",
@@ -81,7 +85,7 @@ class ConsumerLagCollector:
     that nothing was fetched from yet); committed offsets from the consumer's own record of what it
     committed, falling back to its position before the first commit."""
 
-    def __init__(self, topics: Iterable[str] = LAG_TOPICS) -> None:
+    def __init__(self, topics: Iterable[str]) -> None:
         self.topics = frozenset(topics)
         self._exported: set[tuple[str, str]] = set()
 
@@ -186,7 +190,7 @@ def serve_metrics(app: Any) -> None:
 _installed: weakref.WeakSet = weakref.WeakSet()  # apps install() has wired
 
 
-def install(app: Any) -> None:
+def install(app: Any, output_topics: Iterable[str]) -> None:
     """Call once, before the worker starts: /metrics, the lag and activity timer, rebalances."""
     if app in _installed:
         return
@@ -197,7 +201,7 @@ def install(app: Any) -> None:
     async def count_rebalance(app_: Any, revoked: Any, **kwargs: Any) -> None:
         REBALANCES.inc()
 
-    lag = ConsumerLagCollector()
+    lag = ConsumerLagCollector(lag_topics(output_topics))
 
     @app.timer(interval=LAG_INTERVAL)
     async def refresh_observability() -> None:

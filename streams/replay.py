@@ -9,7 +9,10 @@ from __future__ import annotations
 import sys
 import time
 from collections import Counter
-from typing import Any, Callable, Iterable, Iterator, TextIO
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, TextIO
+
+if TYPE_CHECKING:
+    from streams.settings import Settings
 
 from schemas.times import epoch
 
@@ -76,16 +79,14 @@ class Progress:
               f"{self.sent / elapsed:,.0f} events/s{at}", file=self.out, flush=True)
 
 
-def replay(path: str, site: str | None = None, speed: float | None = None, settings=None,
+def replay(path: str, settings: Settings, site: str | None = None, speed: float | None = None,
            out: TextIO = sys.stderr) -> Counter:
     """Read the whole file, sort by event time, publish (delivery confirmed). Returns the count per
     event type. Raises the readers' ReadError / OSError and the publisher's BrokerUnavailable."""
-    from schemas.publisher import Publisher, ensure_topics
+    from streams.publisher import Publisher, ensure_topics
     from schemas.readers import read_events
-    from streams.config import settings as current_settings
 
-    settings = settings or current_settings()
-    timed = in_event_time_order(read_events(path, site=site))
+    timed = in_event_time_order(read_events(path, site=site, keyer=settings.author_keyer))
     progress = Progress(len(timed), out)
     ensure_topics(settings)
     with Publisher(settings) as publisher:

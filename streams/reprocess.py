@@ -7,7 +7,6 @@ changelog topics: it starts with empty state), its own output topics and its own
 topics' end offsets (as of the start) and its sink has committed everything the rebuild emitted."""
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -20,21 +19,18 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient
 from kafka.errors import KafkaError
 
-from streams.config import (INPUT_TOPICS, TICK_TOPIC, Settings, generation_app_id, sink_group,
-                            generation_output_topics)
+from schemas.errors import BlogpulseError
+from schemas.topic_names import INPUT_TOPICS, TICK_TOPIC, output_topics
 from streams.group_offsets import (admin_client, committed, lookup_consumer, partitions_of,
                                    pin)
 from streams.process import stop_process
+from streams.settings import Settings, child_env, generation_app_id, sink_group
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-class ReprocessError(Exception):
+class ReprocessError(BlogpulseError):
     """A rebuild that cannot go on; the message says why."""
-
-
-def base_app_id() -> str:
-    return os.environ.get("BLOGPULSE_APP_ID", "").strip() or "blogpulse"
 
 
 def start_offsets(consumer: KafkaConsumer, parts: list[TopicPartition],
@@ -77,12 +73,9 @@ def measure(admin: KafkaAdminClient, consumer: KafkaConsumer, group: str,
 
 
 def worker_env(settings: Settings, generation: int, web_port: int) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update({"BLOGPULSE_GENERATION": str(generation), "BLOGPULSE_APP_ID": base_app_id(),
-                "BLOGPULSE_WEB_PORT": str(web_port), "BLOGPULSE_BROKER": settings.broker,
-                "BLOGPULSE_DB": settings.db_url,
-                "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))})
-    return env
+    return child_env(str(REPO), BLOGPULSE_GENERATION=str(generation),
+                     BLOGPULSE_APP_ID=settings.app_id, BLOGPULSE_WEB_PORT=str(web_port),
+                     BLOGPULSE_BROKER=settings.broker, BLOGPULSE_DB=settings.db_url)
 
 
 def _free_port() -> int:
@@ -99,8 +92,8 @@ def start(settings: Settings, from_time: datetime | None = None, timeout: float 
           on_generation: Callable[[int], None] | None = None) -> int:
     """Build the next generation until it has caught up; returns its number. The live generation
     keeps running. Raises ReprocessError (worker died, timeout) or BrokerUnavailable."""
-    from schemas.publisher import ensure_topics
     from sinks import generations
+    from streams.publisher import ensure_topics
     from sinks.db import make_engine
 
     engine = make_engine(settings.db_url)
@@ -108,7 +101,7 @@ def start(settings: Settings, from_time: datetime | None = None, timeout: float 
     admin, consumer = admin_client(settings, "blogpulse-reprocess"), lookup_consumer(settings, "blogpulse-reprocess")
     try:
         generation = generations.next_generation(engine)
-        app_id = generation_app_id(base_app_id(), generation)
+        app_id = generation_app_id(settings.app_id, generation)
         inputs = partitions_of(admin, INPUT_TOPICS.values())
         target = consumer.end_offsets(inputs)  # events published after this are the live part
         if committed(admin, app_id):
@@ -132,7 +125,7 @@ def start(settings: Settings, from_time: datetime | None = None, timeout: float 
               + (f" from {from_time.isoformat()}" if from_time else " from the earliest offsets"),
               file=out, flush=True)
         log_path = log_path or Path(f"reprocess-g{generation}.log")
-        outputs = list(generation_output_topics(generation).values())
+        outputs = list(output_topics(generation).values())
         with open(log_path, "wb") as log:
             proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], cwd=REPO,
                                     env=worker_env(settings, generation, web_port or _free_port()),
@@ -188,23 +181,23 @@ def _stop(proc: subprocess.Popen) -> None:
     stop_process(proc, grace=60)
 
 
-def generation_topics(admin: KafkaAdminClient, generation: int) -> list[str]:
+def generation_topics(admin: KafkaAdminClient, base_app_id: str, generation: int) -> list[str]:
     """Topics only generation N uses: its output topics and its app's changelog/internal topics."""
     if generation == 1:
         return []  # the plain topics are the live contract; never deleted from here
-    prefix = generation_app_id(base_app_id(), generation) + "-"
-    own = set(generation_output_topics(generation).values())
+    prefix = generation_app_id(base_app_id, generation) + "-"
+    own = set(output_topics(generation).values())
     return sorted(t for t in admin.list_topics() if t in own or t.startswith(prefix))
 
 
 def delete_generation_topics(settings: Settings, generation: int) -> list[str]:
     admin = admin_client(settings, "blogpulse-reprocess")
     try:
-        topics = generation_topics(admin, generation)
+        topics = generation_topics(admin, settings.app_id, generation)
         if topics:
             admin.delete_topics(topics)
         try:
-            admin.delete_groups([generation_app_id(base_app_id(), generation)])
+            admin.delete_groups([generation_app_id(settings.app_id, generation)])
         except KafkaError:
             pass  # no such group (never started, or already deleted)
         return topics

@@ -28,34 +28,20 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 
+from schemas.topic_names import output_kind
 from sinks import metrics
 from sinks.db import make_engine, masked, missing_tables
 from sinks.retry import RetryingWriter, WriterStopped
-from sinks.upsert import KIND_OF_TOPIC, InvalidAggregate, Message, collapse, read_offsets
-from streams.config import OUTPUT_TOPICS, Settings, settings, sink_group
+from sinks.upsert import InvalidAggregate, Message, collapse, read_offsets
 from streams.observability import CONSUMER_LAG, observe_end_to_end
+from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-def _env_number(name: str, default: str, cast, minimum) -> Any:
-    raw = os.environ.get(name, "").strip() or default
-    try:
-        value = cast(raw)
-    except ValueError:
-        raise SystemExit(f"{name}: expected a number, got {raw!r}") from None
-    if value < minimum:
-        raise SystemExit(f"{name}: must be at least {minimum}, got {raw!r}")
-    return value
-
-
-SINK_BATCH = _env_number("BLOGPULSE_SINK_BATCH", "5000", int, 1)
-SINK_FLUSH_SECONDS = _env_number("BLOGPULSE_SINK_FLUSH_SECONDS", "0.5", float, 0.001)
-
-
 def decode(topic: str, key: bytes | None, raw: bytes | None) -> Message:
     """(kind, key, value dict) of one output message; InvalidAggregate if it is not JSON."""
-    kind = KIND_OF_TOPIC.get(topic, topic)
+    kind = output_kind(topic) or topic
     try:
         value = orjson.loads(raw) if raw is not None else None
     except orjson.JSONDecodeError as exc:
@@ -87,9 +73,9 @@ class _SeekToStored(ConsumerRebalanceListener):
 class DatabaseSink:
     """Output topics -> database, positions kept in the database. run() until stop()."""
 
-    def __init__(self, s: Settings | None = None) -> None:
-        self.settings = s or settings()
-        self.topics = sorted(OUTPUT_TOPICS.values())
+    def __init__(self, s: Settings) -> None:
+        self.settings = s
+        self.topics = sorted(s.output_topics.values())
         # One thread for the database: the event loop keeps fetching meanwhile.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="blogpulse-sink")
         self.writer = RetryingWriter(make_engine(self.settings.db_url),
@@ -110,10 +96,10 @@ class DatabaseSink:
         await self._in_thread(self._check_schema)
         s = self.settings
         self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=s.bootstrap_servers, group_id=sink_group(s.app_id),
+            bootstrap_servers=s.bootstrap_servers, group_id=s.sink_group,
             enable_auto_commit=False, auto_offset_reset="earliest",
             # a fetch returns as soon as any record is there; this bounds an idle fetch only
-            fetch_max_wait_ms=int(SINK_FLUSH_SECONDS * 1000),
+            fetch_max_wait_ms=int(s.sink_flush_seconds * 1000),
             max_partition_fetch_bytes=4 * 1024 * 1024,
             **s.kafka_security.aiokafka_config())
         self.consumer.subscribe(self.topics, listener=_SeekToStored(self))
@@ -121,7 +107,7 @@ class DatabaseSink:
         try:
             while not self._stopping.is_set():
                 fetched = await self.consumer.getmany(
-                    timeout_ms=int(SINK_FLUSH_SECONDS * 1000), max_records=SINK_BATCH)
+                    timeout_ms=int(s.sink_flush_seconds * 1000), max_records=s.sink_batch)
                 if fetched:
                     await self.write(fetched)
         finally:
@@ -196,7 +182,7 @@ class DatabaseSink:
                 try:
                     messages.append(decode(tp.topic, record.key, record.value))
                 except InvalidAggregate as exc:
-                    _skip_invalid((KIND_OF_TOPIC.get(tp.topic, ""), record.key, None), exc)
+                    _skip_invalid((output_kind(tp.topic) or "", record.key, None), exc)
         batch = collapse(messages, on_invalid=_skip_invalid)
         batch.offsets = offsets
         self.writer.write(batch)

@@ -51,10 +51,10 @@ class SinkProcess:
 
     def start(self) -> None:
         self._started = time.monotonic()
+        # The child inherits this environment and reads the same settings from it.
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "streams.cli", "sink", "--metrics-port", str(self.metrics_port),
-             "--parent", str(os.getpid())],
-            env=os.environ.copy())
+             "--parent", str(os.getpid())])
         log.info("sink process started (pid %d)", self.proc.pid)
 
     def check(self) -> None:

@@ -1,21 +1,29 @@
-"""faust topics. All input topics and the tick topic share one partition count and the key
-"<site>/<post_id>" (raw UTF-8 bytes, murmur2 partitioner), so a post's events, ticks, state changelog
-and post output land on the same partition number."""
+"""faust topics of the aggregation agent. All input topics and the tick topic share one partition
+count and the key "<site>/<post_id>" (raw UTF-8 bytes, murmur2 partitioner), so a post's events,
+ticks, state changelog and post output land on the same partition number."""
 from __future__ import annotations
 
-from streams.app import app
-from streams.config import DLQ_TOPIC, INPUT_TOPICS, OUTPUT_TOPICS, TICK_TOPIC, settings
+from dataclasses import dataclass
+from typing import Any
 
-_partitions = settings().partitions
+from schemas.topic_names import DLQ_TOPIC, INPUT_TOPICS, TICK_TOPIC
+from streams.settings import Settings
 
-# Keys stay bytes here: a key that is not UTF-8 must reach the dead-letter topic, not crash the
-# stream in faust's key decoder.
-source_topic = app.topic(
-    *INPUT_TOPICS.values(), TICK_TOPIC, key_type=bytes, value_type=bytes, partitions=_partitions
-)
-tick_topic = app.topic(TICK_TOPIC, key_type=str, value_type=bytes, partitions=_partitions)
-dlq_topic = app.topic(DLQ_TOPIC, key_type=bytes, value_type=bytes, partitions=_partitions)
-output_topics = {
-    name: app.topic(topic, key_type=str, value_type=bytes, partitions=_partitions, compacting=True)
-    for name, topic in OUTPUT_TOPICS.items()
-}
+
+@dataclass(frozen=True)
+class AgentTopics:
+    source: Any  # the four input topics and the tick topic, read by the aggregation agent
+    tick: Any
+    dlq: Any
+
+
+def create_topics(app: Any, settings: Settings) -> AgentTopics:
+    partitions = settings.partitions
+    # Keys stay bytes here: a key that is not UTF-8 must reach the dead-letter topic, not crash
+    # the stream in faust's key decoder.
+    return AgentTopics(
+        source=app.topic(*INPUT_TOPICS.values(), TICK_TOPIC, key_type=bytes, value_type=bytes,
+                         partitions=partitions),
+        tick=app.topic(TICK_TOPIC, key_type=str, value_type=bytes, partitions=partitions),
+        dlq=app.topic(DLQ_TOPIC, key_type=bytes, value_type=bytes, partitions=partitions),
+    )

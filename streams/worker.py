@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 
 import faust
 
-from streams import agents  # noqa: F401  (registers the aggregation agent and the orphan timer)
-from streams import faust_compat, gc_tuning, observability
-from streams.app import app
-from streams.config import Settings
+from streams import agents, faust_compat, gc_tuning, observability
+from streams.app import create_app
+from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -34,24 +32,25 @@ async def _flush_held_events() -> None:
 
 faust_compat.WHILE_WAIT_EMPTY.append(_flush_held_events)
 
-# faust's Prometheus sensor (fixed prefix faust_*), consumer lag and top-N gauges; /metrics on the
-# web port serves prometheus-client's default registry: faust's metrics and the product's own.
-observability.install(app)
+
+def build(settings: Settings):
+    """The worker's faust app with the aggregation agent and /metrics (consumer lag, top-N
+    gauges; prometheus-client's default registry, faust's metrics and the product's own)."""
+    app = create_app(settings)
+    agents.register_agents(app, settings)
+    observability.install(app, settings.output_topics.values())
+    return app
 
 
 def run(settings: Settings, loglevel: str = "info") -> int:
     """Check faust, create missing topics with the configured partition count, then run until
-    stopped. Returns 2 without starting when the installed faust is not the one the patches in
-    streams/faust_compat.py were written for (unless BLOGPULSE_FAUST_COMPAT=ignore)."""
-    try:
-        faust_compat.check(settings.faust_compat)
-    except faust_compat.FaustMismatch as exc:
-        print(f"blogpulse: {exc}", file=sys.stderr)
-        return 2
-    from schemas.publisher import ensure_topics
-
+    stopped. Refuses to start (FaustMismatch, exit 2) when the installed faust is not the one the
+    patches in streams/faust_compat.py were written for (unless BLOGPULSE_FAUST_COMPAT=ignore)."""
+    faust_compat.check(settings.faust_compat)
     from streams import sink_process
+    from streams.publisher import ensure_topics
 
+    app = build(settings)
     ensure_topics(settings, compacted=[agents.CHANGELOG_TOPIC])
     sink = sink_process.install(app)
     worker = faust.Worker(app, loglevel=loglevel)

@@ -24,8 +24,8 @@ PROMETHEUS_URL = os.environ.get("BLOGPULSE_TEST_PROMETHEUS_URL", "http://127.0.0
 
 
 def run_probe(script: str, **env: str) -> dict:
-    """Run `script` in a fresh interpreter (settings are read when streams.app is imported) with
-    extra environment variables; returns the JSON object it printed last."""
+    """Run `script` in a fresh interpreter with extra environment variables (the settings the
+    script reads with load_settings()); returns the JSON object it printed last."""
     done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(REPO), **env}, timeout=60)
     assert done.returncode == 0, done.stderr[-2000:]

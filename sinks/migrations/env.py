@@ -1,5 +1,6 @@
 """Alembic environment of the sink tables. The engine comes from, in order: the Engine that
-sinks.db.upgrade() passes in config.attributes, `-x url=...`, sqlalchemy.url, BLOGPULSE_DB."""
+sinks.db.upgrade() passes in config.attributes, `-x url=...`, sqlalchemy.url (sinks/ is given its
+database: `blogpulse db upgrade` passes BLOGPULSE_DB)."""
 from __future__ import annotations
 
 from alembic import context
@@ -17,7 +18,9 @@ def _engine():
     from sinks.db import make_engine
 
     url = context.get_x_argument(as_dictionary=True).get("url") or config.get_main_option("sqlalchemy.url")
-    return make_engine(url or None)
+    if not url:
+        raise SystemExit("alembic: give the sink database with -x url=... (or use `blogpulse db upgrade`)")
+    return make_engine(url)
 
 
 def run_migrations_offline() -> None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import sys
 import tomllib
 from pathlib import Path
+
+from streams.settings import Settings
 
 INGEST_SECRET_ENV = "BLOGPULSE_INGEST_SECRET"
 MAX_BYTES_ENV = "BLOGPULSE_INGEST_MAX_BYTES"
@@ -59,29 +60,20 @@ def _fail(command: str, message: str) -> int:
     return 2
 
 
-def _positive_int(text: str | None, default: int) -> int | None:
-    if text in (None, ""):
-        return default
-    return int(text) if text.isdigit() and int(text) > 0 else None
-
-
-def _run_ingest(args: argparse.Namespace) -> int:
+def _run_ingest(args: argparse.Namespace, s: Settings) -> int:
     from aiohttp import web
 
-    from schemas.identity import AuthorKeyer
-    from schemas.publisher import BrokerUnavailable, ensure_topics
-    from streams.config import settings
     from streams.ingest.delivery import AsyncPublisher
-    from streams.ingest.http import DEFAULT_MAX_BYTES, IngestConfig, build_app
+    from streams.ingest.http import IngestConfig, build_app
+    from streams.publisher import BrokerUnavailable, ensure_topics
 
-    secret = os.environ.get(INGEST_SECRET_ENV, "")
+    secret = s.ingest_secret
     if not secret:
         return _fail("ingest", f"set {INGEST_SECRET_ENV}: requests are verified with it (HMAC-SHA256)")
-    max_bytes = args.max_bytes or _positive_int(os.environ.get(MAX_BYTES_ENV), DEFAULT_MAX_BYTES)
-    if not max_bytes or max_bytes <= 0:
-        return _fail("ingest", f"{MAX_BYTES_ENV} must be a positive number of bytes")
+    max_bytes = args.max_bytes if args.max_bytes is not None else s.ingest_max_bytes
+    if max_bytes <= 0:
+        return _fail("ingest", "--max-bytes must be a positive number of bytes")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    s = settings()
     try:
         created = ensure_topics(s)
         if created:
@@ -90,8 +82,8 @@ def _run_ingest(args: argparse.Namespace) -> int:
         # Serve anyway: requests get 503 + Retry-After until the broker is back.
         print(f"blogpulse ingest: warning: {exc}; answering 503 until it is reachable", file=sys.stderr)
     config = IngestConfig(secret=secret.encode(), max_bytes=max_bytes,
-                          site=args.site or os.environ.get(SITE_ENV) or None)
-    app = build_app(config, AsyncPublisher(s), AuthorKeyer())
+                          site=args.site or s.site)
+    app = build_app(config, AsyncPublisher(s), s.author_keyer())
     print(f"blogpulse ingest: listening on http://{args.host}:{args.port}/ingest/ (broker {s.broker})",
           flush=True)
     # No %a in the access log: client addresses are personal data and stay out of logs.
@@ -100,7 +92,7 @@ def _run_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
-def _poll_config(args: argparse.Namespace):
+def _poll_config(args: argparse.Namespace, settings: Settings):
     from streams.ingest.poller import DEFAULT_TYPES, PollerConfig
 
     table: dict = {}
@@ -115,13 +107,13 @@ def _poll_config(args: argparse.Namespace):
         return value if value is not None else table.get(name.replace("-", "_"), default)
 
     base_url = pick("base_url")
-    site = pick("site") or os.environ.get(SITE_ENV)
+    site = pick("site") or settings.site
     if not base_url:
         raise ValueError("base_url is required (--base-url or [wordpress] base_url)")
     if not site:
         raise ValueError(f"site is required (--site, [wordpress] site or {SITE_ENV})")
     user = pick("user")
-    password = os.environ.get(WP_PASSWORD_ENV) or table.get("application_password")
+    password = settings.wp_app_password or table.get("application_password")
     if user and not password:
         raise ValueError(f"user {user!r} needs an application password in {WP_PASSWORD_ENV}")
     per_page = int(pick("per_page", 100))
@@ -137,22 +129,19 @@ def _poll_config(args: argparse.Namespace):
     )
 
 
-def _run_poll(args: argparse.Namespace) -> int:
-    from schemas.identity import AuthorKeyer
-    from schemas.publisher import BrokerUnavailable, ensure_topics
-    from streams.config import settings
+def _run_poll(args: argparse.Namespace, s: Settings) -> int:
     from streams.ingest.delivery import AsyncPublisher
     from streams.ingest.poller import Poller, PollError
+    from streams.publisher import BrokerUnavailable, ensure_topics
 
     try:
-        config = _poll_config(args)
+        config = _poll_config(args, s)
     except ValueError as exc:
         return _fail("poll", str(exc))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    s = settings()
     try:
         ensure_topics(s)
-        poller = Poller(config, AsyncPublisher(s), AuthorKeyer())
+        poller = Poller(config, AsyncPublisher(s), s.author_keyer())
     except (BrokerUnavailable, PollError) as exc:
         print(f"blogpulse poll: {exc}", file=sys.stderr)
         return 1

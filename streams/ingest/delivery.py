@@ -1,4 +1,4 @@
-"""Confirmed delivery from asyncio code through schemas.publisher.Publisher (kafka-python).
+"""Confirmed delivery from asyncio code through streams.publisher.Publisher (kafka-python).
 
 kafka-python is blocking, so sends run in a thread; the broker's acknowledgement is awaited through
 the send futures' callbacks instead of Publisher.publish()'s flush(), so concurrent requests share
@@ -15,8 +15,8 @@ from typing import Any, Iterable
 
 from kafka.errors import KafkaError
 
-from schemas.publisher import BrokerUnavailable, Publisher
-from streams.config import Settings
+from streams.publisher import BrokerUnavailable, Publisher
+from streams.settings import Settings
 
 log = logging.getLogger("blogpulse.ingest")
 

@@ -21,9 +21,10 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from schemas.errors import BlogpulseError
 from schemas.identity import AuthorKeyer
-from schemas.publisher import BrokerUnavailable, topic_for
 from schemas.wire import InvalidEvent, validate
+from streams.publisher import BrokerUnavailable, topic_for
 from streams.ingest.delivery import AsyncPublisher
 from streams.ingest.webhook import parse_body, read_webhook
 from streams.ingest.wordpress import now_time
@@ -56,7 +57,7 @@ class IngestConfig:
     retry_after: int = 5  # seconds, sent with 503
 
 
-class Refused(Exception):
+class Refused(BlogpulseError):
     """A request answered with an error status; message is safe to show."""
 
     def __init__(self, status: int, message: str, field: str | None = None, headers=None) -> None:

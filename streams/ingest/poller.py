@@ -29,10 +29,11 @@ from typing import Any
 import aiohttp
 import orjson
 
+from schemas.errors import BlogpulseError
 from schemas.identity import AuthorKeyer
-from schemas.publisher import BrokerUnavailable
 from schemas.times import parse_utc
 from schemas.wire import InvalidEvent
+from streams.publisher import BrokerUnavailable
 from streams.ingest.delivery import AsyncPublisher
 from streams.ingest.wordpress import (CommentRow, creation_event, moderation_event, now_time,
                                       row_from_rest, wp_time)
@@ -44,7 +45,7 @@ DEFAULT_TYPES = ("comment", "pingback", "trackback")
 AFTER_OVERLAP = timedelta(days=1)
 
 
-class PollError(RuntimeError):
+class PollError(BlogpulseError, RuntimeError):
     """A cycle could not complete (WordPress unreachable, refused credentials, bad answer)."""
 
 

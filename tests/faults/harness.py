@@ -53,8 +53,8 @@ class PublisherThread(threading.Thread):
         self.done = threading.Event()
 
     def run(self) -> None:
-        from schemas.publisher import Publisher
-        from streams.config import Settings
+        from streams.publisher import Publisher
+        from streams.settings import Settings
 
         settings = Settings(broker=self.broker)
         publisher = None
@@ -283,7 +283,7 @@ class Run:
     started."""
 
     def __init__(self, kafka, db_url: str, tag: str, n: int, tmp_path) -> None:
-        from schemas.publisher import ensure_topics
+        from streams.publisher import ensure_topics
 
         self.kafka, self.db_url, self.tag, self.tmp = kafka, db_url, tag, tmp_path
         self.app_id = f"fault-{tag}"

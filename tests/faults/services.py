@@ -65,7 +65,7 @@ class Kafka(LocalService):
                 "BLOGPULSE_MIN_INSYNC_REPLICAS": str(self.min_insync_replicas)}
 
     def settings(self):
-        from streams.config import Settings
+        from streams.settings import Settings
 
         return Settings(broker=self.broker, replication_factor=self.replication_factor,
                         min_insync_replicas=self.min_insync_replicas)
@@ -139,9 +139,8 @@ class SecureKafka(Kafka):
                 "BLOGPULSE_KAFKA_SSL_CAFILE": str(self.cafile), **override}
 
     def settings(self):
-        from streams.config import Settings
-        from streams.kafka_security import KafkaSecurity
+        from streams.settings import Settings
 
-        return Settings(broker=self.broker, kafka_security=KafkaSecurity(
-            protocol="SASL_SSL", mechanism="SCRAM-SHA-512", username=self.user,
-            password=self.password, cafile=str(self.cafile)))
+        return Settings(broker=self.broker, kafka_security_protocol="SASL_SSL",
+                        kafka_sasl_mechanism="SCRAM-SHA-512", kafka_sasl_username=self.user,
+                        kafka_sasl_password=self.password, kafka_ssl_cafile=str(self.cafile))

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from kafka import KafkaConsumer, KafkaProducer
 
 from schemas.wire import make_event
-from streams.config import DLQ_TOPIC, INPUT_TOPICS
+from schemas.topic_names import DLQ_TOPIC, INPUT_TOPICS
 from tests.faults.harness import Database, converge, start_worker, stop_worker
 from tests.faults.history import generate
 
@@ -92,8 +92,8 @@ def safe_events(site: str) -> list[dict]:
 
 
 def test_bad_input_goes_to_the_dlq_and_the_worker_keeps_counting(kafka, fault_db, unique, tmp_path):
-    from schemas.publisher import Publisher, ensure_topics
-    from streams.config import Settings
+    from streams.publisher import Publisher, ensure_topics
+    from streams.settings import Settings
 
     settings = Settings(broker=kafka.broker)
     ensure_topics(settings)

@@ -31,9 +31,9 @@ def _admin(run: Run):
 
 
 def _run_topics(admin, run: Run) -> list[str]:
-    from streams.config import DLQ_TOPIC, INPUT_TOPICS, OUTPUT_TOPICS, TICK_TOPIC
+    from schemas.topic_names import BASE_OUTPUT_TOPICS, DLQ_TOPIC, INPUT_TOPICS, TICK_TOPIC
 
-    ours = {*INPUT_TOPICS.values(), DLQ_TOPIC, TICK_TOPIC, *OUTPUT_TOPICS.values()}
+    ours = {*INPUT_TOPICS.values(), DLQ_TOPIC, TICK_TOPIC, *BASE_OUTPUT_TOPICS.values()}
     return sorted(t for t in admin.list_topics() if t in ours or t.startswith(run.app_id))
 
 
@@ -62,7 +62,7 @@ def check_replication(run: Run) -> list[str]:
 
 def leader_to_kill(run: Run, changelogs: list[str]) -> tuple[int, dict]:
     """The node leading the most input and changelog partitions, among those leading both."""
-    from streams.config import INPUT_TOPICS
+    from schemas.topic_names import INPUT_TOPICS
 
     admin = _admin(run)
     try:

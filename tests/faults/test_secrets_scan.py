@@ -23,7 +23,7 @@ import orjson
 import sqlalchemy as sa
 from kafka import KafkaProducer
 
-from streams.config import INPUT_TOPICS
+from schemas.topic_names import INPUT_TOPICS
 from streams.ingest.http import sign
 from streams.process import stop_process
 from tests.conftest import REPO, SHARED, free_port
@@ -276,7 +276,7 @@ def written_topics_text(broker: str, app_id: str) -> bytes:
     topic (it keeps those bytes by contract, docs/security.md)."""
     from kafka import KafkaConsumer
 
-    from streams.config import BASE_OUTPUT_TOPICS, TICK_TOPIC
+    from schemas.topic_names import BASE_OUTPUT_TOPICS, TICK_TOPIC
 
     consumer = KafkaConsumer(bootstrap_servers=broker, auto_offset_reset="earliest",
                              enable_auto_commit=False, consumer_timeout_ms=5000)

@@ -7,8 +7,7 @@ import ssl
 import faust
 import pytest
 
-from streams.config import Settings
-from streams.kafka_security import KafkaSecurity, KafkaSecurityError
+from streams.settings import SettingError, Settings
 
 SECRET = "s3cr3t-kafka-pw"
 
@@ -53,7 +52,7 @@ def test_scram_over_tls_with_ca_file(env):
     env.setenv("BLOGPULSE_KAFKA_SASL_USERNAME", "pulse")
     env.setenv("BLOGPULSE_KAFKA_SASL_PASSWORD", SECRET)
     env.setenv("BLOGPULSE_KAFKA_SSL_CAFILE", ca)
-    sec = KafkaSecurity.from_env()
+    sec = Settings().kafka_security
     cfg = sec.kafka_python_config()
     assert cfg["security_protocol"] == "SASL_SSL" and cfg["sasl_mechanism"] == "SCRAM-SHA-512"
     assert isinstance(cfg["ssl_context"], ssl.SSLContext) and cfg["ssl_context"].check_hostname
@@ -63,7 +62,7 @@ def test_scram_over_tls_with_ca_file(env):
 
 def test_tls_only(env):
     env.setenv("BLOGPULSE_KAFKA_SECURITY_PROTOCOL", "SSL")
-    creds = KafkaSecurity.from_env().faust_credentials()
+    creds = Settings().kafka_security.faust_credentials()
     assert isinstance(creds, faust.SSLCredentials) and creds.protocol.value == "SSL"
 
 
@@ -80,7 +79,7 @@ def test_tls_only(env):
 def test_bad_settings_name_the_variable_and_hide_the_password(env, settings_env, names):
     for k, v in settings_env.items():
         env.setenv(k, v)
-    with pytest.raises(KafkaSecurityError) as exc:
+    with pytest.raises(SettingError) as exc:
         Settings()
     assert names in str(exc.value) and SECRET not in str(exc.value)
 

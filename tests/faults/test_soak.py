@@ -22,7 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from streams.config import INPUT_TOPICS, OUTPUT_TOPICS, sink_group
+from schemas.topic_names import BASE_OUTPUT_TOPICS, INPUT_TOPICS
+from streams.settings import sink_group
 from tests.faults.harness import (CONVERGE_TIMEOUT, Database, PublisherThread, compare, compare_rows,
                                   converge, rebalances_of, record, start_worker, stop_worker,
                                   wait_for_emission, wait_for_progress)
@@ -45,8 +46,8 @@ class PacedPublisher(PublisherThread):
         self.sent = 0
 
     def run(self) -> None:
-        from schemas.publisher import Publisher
-        from streams.config import Settings
+        from streams.publisher import Publisher
+        from streams.settings import Settings
 
         publisher = Publisher(Settings(broker=self.broker), request_timeout_ms=10000)
         start = time.monotonic()
@@ -86,7 +87,7 @@ class Lag:
     product's own look-ups (streams/group_offsets.py)."""
 
     def __init__(self, broker: str) -> None:
-        from streams.config import Settings
+        from streams.settings import Settings
         from streams.group_offsets import admin_client, lookup_consumer
 
         settings = Settings(broker=broker)
@@ -126,7 +127,7 @@ class Sampler(threading.Thread):
                 "worker_mb": _rss_mb(pid) if pid else None,
                 "sink_mb": _rss_mb(sink[0]) if sink else None,
                 "input_lag": self.lag.of(self.app_id, INPUT_TOPICS.values()),
-                "sink_lag": self.lag.of(sink_group(self.app_id), OUTPUT_TOPICS.values()),
+                "sink_lag": self.lag.of(sink_group(self.app_id), BASE_OUTPUT_TOPICS.values()),
                 "life": worker.log.stem,
             })
 
@@ -154,7 +155,7 @@ SOAK_RSS_SLACK = 1.25
 
 @pytest.mark.soak
 def test_soak_steady_rate_with_restarts(kafka, fault_db, unique, tmp_path):
-    from schemas.publisher import ensure_topics
+    from streams.publisher import ensure_topics
 
     n = int(SOAK_RATE * SOAK_SECONDS)
     events = generate(n, unique)

@@ -8,7 +8,7 @@ import time
 import orjson
 from kafka import KafkaConsumer, TopicPartition
 
-from streams.config import INPUT_TOPICS
+from schemas.topic_names import INPUT_TOPICS
 
 TOPICS = tuple(INPUT_TOPICS.values())
 

@@ -26,7 +26,7 @@ def publish_sample(broker: str, site: str) -> int:
 
 
 def _settings(broker: str):
-    from streams.config import Settings
+    from streams.settings import Settings
 
     return Settings(broker=broker)
 

@@ -78,14 +78,14 @@ def _settled(url: str, site: str, seconds: float = 3.0) -> dict:
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
 def test_new_and_restored_databases_converge_to_the_live_one(kind, broker, unique, tmp_path,
                                                              request):
-    from schemas.publisher import Publisher, ensure_topics
     from schemas.readers import read_events
-    from streams.config import Settings
+    from streams.publisher import Publisher, ensure_topics
+    from streams.settings import Settings
 
     pg_url = request.getfixturevalue("pg_url") if kind == "postgresql" else None
     site = f"restart-{kind}-{unique}.example"
-    events = list(read_events(SAMPLE, site=site))
     settings = Settings(broker=broker)
+    events = list(read_events(SAMPLE, site=site, keyer=settings.author_keyer))
     ensure_topics(settings)
     with database(kind, tmp_path, pg_url) as live, database(kind, tmp_path, pg_url) as fresh, \
             database(kind, tmp_path, pg_url) as restored:

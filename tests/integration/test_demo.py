@@ -13,7 +13,7 @@ import orjson
 import sqlalchemy as sa
 from kafka import KafkaProducer
 
-from streams.config import OUTPUT_TOPICS
+from schemas.topic_names import BASE_OUTPUT_TOPICS
 from tests.conftest import REPO
 
 SAMPLE_SITE = "solberg-blog.example.org"  # schemas/sample/sample-export.xml
@@ -29,7 +29,7 @@ def _earlier_traffic(broker: str, site: str) -> None:
              "waiting_replies": 0}
     producer = KafkaProducer(bootstrap_servers=broker)
     try:
-        producer.send(OUTPUT_TOPICS["posts"], key=f"{site}/1".encode(), value=orjson.dumps(value))
+        producer.send(BASE_OUTPUT_TOPICS["posts"], key=f"{site}/1".encode(), value=orjson.dumps(value))
         producer.flush(30)
     finally:
         producer.close()

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from schemas.publisher import ensure_topics
-from streams.config import Settings
+from streams.publisher import ensure_topics
+from streams.settings import Settings
 from test_ingest_http import _client, _post, row, wp_webhooks
 from tests.integration.output_schemas import assert_valid_outputs, output_messages
 from tests.integration.worker_proc import running_worker, wait_until

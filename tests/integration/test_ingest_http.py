@@ -7,9 +7,9 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from schemas.identity import AuthorKeyer
-from schemas.publisher import ensure_topics
+from streams.publisher import ensure_topics
 from schemas.wire import make_event
-from streams.config import Settings
+from streams.settings import Settings
 from streams.ingest.delivery import AsyncPublisher
 from streams.ingest.http import IngestConfig, build_app, sign
 from ingest_readback import Readback, free_port

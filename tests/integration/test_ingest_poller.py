@@ -12,8 +12,8 @@ from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestServer
 
 from schemas.identity import AuthorKeyer
-from schemas.publisher import BrokerUnavailable, ensure_topics
-from streams.config import Settings
+from streams.publisher import BrokerUnavailable, ensure_topics
+from streams.settings import Settings
 from streams.ingest.delivery import AsyncPublisher
 from streams.ingest.poller import Poller, PollerConfig
 from ingest_readback import Readback, free_port

@@ -30,8 +30,8 @@ def _series(text: str) -> dict[str, float]:
 def test_dashboard_and_alert_metrics_have_series_after_the_sample(broker, unique, tmp_path: Path):
     from kafka import KafkaProducer
 
-    from schemas.publisher import ensure_topics, publish_file
-    from streams.config import Settings
+    from streams.publisher import ensure_topics, publish_file
+    from streams.settings import Settings
 
     site = f"metrics-{unique}.example"
     db_url = f"sqlite:///{tmp_path / 'sink.db'}"

@@ -86,8 +86,8 @@ def _wait_for_series(prometheus_url: str, exprs: list[str], proc, log: Path,
 
 def test_every_alert_and_dashboard_expression_evaluates_on_a_scraped_worker(
         broker, prometheus_url, unique, scraped_worker):
-    from schemas.publisher import Publisher
-    from streams.config import Settings
+    from streams.publisher import Publisher
+    from streams.settings import Settings
 
     selector, proc, log = scraped_worker
     site = f"it-prom-{unique}.example"

@@ -1,4 +1,4 @@
-"""schemas.publisher against the real broker: topics, keys, co-partitioning by post, counts."""
+"""streams.publisher against the real broker: topics, keys, co-partitioning by post, counts."""
 from __future__ import annotations
 
 from collections import Counter
@@ -9,10 +9,11 @@ from kafka.admin import ConfigResource, ConfigResourceType
 from kafka.partitioner.default import murmur2
 
 from schemas.identity import AuthorKeyer
-from schemas.publisher import BrokerUnavailable, Publisher, ensure_topics
+from streams.publisher import BrokerUnavailable, Publisher, ensure_topics
 from schemas.wire import decode_event, make_event
 from schemas.wxr import read_wxr
-from streams.config import DLQ_TOPIC, INPUT_TOPICS, OUTPUT_TOPICS, TICK_TOPIC, Settings
+from schemas.topic_names import BASE_OUTPUT_TOPICS, DLQ_TOPIC, INPUT_TOPICS, TICK_TOPIC
+from streams.settings import Settings
 from tests.conftest import REPO, free_port
 
 pytestmark = pytest.mark.integration
@@ -32,14 +33,14 @@ def test_publish_sample_keys_partitions_counts(broker, unique):
     admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
     try:
         described = {d["name"]: d for d in admin.describe_topics(
-            [*INPUT_TOPICS.values(), DLQ_TOPIC, TICK_TOPIC, *OUTPUT_TOPICS.values()])}
+            [*INPUT_TOPICS.values(), DLQ_TOPIC, TICK_TOPIC, *BASE_OUTPUT_TOPICS.values()])}
         assert all(len(d["partitions"]) == settings.partitions for d in described.values()
                    if d["name"] in INPUT_TOPICS.values())
         configs = admin.describe_configs(
-            [ConfigResource(ConfigResourceType.TOPIC, t) for t in OUTPUT_TOPICS.values()],
+            [ConfigResource(ConfigResourceType.TOPIC, t) for t in BASE_OUTPUT_TOPICS.values()],
             config_filter="all")["topic"]
         assert {t: c["cleanup.policy"]["value"] for t, c in configs.items()} == \
-            {t: "compact" for t in OUTPUT_TOPICS.values()}
+            {t: "compact" for t in BASE_OUTPUT_TOPICS.values()}
     finally:
         admin.close()
 

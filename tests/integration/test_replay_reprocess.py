@@ -19,11 +19,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, text
 
-from schemas.publisher import Publisher, ensure_topics
+from streams.publisher import Publisher, ensure_topics
+from schemas.identity import AuthorKeyer
 from schemas.readers import read_events
 from sinks import db, generations
 from streams import group_offsets, reprocess
-from streams.config import INPUT_TOPICS, Settings
+from schemas.topic_names import INPUT_TOPICS
+from streams.settings import Settings
 from tests.conftest import REPO
 from tests.fixtures.replay_wxr import generate, independent_count
 from tests.integration.worker_proc import CLI, running_worker, wait_until, worker_env
@@ -52,7 +54,7 @@ def own_broker(tmp_path_factory):
 
 def caught_up(broker: str, group: str, generation: int = 1) -> bool:
     """The group has read every input event and its sink every aggregate it emitted."""
-    from streams.config import generation_output_topics
+    from schemas.topic_names import output_topics
 
     s = Settings(broker=broker)
     admin = group_offsets.admin_client(s, "test")
@@ -61,7 +63,7 @@ def caught_up(broker: str, group: str, generation: int = 1) -> bool:
         inputs = group_offsets.partitions_of(admin, INPUT_TOPICS.values())
         state = reprocess.measure(admin, consumer, group, consumer.beginning_offsets(inputs),
                                   consumer.end_offsets(inputs),
-                                  generation_output_topics(generation).values())
+                                  output_topics(generation).values())
         return state.done
     finally:
         consumer.close()
@@ -104,7 +106,7 @@ def test_live_and_reprocessed_rows_are_identical(own_broker, tmp_path, monkeypat
     wxr = tmp_path / "live.xml"
     wxr.write_text(generate(site, posts=6, seed=21))
     monkeypatch.setenv("BLOGPULSE_AUTHOR_SECRET", SECRET)
-    events = list(read_events(wxr, site=site))
+    events = list(read_events(wxr, site=site, keyer=AuthorKeyer(SECRET.encode())))
     publish(own_broker, live_feed(events, random.Random(4)))
 
     db_url = f"sqlite:///{tmp_path / 'sink.db'}"

@@ -57,10 +57,10 @@ def rows_of(url: str, site: str) -> dict[str, list[tuple]]:
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
 def test_sample_lands_with_seed_numbers_and_replays_to_same_rows(kind, broker, unique, tmp_path, request):
-    from schemas.publisher import publish_file
+    from streams.publisher import publish_file
     from sinks import db
     from sinks.upsert import write_batch
-    from streams.config import Settings
+    from streams.settings import Settings
 
     pg_url = request.getfixturevalue("pg_url") if kind == "postgresql" else None
     site = f"sample-{unique}.example"

@@ -20,9 +20,9 @@ def _metric(text: str, name: str, **labels: str) -> float:
 
 
 def test_one_comment_reaches_postgresql_and_metrics(broker, pg_url, unique, tmp_path):
-    from schemas.publisher import Publisher, ensure_topics
+    from streams.publisher import Publisher, ensure_topics
     from schemas.wire import make_event
-    from streams.config import Settings
+    from streams.settings import Settings
 
     site = f"skeleton-{unique}.example"
     with running_worker(broker, f"it-skeleton-{unique}", pg_url, tmp_path / "worker.log") as worker:

@@ -13,9 +13,14 @@ import pytest
 from faust.types import Message
 
 from schemas import times
+from schemas.topic_names import BASE_OUTPUT_TOPICS, TICK_TOPIC
 from streams import agents, engine
-from streams.config import OUTPUT_TOPICS, TICK_TOPIC
+from streams.app import create_app
+from streams.settings import Settings
 from streams.state_cache import StateCache
+
+if agents.app is None:  # what the worker does (streams/worker.py build()), once per process
+    agents.register_agents(create_app(Settings()), Settings())
 
 SITE = "unit.example"
 POST = 7
@@ -98,7 +103,7 @@ class TopicView:
 @pytest.fixture
 def outputs(monkeypatch):
     producer = RecordingProducer()
-    recorders = {name: TopicView(producer, OUTPUT_TOPICS[name])
+    recorders = {name: TopicView(producer, BASE_OUTPUT_TOPICS[name])
                  for name in ("posts", "threads", "windows")}
     recorders.update(dlq=Recorder(), tick=Recorder(), producer=producer)
     monkeypatch.setattr(agents, "dlq_topic", recorders["dlq"])
@@ -373,7 +378,7 @@ async def test_records_go_to_the_posts_partition_with_the_input_timestamp(agent,
     mine = agents.store.partition_of(KEY)
     records = outputs["producer"].records
     assert records and {p for _, p, *_ in records} == {mine}
-    assert {ts for t, _, _, _, ts in records if t in OUTPUT_TOPICS.values()} == {int(published * 1000)}
+    assert {ts for t, _, _, _, ts in records if t in BASE_OUTPUT_TOPICS.values()} == {int(published * 1000)}
 
 
 async def test_while_catching_up_a_post_is_written_once_per_flush(agent, outputs, monkeypatch):

@@ -11,7 +11,7 @@ import pytest
 
 from bench import report, scenarios
 from bench.events import generate
-from streams.config import INPUT_TOPICS
+from schemas.topic_names import INPUT_TOPICS
 
 SITE = "bench-unit.example"
 

@@ -9,7 +9,10 @@ from tests.conftest import run_probe
 
 PROBE = """
 import json
-from streams.app import app
+from streams.app import create_app
+from streams.settings import load_settings
+
+app = create_app(load_settings())
 from faust.transport.drivers.aiokafka import Producer, Transport
 producer = app.producer
 print(json.dumps({
@@ -39,17 +42,17 @@ def test_defaults_fit_one_broker():
 
 
 def test_min_isr_above_replicas_is_refused(monkeypatch):
-    from streams.config import Settings
+    from streams.settings import SettingError, Settings
 
     monkeypatch.setenv("BLOGPULSE_REPLICATION_FACTOR", "2")
     monkeypatch.setenv("BLOGPULSE_MIN_INSYNC_REPLICAS", "3")
-    with pytest.raises(SystemExit, match="BLOGPULSE_MIN_INSYNC_REPLICAS"):
+    with pytest.raises(SettingError, match="BLOGPULSE_MIN_INSYNC_REPLICAS"):
         Settings()
 
 
 def test_publisher_topics_carry_min_isr():
-    from schemas.publisher import topic_configs
-    from streams.config import Settings
+    from streams.publisher import topic_configs
+    from streams.settings import Settings
 
     s = Settings(replication_factor=3, min_insync_replicas=2)
     assert topic_configs(s) == {"min.insync.replicas": "2"}

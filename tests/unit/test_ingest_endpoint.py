@@ -5,7 +5,7 @@ import orjson
 from aiohttp.test_utils import TestClient, TestServer
 
 from schemas.identity import AuthorKeyer
-from schemas.publisher import BrokerUnavailable
+from streams.publisher import BrokerUnavailable
 from streams.ingest.http import IngestConfig, build_app, sign
 
 SECRET = b"s"

@@ -151,9 +151,12 @@ def test_poll_config_file_and_flags(tmp_path, monkeypatch):
     parser = argparse.ArgumentParser()
     commands.register(parser.add_subparsers())
     monkeypatch.setenv("BLOGPULSE_WP_APP_PASSWORD", "abcd efgh")
-    config = commands._poll_config(parser.parse_args(["poll", "--config", str(cfg), "--interval", "5"]))
+    from streams.settings import Settings
+
+    config = commands._poll_config(parser.parse_args(["poll", "--config", str(cfg), "--interval", "5"]),
+                                   Settings())
     assert (config.base_url, config.site, config.user, config.password, config.interval) == \
         ("https://blog.example.org", "blog", "editor", "abcd efgh", 5.0)
     monkeypatch.delenv("BLOGPULSE_WP_APP_PASSWORD")
     with pytest.raises(ValueError, match="application password"):
-        commands._poll_config(parser.parse_args(["poll", "--config", str(cfg)]))
+        commands._poll_config(parser.parse_args(["poll", "--config", str(cfg)]), Settings())

@@ -7,9 +7,10 @@ import argparse
 import pytest
 
 from streams import demo
-from streams.config import INPUT_TOPICS, OUTPUT_TOPICS, Settings
+from schemas.topic_names import BASE_OUTPUT_TOPICS, INPUT_TOPICS
+from streams.settings import Settings
 
-ALL_TOPICS = [*INPUT_TOPICS.values(), *OUTPUT_TOPICS.values()]
+ALL_TOPICS = [*INPUT_TOPICS.values(), *BASE_OUTPUT_TOPICS.values()]
 
 
 def exposition(consumed: dict, rows: dict, lags: dict) -> str:
@@ -42,14 +43,14 @@ def test_parse_progress_without_lag_series_says_unknown():
 def test_caught_up_needs_everything_consumed_no_lag_and_every_topic_seen():
     lags = {(t, 0): 0 for t in ALL_TOPICS}
     done = demo.parse_progress(exposition({("comment", "applied"): 16}, {}, lags))
-    assert demo.caught_up(done, 16)
-    assert not demo.caught_up(done, 17)  # not all consumed yet
+    assert demo.caught_up(done, 16, BASE_OUTPUT_TOPICS.values())
+    assert not demo.caught_up(done, 17, BASE_OUTPUT_TOPICS.values())  # not all consumed yet
     behind = demo.parse_progress(exposition({("comment", "applied"): 16}, {},
                                             {**lags, ("engagement.threads", 0): 1}))
-    assert not demo.caught_up(behind, 16)  # the sink has not committed everything
+    assert not demo.caught_up(behind, 16, BASE_OUTPUT_TOPICS.values())  # the sink has not committed everything
     partial = demo.parse_progress(exposition({("comment", "applied"): 16}, {},
                                              {("blog.comments", 0): 0}))
-    assert not demo.caught_up(partial, 16)  # sink partitions not assigned yet: unknown
+    assert not demo.caught_up(partial, 16, BASE_OUTPUT_TOPICS.values())  # sink partitions not assigned yet: unknown
 
 
 def test_remote_broker_that_does_not_answer_is_a_clear_error():
@@ -73,7 +74,7 @@ def test_arguments():
 
 def test_missing_file_is_a_clear_error(tmp_path, capsys):
     args = _parser().parse_args(["demo", str(tmp_path / "nope.xml")])
-    assert demo.run_demo(args) == 2
+    assert demo.run_demo(args, Settings()) == 2
     assert "does not exist" in capsys.readouterr().err
 
 

@@ -53,7 +53,7 @@ async def test_lag_collector_exports_assigned_blogpulse_partitions_only():
         committed={comments0: 100, comments1: None, changelog: 1},
         positions={comments1: 2, posts2: 50},
     )
-    collector = obs.ConsumerLagCollector()
+    collector = obs.ConsumerLagCollector(obs.lag_topics(["engagement.posts"]))
     lags = await collector.refresh(consumer)
     assert lags == {("blog.comments", 0): 20, ("blog.comments", 1): 5, ("engagement.posts", 2): 0}
     assert sample("blogpulse_consumer_lag", topic="blog.comments", partition="0") == 20
@@ -124,11 +124,13 @@ def test_observe_end_to_end_counts_and_clamps():
 def test_install_is_idempotent_and_installs_no_per_event_sensor():
     from faust.sensors.prometheus import PrometheusMonitor
 
-    from streams.app import app
+    from streams.app import create_app
+    from streams.settings import Settings
 
-    obs.install(app)
+    app = create_app(Settings())
+    obs.install(app, ["engagement.posts"])
     sensors, timers = len(app.sensors._sensors), len(app._app_tasks)
-    obs.install(app)  # a second call must not register pages or timers twice
+    obs.install(app, ["engagement.posts"])  # a second call must not register pages or timers twice
     assert (len(app.sensors._sensors), len(app._app_tasks)) == (sensors, timers)
     # faust's Prometheus sensor costs as much per event as faust itself (docs/performance.md)
     assert not isinstance(app.monitor, PrometheusMonitor)

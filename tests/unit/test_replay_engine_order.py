@@ -10,6 +10,7 @@ from collections import defaultdict
 import pytest
 
 from schemas import times
+from schemas.identity import AuthorKeyer
 from schemas.readers import read_events
 from streams import engine
 from streams.replay import in_event_time_order
@@ -47,7 +48,7 @@ def aggregate(events: list[dict], batch: int) -> dict[int, engine.Derived]:
 
 def test_any_order_gives_the_independent_count(export, monkeypatch):
     monkeypatch.setenv("BLOGPULSE_AUTHOR_SECRET", "replay-test")
-    events = list(read_events(export, site=SITE))
+    events = list(read_events(export, site=SITE, keyer=AuthorKeyer(b"replay-test")))
     want_posts, want_threads = independent_count(export.read_text())
 
     ordered = [e for _, e in in_event_time_order(events)]
@@ -72,7 +73,7 @@ def test_events_older_than_any_window_still_count(export, monkeypatch):
     """A history from 2012 replayed after newer events: its hour/day windows are created, none is
     closed or dropped for being old."""
     monkeypatch.setenv("BLOGPULSE_AUTHOR_SECRET", "replay-test")
-    old = list(read_events(export, site=SITE))
+    old = list(read_events(export, site=SITE, keyer=AuthorKeyer(b"replay-test")))
     state = engine.new_state()
     newer = dict(old[0], event_id="f" * 32, comment_id=999999, parent_id=0, type="comment",
                  event_time="2026-11-26T10:00:00Z", status="approved")

@@ -6,6 +6,7 @@ import hmac
 import stat
 
 from schemas.identity import AuthorKeyer, event_id, load_secret
+from streams.settings import Settings
 
 
 def test_event_id_is_the_documented_derivation():
@@ -36,19 +37,22 @@ def test_without_email_name_and_url_decide():
 def test_secret_from_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("BLOGPULSE_AUTHOR_SECRET", "from-env")
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
-    assert load_secret() == b"from-env"
+    settings = Settings()
+    assert load_secret(settings.author_secret, settings.author_secret_file) == b"from-env"
     assert not (tmp_path / "blogpulse").exists()
 
 
 def test_secret_file_created_once_private_and_stable(monkeypatch, tmp_path, capsys):
     monkeypatch.delenv("BLOGPULSE_AUTHOR_SECRET", raising=False)
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
-    first = load_secret()
+    settings = Settings()
     path = tmp_path / "blogpulse" / "author-secret"
+    assert settings.author_secret_file == path
+    first = load_secret(None, path)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     err = capsys.readouterr().err
     assert "BLOGPULSE_AUTHOR_SECRET" in err and str(path) in err
     assert first.decode() not in err  # the secret itself is never printed
-    assert load_secret() == first
+    assert load_secret(None, path) == first
     assert capsys.readouterr().err == ""  # said once, when created
-    assert AuthorKeyer().key("a@b.example") == AuthorKeyer(first).key("a@b.example")
+    assert settings.author_keyer().key("a@b.example") == AuthorKeyer(first).key("a@b.example")

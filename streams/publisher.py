@@ -12,8 +12,11 @@ from kafka import KafkaProducer
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
+from schemas.errors import BlogpulseError
+from schemas.topic_names import DLQ_TOPIC, INPUT_TOPICS, TICK_TOPIC
 from schemas.wire import encode_event
-from streams.config import DLQ_TOPIC, INPUT_TOPICS, OUTPUT_TOPICS, TICK_TOPIC, Settings
+from streams.kafka_login import KafkaLoginError, check_login
+from streams.settings import Settings
 
 COMPACTED = {"cleanup.policy": "compact"}
 
@@ -25,8 +28,12 @@ def topic_configs(settings: Settings, compacted: bool = False) -> dict[str, str]
     return {**configs, **COMPACTED} if compacted else configs
 
 
-class BrokerUnavailable(RuntimeError):
+class BrokerUnavailable(BlogpulseError, RuntimeError):
     """The broker did not answer or did not confirm delivery."""
+
+
+class TopicMismatch(BlogpulseError, RuntimeError):
+    """Existing blogpulse topics have another partition count than BLOGPULSE_PARTITIONS."""
 
 
 def post_key(event: dict[str, Any]) -> bytes:
@@ -41,8 +48,6 @@ def check_reachable(settings: Settings, timeout: float = 5.0) -> None:
     """Fail in seconds, not after the client's 30 s bootstrap timeout, when no bootstrap server
     accepts a TCP connection, or when the first that does refuses our TLS or SASL settings (the
     clients would only say "unable to bootstrap" after 30 s)."""
-    from streams.kafka_login import KafkaLoginError, check_login
-
     for server in settings.bootstrap_servers:
         host, _, port = server.rpartition(":")
         host = host.strip("[]") or "127.0.0.1"
@@ -65,9 +70,9 @@ def ensure_topics(settings: Settings, compacted: Iterable[str] = ()) -> list[str
     settings.min_insync_replicas, and make existing output topics compacted. Returns the names it
     created. Existing topics with another
     partition count are an error: co-partitioning by post depends on it."""
+    outputs = list(settings.output_topics.values())
     wanted = {name: topic_configs(settings) for name in (*INPUT_TOPICS.values(), TICK_TOPIC, DLQ_TOPIC)}
-    wanted.update({name: topic_configs(settings, compacted=True)
-                   for name in (*OUTPUT_TOPICS.values(), *compacted)})
+    wanted.update({name: topic_configs(settings, compacted=True) for name in (*outputs, *compacted)})
     check_reachable(settings)
     try:
         admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, client_id="blogpulse-admin",
@@ -88,13 +93,13 @@ def ensure_topics(settings: Settings, compacted: Iterable[str] = ()) -> list[str
                 pass  # another process created them between list and create
         described = admin.describe_topics([n for n in wanted if n not in missing])
         # outputs and state changelogs too: every record of a post goes to the post's partition
-        co_partitioned = {*INPUT_TOPICS.values(), TICK_TOPIC, *OUTPUT_TOPICS.values(), *compacted}
+        co_partitioned = {*INPUT_TOPICS.values(), TICK_TOPIC, *outputs, *compacted}
         wrong = {d["name"]: len(d["partitions"]) for d in described
                  if d["name"] in co_partitioned and len(d["partitions"]) != settings.partitions}
         if wrong:
-            raise RuntimeError(f"blogpulse topics must have {settings.partitions} partitions "
+            raise TopicMismatch(f"blogpulse topics must have {settings.partitions} partitions "
                                f"(BLOGPULSE_PARTITIONS), found {wrong}")
-        _compact_outputs(admin, [n for n in OUTPUT_TOPICS.values() if n not in missing])
+        _compact_outputs(admin, [n for n in outputs if n not in missing])
         return missing
     finally:
         admin.close()
@@ -176,14 +181,14 @@ class Publisher:
         self._producer.close(timeout=10)
 
 
-def publish_file(path, site: str | None = None, settings: Settings | None = None,
-                 on_progress=None, keyer=None, on_skip=None) -> int:
+def publish_file(path, settings: Settings, site: str | None = None, on_progress=None, keyer=None,
+                 on_skip=None) -> int:
     """Read a WXR or JSONL file, make sure the topics exist and publish every event with delivery
-    confirmed. Returns how many events were published (Publisher.publish gives counts per type)."""
+    confirmed. Returns how many events were published (Publisher.publish gives counts per type).
+    Author keys: `keyer`, else the settings' secret."""
     from schemas.readers import read_events
-    from streams.config import settings as current_settings
 
-    settings = settings or current_settings()
+    keyer = keyer or settings.author_keyer
     ensure_topics(settings)
     with Publisher(settings) as publisher:
         counts = publisher.publish(read_events(path, site=site, keyer=keyer, on_skip=on_skip),

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from streams.config import settings
+from streams.settings import Settings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -30,10 +30,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     st.set_defaults(func=_run_stats)
 
 
-def _engine():
+def _engine(settings: Settings):
     from sinks.db import make_engine
 
-    return make_engine(settings().db_url)
+    return make_engine(settings.db_url)
 
 
 def _fail(message: str, code: int = 1) -> int:
@@ -41,14 +41,14 @@ def _fail(message: str, code: int = 1) -> int:
     return code
 
 
-def _run_upgrade(args: argparse.Namespace) -> int:
+def _run_upgrade(args: argparse.Namespace, settings: Settings) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
     from sinks import db
 
-    url = settings().db_url
+    url = settings.db_url
     try:
-        engine = _engine()
+        engine = _engine(settings)
         before = db.current_revision(engine)
         db.upgrade(engine)
         after = db.current_revision(engine)
@@ -71,7 +71,7 @@ def _parse_post(text: str) -> tuple[str, int] | None:
     return site, int(post_id)
 
 
-def _run_stats(args: argparse.Namespace) -> int:
+def _run_stats(args: argparse.Namespace, settings: Settings) -> int:
     import orjson
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -84,9 +84,9 @@ def _run_stats(args: argparse.Namespace) -> int:
         post = _parse_post(args.post)
         if post is None:
             return _fail(f"--post: expected SITE/ID with a positive numeric ID, got {args.post!r}", 2)
-    url = settings().db_url
+    url = settings.db_url
     try:
-        engine = _engine()
+        engine = _engine(settings)
         data = stats.post_detail(engine, *post) if post else stats.summary(engine, args.limit)
     except db.BadDatabaseUrl as exc:
         return _fail(str(exc), 2)

@@ -9,9 +9,9 @@ import os
 import sys
 from collections import Counter
 
-from schemas.identity import SECRET_ENV
 from schemas.wire import TYPES, encode_event
 from schemas.wxr import ReadError
+from streams.settings import Settings
 
 EXIT_OK, EXIT_BROKEN, EXIT_USAGE = 0, 1, 2
 
@@ -26,7 +26,7 @@ def register(subparsers) -> None:
         "events", parents=[common],
         help="print the normalised events of a WXR or JSONL file as JSONL",
         description="Print the events of FILE as JSONL (the wire format of docs/architecture.md) on "
-                    f"stdout. Author keys are HMAC-SHA256 with {SECRET_ENV} (else a per-user secret "
+                    "stdout. Author keys are HMAC-SHA256 with BLOGPULSE_AUTHOR_SECRET (else a per-user secret "
                     "file). Errors go to stderr; exit 1 for a broken file, 2 for a usage error.")
     p.set_defaults(func=run_events)
     p = subparsers.add_parser(
@@ -48,19 +48,20 @@ def _check_site(site: str | None) -> bool:
     return True
 
 
-def _events(args):
+def _events(args, settings: Settings):
     from schemas.readers import read_events
 
-    return read_events(args.file, site=args.site, on_skip=lambda m: _err(f"warning: {m}"))
+    return read_events(args.file, site=args.site, keyer=settings.author_keyer,
+                       on_skip=lambda m: _err(f"warning: {m}"))
 
 
-def run_events(args: argparse.Namespace) -> int:
+def run_events(args: argparse.Namespace, settings: Settings) -> int:
     if not _check_site(args.site):
         return EXIT_USAGE
     out = sys.stdout.buffer
     count = 0
     try:
-        for event in _events(args):
+        for event in _events(args, settings):
             out.write(encode_event(event) + b"\n")
             count += 1
     except BrokenPipeError:  # the reader of stdout left (| head): not an error of ours
@@ -78,19 +79,17 @@ def run_events(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def run_publish(args: argparse.Namespace) -> int:
-    from schemas.publisher import BrokerUnavailable, Publisher, ensure_topics
+def run_publish(args: argparse.Namespace, s: Settings) -> int:
     from schemas.readers import sniff_format
-    from streams.config import settings
+    from streams.publisher import BrokerUnavailable, Publisher, ensure_topics
 
     if not _check_site(args.site):
         return EXIT_USAGE
-    s = settings()
     try:
         sniff_format(args.file)  # a missing or unknown file is reported before touching the broker
         ensure_topics(s)
         with Publisher(s) as publisher:
-            counts: Counter = publisher.publish(_events(args))
+            counts: Counter = publisher.publish(_events(args, s))
     except ReadError as exc:
         _err(f"{exc} (events before this point were published)")
         return EXIT_BROKEN
