@@ -296,11 +296,12 @@ def _field_of(loc: Any) -> str | None:
 
 
 def _masked(url: str) -> str:
-    """A database URL with anything between '://' and '@' (user and password) hidden."""
+    """A database URL with what comes before the host (user and password) hidden."""
+    if "@" not in url:
+        return url
     scheme, sep, rest = url.partition("://")
-    if sep and "@" in rest:
-        return f"{scheme}://***@{rest.rpartition('@')[2]}"
-    return url
+    host = url.rpartition("@")[2]
+    return f"{scheme}://***@{host}" if sep and "@" in rest else f"***@{host}"
 
 
 def child_env(python_path: str | None = None, **variables: str) -> dict[str, str]:
