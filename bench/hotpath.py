@@ -78,7 +78,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.events <= 0 or args.posts <= 0:
         p.error("--events and --posts must be > 0")
     from streams import agents
+    from streams.app import create_app
+    from streams.settings import load_settings
 
+    settings = load_settings()
+    agents.register_agents(create_app(settings), settings)
     batch = args.batch or agents.BATCH_MAX
     producer = _NullProducer()
     events = generate(args.events, args.posts, "hotpath.example")
