@@ -19,8 +19,8 @@ SAMPLE = REPO / "schemas" / "sample" / "sample-export.xml"
 
 
 def publish_sample(broker: str, site: str) -> int:
-    """Publish the sample set through the schemas publisher, under our own site name."""
-    from schemas import publisher
+    """Publish the sample set through the publisher, under our own site name."""
+    from streams import publisher
 
     return publisher.publish_file(SAMPLE, site=site, settings=_settings(broker))
 
