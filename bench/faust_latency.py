@@ -24,8 +24,8 @@ from pathlib import Path
 def _worker() -> None:
     import faust
 
+    from schemas.topic_names import INPUT_TOPICS
     from streams import faust_compat
-    from streams.config import INPUT_TOPICS
 
     if os.environ.get("BENCH_FL_FIXES", "1") == "1":
         faust_compat.apply()
