@@ -41,25 +41,28 @@ class KafkaSecurity:
 
     def validate(self) -> None:
         if self.protocol not in PROTOCOLS:
-            raise KafkaSecurityError(f"BLOGPULSE_KAFKA_SECURITY_PROTOCOL must be one of "
+            raise KafkaSecurityError(f"BLOGPULSE_KAFKA_SECURITY_PROTOCOL: expected one of "
                                      f"{', '.join(PROTOCOLS)}, got {self.protocol!r:.40}")
         if self.uses_sasl:
             if self.mechanism not in MECHANISMS:
-                raise KafkaSecurityError(f"BLOGPULSE_KAFKA_SASL_MECHANISM must be one of "
+                raise KafkaSecurityError(f"BLOGPULSE_KAFKA_SASL_MECHANISM: expected one of "
                                          f"{', '.join(MECHANISMS)}, got {self.mechanism!r:.40}")
             if not self.username or not self.password:
-                raise KafkaSecurityError(f"{self.protocol} needs BLOGPULSE_KAFKA_SASL_USERNAME and "
-                                         "BLOGPULSE_KAFKA_SASL_PASSWORD")
+                raise KafkaSecurityError(
+                    "BLOGPULSE_KAFKA_SASL_USERNAME and BLOGPULSE_KAFKA_SASL_PASSWORD: expected both "
+                    f"with BLOGPULSE_KAFKA_SECURITY_PROTOCOL={self.protocol}")
         for var, path in (("BLOGPULSE_KAFKA_SSL_CAFILE", self.cafile),
                           ("BLOGPULSE_KAFKA_SSL_CERTFILE", self.certfile),
                           ("BLOGPULSE_KAFKA_SSL_KEYFILE", self.keyfile)):
             if path and not self.uses_tls:
-                raise KafkaSecurityError(f"{var} is set but BLOGPULSE_KAFKA_SECURITY_PROTOCOL is "
-                                         f"{self.protocol}: use SSL or SASL_SSL")
+                raise KafkaSecurityError(
+                    f"{var}: expected unset with BLOGPULSE_KAFKA_SECURITY_PROTOCOL={self.protocol} "
+                    f"(files are for SSL or SASL_SSL), got {path!r}")
             if path and not os.path.isfile(path):
-                raise KafkaSecurityError(f"{var}: no such file {path!r}")
+                raise KafkaSecurityError(f"{var}: expected the path of a file, got {path!r}")
         if bool(self.certfile) != bool(self.keyfile):
-            raise KafkaSecurityError("BLOGPULSE_KAFKA_SSL_CERTFILE and BLOGPULSE_KAFKA_SSL_KEYFILE go together")
+            raise KafkaSecurityError("BLOGPULSE_KAFKA_SSL_CERTFILE and BLOGPULSE_KAFKA_SSL_KEYFILE: "
+                                     "expected both or neither")
 
     def ssl_context(self) -> ssl.SSLContext | None:
         if not self.uses_tls:

@@ -69,7 +69,11 @@ def test_help_and_version_work_whatever_the_environment_holds():
     ({"BLOGPULSE_REPLICATION_FACTOR": "2", "BLOGPULSE_MIN_INSYNC_REPLICAS": "3"},
      "BLOGPULSE_MIN_INSYNC_REPLICAS: expected 1..BLOGPULSE_REPLICATION_FACTOR (2), got '3'"),
     ({"BLOGPULSE_KAFKA_SECURITY_PROTOCOL": "SASL_SSL"},
-     "SASL_SSL needs BLOGPULSE_KAFKA_SASL_USERNAME and BLOGPULSE_KAFKA_SASL_PASSWORD"),
+     "BLOGPULSE_KAFKA_SASL_USERNAME and BLOGPULSE_KAFKA_SASL_PASSWORD: expected both with "
+     "BLOGPULSE_KAFKA_SECURITY_PROTOCOL=SASL_SSL"),
+    ({"BLOGPULSE_KAFKA_SSL_CAFILE": __file__},
+     f"BLOGPULSE_KAFKA_SSL_CAFILE: expected unset with BLOGPULSE_KAFKA_SECURITY_PROTOCOL=PLAINTEXT "
+     f"(files are for SSL or SASL_SSL), got {__file__!r}"),
 ])
 def test_rules_between_settings_are_one_line_too(variables, line):
     done = _cli("stats", **variables)
