@@ -43,9 +43,9 @@ def output_messages(broker: str, site: str) -> list[tuple[str, str, dict]]:
     """(topic, key, value) of every output message produced for `site`, in partition order."""
     from kafka import KafkaConsumer
 
-    from streams.config import OUTPUT_TOPICS
+    from schemas.topic_names import BASE_OUTPUT_TOPICS
 
-    consumer = KafkaConsumer(*OUTPUT_TOPICS.values(), bootstrap_servers=broker,
+    consumer = KafkaConsumer(*BASE_OUTPUT_TOPICS.values(), bootstrap_servers=broker,
                              auto_offset_reset="earliest", enable_auto_commit=False,
                              group_id=None, consumer_timeout_ms=3000)
     try:

@@ -67,21 +67,21 @@ def test_a_patch_whose_methods_changed_is_not_installed(monkeypatch):
 
 
 def test_the_worker_refuses_to_start(monkeypatch, capsys):
-    from streams import worker
-    from streams.config import Settings
+    from streams.cli import main
 
     monkeypatch.setattr(faust_compat, "mismatches", lambda: ["faust-streaming 0.16.0 installed, "
                                                              "0.15.3 expected"])
-    monkeypatch.setattr("schemas.publisher.ensure_topics",
+    monkeypatch.setattr("streams.publisher.ensure_topics",
                         lambda *a, **k: pytest.fail("started although faust differs"))
-    assert worker.run(Settings()) == 2
+    monkeypatch.setenv("BLOGPULSE_DB", "sqlite://")
+    assert main(["worker"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and err.startswith("blogpulse: faust differs")
     assert "0.16.0" in err and "BLOGPULSE_FAUST_COMPAT=ignore" in err
 
 
 def test_settings_carry_the_override(monkeypatch):
-    from streams.config import Settings
+    from streams.settings import Settings
 
     assert Settings().faust_compat == "check"
     monkeypatch.setenv("BLOGPULSE_FAUST_COMPAT", "ignore")

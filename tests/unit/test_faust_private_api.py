@@ -18,7 +18,7 @@ THIRD_PARTY = ("faust", "mode", "aiokafka")
 ALLOWED = {
     ("streams/worker.py", "_flush_lock"): "streams.agents' own lock (blogpulse, not faust)",
     ("streams/ingest/delivery.py", "_producer"):
-        "schemas.publisher.Publisher's kafka-python producer (blogpulse's class, not faust)",
+        "streams.publisher.Publisher's kafka-python producer (blogpulse's class, not faust)",
 }
 
 
