@@ -1,5 +1,6 @@
 """The ceiling: a plain aiokafka consumer (the client faust runs on) reading the benchmark's events
 and decoding each value with orjson, nothing else."""
+
 from __future__ import annotations
 
 import asyncio
@@ -11,11 +12,16 @@ from aiokafka.structs import TopicPartition as AioTP
 from kafka import TopicPartition
 
 
-async def _consume(broker: str, start: dict[TopicPartition, int],
-                   end: dict[TopicPartition, int], timeout: float) -> tuple[int, float]:
+async def _consume(
+    broker: str, start: dict[TopicPartition, int], end: dict[TopicPartition, int], timeout: float
+) -> tuple[int, float]:
     todo = {AioTP(tp.topic, tp.partition): end[tp] for tp in start if end[tp] > start[tp]}
-    consumer = AIOKafkaConsumer(bootstrap_servers=broker, enable_auto_commit=False,
-                                group_id=None, max_partition_fetch_bytes=4 * 1024 * 1024)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=broker,
+        enable_auto_commit=False,
+        group_id=None,
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+    )
     await consumer.start()
     try:
         consumer.assign(list(todo))
@@ -43,9 +49,16 @@ async def _consume(broker: str, start: dict[TopicPartition, int],
         await consumer.stop()
 
 
-def measure(broker: str, start: dict[TopicPartition, int], end: dict[TopicPartition, int],
-            timeout: float = 300) -> dict:
+def measure(
+    broker: str,
+    start: dict[TopicPartition, int],
+    end: dict[TopicPartition, int],
+    timeout: float = 300,
+) -> dict:
     """Read every record between start and end offsets; events/s over the read."""
     count, seconds = asyncio.run(_consume(broker, start, end, timeout))
-    return {"events": count, "seconds": round(seconds, 3),
-            "events_per_s": round(count / seconds, 1) if seconds else None}
+    return {
+        "events": count,
+        "seconds": round(seconds, 3),
+        "events_per_s": round(count / seconds, 1) if seconds else None,
+    }

@@ -1,5 +1,6 @@
 """Database side: apply the migrations, read the sink's progress for the benchmark's site, clean
 up the site's rows afterwards. Table and column names are the sink's (docs/architecture.md)."""
+
 from __future__ import annotations
 
 import os
@@ -16,14 +17,23 @@ from bench.workers import REPO
 
 def upgrade(db_url: str) -> None:
     """`blogpulse db upgrade` against db_url (idempotent)."""
-    env = dict(os.environ, BLOGPULSE_DB=db_url,
-               PYTHONPATH=os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", ""))
-                                          if p))
-    done = subprocess.run([sys.executable, "-m", "streams.cli", "db", "upgrade"], cwd=REPO,
-                          env=env, capture_output=True, text=True)
+    env = dict(
+        os.environ,
+        BLOGPULSE_DB=db_url,
+        PYTHONPATH=os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p),
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "db", "upgrade"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     if done.returncode != 0:
-        raise RuntimeError(f"blogpulse db upgrade failed ({done.returncode}):\n"
-                           f"{done.stdout[-2000:]}{done.stderr[-2000:]}")
+        raise RuntimeError(
+            f"blogpulse db upgrade failed ({done.returncode}):\n"
+            f"{done.stdout[-2000:]}{done.stderr[-2000:]}"
+        )
 
 
 def engine(db_url: str) -> Engine:
@@ -34,14 +44,16 @@ def engine(db_url: str) -> Engine:
 def _retrying(query):
     """Run a read; on a dropped connection wait and try again (up to ~30 s), then give up with a
     clear error instead of a traceback."""
+
     def run(*args):
-        for attempt in range(30):
+        for _attempt in range(30):
             try:
                 return query(*args)
             except OperationalError as exc:
                 last = exc
                 time.sleep(1)
         raise RuntimeError(f"database unreachable for 30 s: {str(last).splitlines()[0]}")
+
     run.__doc__ = query.__doc__
     return run
 
@@ -52,8 +64,12 @@ def progress(eng: Engine, site: str) -> dict[int, int]:
     benchmark entry is approved, so each processed entry adds one)."""
     with eng.connect() as conn:
         rows = conn.execute(
-            text("SELECT post_id, comments + replies + waiting_replies FROM post_engagement "
-                 "WHERE site = :site"), {"site": site})
+            text(
+                "SELECT post_id, comments + replies + waiting_replies FROM post_engagement "
+                "WHERE site = :site"
+            ),
+            {"site": site},
+        )
         return {int(post_id): int(n) for post_id, n in rows}
 
 
@@ -62,8 +78,12 @@ def counted(eng: Engine, site: str) -> tuple[int, int]:
     """(sum of comments + replies, number of post rows) for the site."""
     with eng.connect() as conn:
         total, posts = conn.execute(
-            text("SELECT COALESCE(SUM(comments + replies), 0), COUNT(*) FROM post_engagement "
-                 "WHERE site = :site"), {"site": site}).one()
+            text(
+                "SELECT COALESCE(SUM(comments + replies), 0), COUNT(*) FROM post_engagement "
+                "WHERE site = :site"
+            ),
+            {"site": site},
+        ).one()
         return int(total), int(posts)
 
 

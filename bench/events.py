@@ -6,18 +6,19 @@ so once all are processed the sink shows sum(comments + replies) == N for the si
 "done" signal. Entries of a post are numbered in publish order (ordinal), which the latency probe
 uses to tell which events a row reflects.
 """
+
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from schemas.identity import AuthorKeyer
-from schemas.wire import encode_event, make_event
 from schemas.topic_names import INPUT_TOPICS
+from schemas.wire import encode_event, make_event
 
 BENCH_SECRET = b"blogpulse-bench"  # pseudonymous author keys of invented people; no real data
-_EPOCH = datetime(2024, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,8 +38,9 @@ def _author_key(keyer: AuthorKeyer, person: int) -> str:
     return keyer.key(email=f"reader{person}@bench.invalid")
 
 
-def generate(n: int, posts: int, site: str, reply_share: float = 0.25, seed: int = 7,
-             readers: int = 5000) -> list[BenchEvent]:
+def generate(
+    n: int, posts: int, site: str, reply_share: float = 0.25, seed: int = 7, readers: int = 5000
+) -> list[BenchEvent]:
     """n entries spread round-robin-at-random over `posts` posts (interleaved, as live traffic
     would be). Deterministic for a given seed."""
     if n <= 0 or posts <= 0:
@@ -60,11 +62,25 @@ def generate(n: int, posts: int, site: str, reply_share: float = 0.25, seed: int
         type_ = "reply" if is_reply else "comment"
         event_time = _iso(post_times[post_id] + timedelta(minutes=ordinal))
         value = make_event(
-            type=type_, site=site, post_id=post_id, comment_id=comment_id,
-            parent_id=rng.randrange(1, ordinal) if is_reply else 0, post_author=by_post_author,
+            type=type_,
+            site=site,
+            post_id=post_id,
+            comment_id=comment_id,
+            parent_id=rng.randrange(1, ordinal) if is_reply else 0,
+            post_author=by_post_author,
             author_key=post_author_key if by_post_author else rng.choice(authors),
-            kind="comment", event_time=event_time, post_time=_iso(post_times[post_id]),
-            status="approved")
-        out.append(BenchEvent(INPUT_TOPICS[type_], f"{site}/{post_id}".encode(),
-                              encode_event(value), post_id, ordinal))
+            kind="comment",
+            event_time=event_time,
+            post_time=_iso(post_times[post_id]),
+            status="approved",
+        )
+        out.append(
+            BenchEvent(
+                INPUT_TOPICS[type_],
+                f"{site}/{post_id}".encode(),
+                encode_event(value),
+                post_id,
+                ordinal,
+            )
+        )
     return out

@@ -5,6 +5,7 @@ of the gap between the plain consumer and blogpulse is faust's per-event machine
 Environment: BENCH_FLOOR_APP_ID, BENCH_FLOOR_PROGRESS (file: "<wall time> <events>" per batch),
 BENCH_FLOOR_FIXES=1 (apply blogpulse's faust fixes, streams/faust_compat.py, first: the floor of
 the faust that blogpulse runs on), BLOGPULSE_BROKER, BLOGPULSE_PARTITIONS."""
+
 from __future__ import annotations
 
 import os
@@ -25,11 +26,16 @@ _s = load_settings()
 app = faust.App(
     os.environ.get("BENCH_FLOOR_APP_ID", "bench-faust-floor"),
     broker=[f"kafka://{b}" for b in _s.bootstrap_servers],
-    store="memory://", web_enabled=False, autodiscover=False,
-    topic_partitions=_s.partitions, key_serializer="raw", value_serializer="raw",
+    store="memory://",
+    web_enabled=False,
+    autodiscover=False,
+    topic_partitions=_s.partitions,
+    key_serializer="raw",
+    value_serializer="raw",
 )
-source = app.topic(*INPUT_TOPICS.values(), key_type=bytes, value_type=bytes,
-                   partitions=_s.partitions)
+source = app.topic(
+    *INPUT_TOPICS.values(), key_type=bytes, value_type=bytes, partitions=_s.partitions
+)
 _progress_path = os.environ.get("BENCH_FLOOR_PROGRESS", "faust-floor.progress")
 
 

@@ -5,6 +5,7 @@ Python code can do at all, and (--profile) where the time goes.
 
     python -m bench.hotpath --events 100000 --posts 1000 [--profile]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,7 +60,7 @@ async def _run(events, batch: int, producer: _NullProducer) -> float:
     began = time.perf_counter()
     for i in range(0, len(events), batch):
         by_post = defaultdict(list)
-        for ev in events[i:i + batch]:
+        for ev in events[i : i + batch]:
             post_key, fields = agents.decode(ev.key, ev.value)
             by_post[post_key].append(fields)
         await agents.fold(by_post, {})
@@ -68,8 +69,11 @@ async def _run(events, batch: int, producer: _NullProducer) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.hotpath", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m bench.hotpath",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--events", type=int, default=100_000)
     p.add_argument("--posts", type=int, default=1_000)
     p.add_argument("--batch", type=int, default=None, help="events per batch (agents.BATCH_MAX)")
@@ -98,12 +102,16 @@ def main(argv: list[str] | None = None) -> int:
     seconds = asyncio.run(_run(events, batch, producer))
     if profiler is not None:
         profiler.stop()
-    print(f"{args.events:,} events over {args.posts:,} posts, batch {batch}: {seconds:.2f} s, "
-          f"{args.events / seconds:,.0f} events/s")
+    print(
+        f"{args.events:,} events over {args.posts:,} posts, batch {batch}: {seconds:.2f} s, "
+        f"{args.events / seconds:,.0f} events/s"
+    )
     changelog = agents.CHANGELOG_TOPIC
     sent = {t: n for t, n in producer.records.items() if t != changelog}
-    print(f"output records {sent}, changelog records {producer.records[changelog]:,} "
-          f"({producer.bytes[changelog] / args.events:,.0f} bytes per event)")
+    print(
+        f"output records {sent}, changelog records {producer.records[changelog]:,} "
+        f"({producer.bytes[changelog] / args.events:,.0f} bytes per event)"
+    )
     if profiler is not None:
         print(profiler.output_text(unicode=False, color=False, show_all=False))
     return 0

@@ -1,9 +1,10 @@
 """Broker side of the benchmark: publish (as fast as possible or at a fixed rate), read end offsets,
 pin a fresh consumer group to given offsets, wait for a group to settle."""
+
 from __future__ import annotations
 
 import time
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
@@ -13,8 +14,13 @@ from streams import group_offsets
 
 def producer(broker: str, linger_ms: int = 5) -> KafkaProducer:
     # Default partitioner is murmur2 on the key, as the contract requires.
-    return KafkaProducer(bootstrap_servers=broker, linger_ms=linger_ms, acks=1,
-                         batch_size=256 * 1024, max_in_flight_requests_per_connection=5)
+    return KafkaProducer(
+        bootstrap_servers=broker,
+        linger_ms=linger_ms,
+        acks=1,
+        batch_size=256 * 1024,
+        max_in_flight_requests_per_connection=5,
+    )
 
 
 def publish(broker: str, events: Sequence[BenchEvent]) -> float:
@@ -31,8 +37,9 @@ def publish(broker: str, events: Sequence[BenchEvent]) -> float:
     return time.monotonic() - start
 
 
-def publish_at_rate(broker: str, events: Sequence[BenchEvent], rate: float,
-                    tick: float = 0.01) -> list[float]:
+def publish_at_rate(
+    broker: str, events: Sequence[BenchEvent], rate: float, tick: float = 0.01
+) -> list[float]:
     """Send at `rate` events/s in small bursts every `tick` seconds; returns each event's send time
     (wall clock, time.time()) in the order of `events`."""
     p = producer(broker, linger_ms=0)
@@ -46,7 +53,7 @@ def publish_at_rate(broker: str, events: Sequence[BenchEvent], rate: float,
             if delay > 0:
                 time.sleep(delay)
             now = time.time()
-            for ev in events[i:i + per_tick]:
+            for ev in events[i : i + per_tick]:
                 p.send(ev.topic, key=ev.key, value=ev.value)
                 sent_at.append(now)
         p.flush()
@@ -58,7 +65,9 @@ def publish_at_rate(broker: str, events: Sequence[BenchEvent], rate: float,
 def end_offsets(broker: str, topics: Iterable[str]) -> dict[TopicPartition, int]:
     c = KafkaConsumer(bootstrap_servers=broker, enable_auto_commit=False)
     try:
-        tps = [TopicPartition(t, p) for t in topics for p in sorted(c.partitions_for_topic(t) or ())]
+        tps = [
+            TopicPartition(t, p) for t in topics for p in sorted(c.partitions_for_topic(t) or ())
+        ]
         return dict(c.end_offsets(tps))
     finally:
         c.close()
@@ -85,23 +94,32 @@ def wait_group_stable(broker: str, group: str, members: int, timeout: float = 12
                 info = admin.describe_groups([group]).get(group)
             except Exception:  # coordinator not ready yet
                 info = None
-            if info and info.get("group_state") == "Stable" \
-                    and len(info.get("members") or ()) == members:
+            if (
+                info
+                and info.get("group_state") == "Stable"
+                and len(info.get("members") or ()) == members
+            ):
                 return time.monotonic() - start
             time.sleep(0.5)
     finally:
         admin.close()
-    raise TimeoutError(f"consumer group {group} did not reach {members} stable members "
-                       f"in {timeout:.0f}s")
-
+    raise TimeoutError(
+        f"consumer group {group} did not reach {members} stable members in {timeout:.0f}s"
+    )
 
 
 def _read(broker: str, topics: Sequence[str]):
     """Every record of `topics` (all partitions) from the beginning up to their current end."""
-    c = KafkaConsumer(bootstrap_servers=broker, enable_auto_commit=False,
-                      max_partition_fetch_bytes=8 * 1024 * 1024, fetch_max_bytes=64 * 1024 * 1024)
+    c = KafkaConsumer(
+        bootstrap_servers=broker,
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+        fetch_max_bytes=64 * 1024 * 1024,
+    )
     try:
-        tps = [TopicPartition(t, p) for t in topics for p in sorted(c.partitions_for_topic(t) or ())]
+        tps = [
+            TopicPartition(t, p) for t in topics for p in sorted(c.partitions_for_topic(t) or ())
+        ]
         todo = {tp: end for tp, end in c.end_offsets(tps).items() if end > 0}
         c.assign(list(todo))
         c.seek_to_beginning(*todo)

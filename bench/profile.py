@@ -1,5 +1,6 @@
 """py-spy on a running worker: a raw (collapsed stacks) profile file and its top functions by
 inclusive share, for docs/performance.md. Optional: needs `pip install py-spy`."""
+
 from __future__ import annotations
 
 import shutil
@@ -13,9 +14,25 @@ def start(pid: int, out: Path, seconds: float, rate: int = 100) -> subprocess.Po
     if exe is None:
         print("note: py-spy not installed (pip install py-spy): no worker profile")
         return None
-    return subprocess.Popen([exe, "record", "-p", str(pid), "-f", "raw", "-o", str(out),
-                             "-d", str(int(seconds)), "-r", str(rate), "--nonblocking"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [
+            exe,
+            "record",
+            "-p",
+            str(pid),
+            "-f",
+            "raw",
+            "-o",
+            str(out),
+            "-d",
+            str(int(seconds)),
+            "-r",
+            str(rate),
+            "--nonblocking",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def summary(raw: Path, top: int = 40) -> list[tuple[float, str]]:

@@ -34,14 +34,19 @@ BENCH_QUIX_PROGRESS (file: "<wall time> <events>" lines), BENCH_QUIX_START and B
 (JSON {"topic:partition": offset}: the range whose processed events are counted),
 BLOGPULSE_BROKER, BLOGPULSE_PARTITIONS.
 """
+
 from __future__ import annotations
 
 import os
 import time
 from typing import Any, Protocol
 
-COUNT_FIELD = {"comment": "comments", "reply": "replies", "pingback": "pingbacks",
-               "trackback": "trackbacks"}
+COUNT_FIELD = {
+    "comment": "comments",
+    "reply": "replies",
+    "pingback": "pingbacks",
+    "trackback": "trackbacks",
+}
 ZERO = {"comments": 0, "replies": 0, "pingbacks": 0, "trackbacks": 0}
 
 
@@ -102,8 +107,13 @@ def _new_entry(event: dict, state: StateLike) -> dict:
     else:
         root = 0  # pings are never thread roots; replies under them belong to no thread
     hour, day = window_starts(event["event_time"])
-    return {"type": typ, "kind": event.get("kind") or "comment", "root": root,
-            "hour": hour, "day": day}
+    return {
+        "type": typ,
+        "kind": event.get("kind") or "comment",
+        "root": root,
+        "hour": hour,
+        "day": day,
+    }
 
 
 def _count(event: dict, entry: dict, state: StateLike, delta: int) -> list[dict]:
@@ -122,15 +132,30 @@ def _count(event: dict, entry: dict, state: StateLike, delta: int) -> list[dict]
         else:
             thread["root_visible"] = delta > 0
         state.set(tkey, thread)
-        out.append({"site": site, "post_id": post_id, "root_comment_id": root,
-                    "replies": thread["replies"], "deleted": not thread["root_visible"]})
+        out.append(
+            {
+                "site": site,
+                "post_id": post_id,
+                "root_comment_id": root,
+                "replies": thread["replies"],
+                "deleted": not thread["root_visible"],
+            }
+        )
     for window, start in (("hour", entry["hour"]), ("day", entry["day"])):
         wkey = f"w/{window}/{start}"
         counts = state.get(wkey) or dict(ZERO)
         counts[field] += delta
         state.set(wkey, counts)
-        out.append({"site": site, "post_id": post_id, "window": window, "window_start": start,
-                    **counts, "deleted": not any(counts.values())})
+        out.append(
+            {
+                "site": site,
+                "post_id": post_id,
+                "window": window,
+                "window_start": start,
+                **counts,
+                "deleted": not any(counts.values()),
+            }
+        )
     return out
 
 
@@ -159,8 +184,9 @@ class Progress:
     reaches its end)."""
 
     def __init__(self, path: str, start: dict[str, int], end: dict[str, int], every: int = 1000):
-        self.end = {(t, int(p)): off for t, p, off in
-                    ((*k.rsplit(":", 1), v) for k, v in end.items())}
+        self.end = {
+            (t, int(p)): off for t, p, off in ((*k.rsplit(":", 1), v) for k, v in end.items())
+        }
         self.expected = sum(end[k] - start.get(k, end[k]) for k in end)
         self.count, self.every = 0, every
         self.path = path
@@ -181,21 +207,29 @@ class Progress:
                 f.write(f"{time.time()} {self.count}\n")
 
 
-def build_app(broker: str, group: str, out_prefix: str, partitions: int,
-              progress: Progress | None = None):
+def build_app(
+    broker: str, group: str, out_prefix: str, partitions: int, progress: Progress | None = None
+):
     from functools import reduce
 
     from quixstreams import Application
 
     from schemas.topic_names import INPUT_TOPICS
 
-    app = Application(broker_address=broker, consumer_group=group, auto_offset_reset="earliest",
-                      state_dir=os.path.join(os.getcwd(), "state"),
-                      on_message_processed=progress)
+    app = Application(
+        broker_address=broker,
+        consumer_group=group,
+        auto_offset_reset="earliest",
+        state_dir=os.path.join(os.getcwd(), "state"),
+        on_message_processed=progress,
+    )
     config = app._topic_manager.topic_config(  # noqa: SLF001 (documented helper, via the app)
-        num_partitions=partitions, extra_config={"cleanup.policy": "compact"})
-    outputs = {kind: app.topic(f"{out_prefix}.{kind}", key_serializer="str", config=config)
-               for kind in ("posts", "threads", "windows")}
+        num_partitions=partitions, extra_config={"cleanup.policy": "compact"}
+    )
+    outputs = {
+        kind: app.topic(f"{out_prefix}.{kind}", key_serializer="str", config=config)
+        for kind in ("posts", "threads", "windows")
+    }
     inputs = [app.dataframe(app.topic(name)) for name in INPUT_TOPICS.values()]
     sdf = reduce(lambda a, b: a.concat(b), inputs)
     if progress is not None:
@@ -211,11 +245,18 @@ def main() -> None:
     from streams.settings import load_settings
 
     s = load_settings()
-    progress = Progress(os.environ.get("BENCH_QUIX_PROGRESS", "quix.progress"),
-                        orjson.loads(os.environ["BENCH_QUIX_START"]),
-                        orjson.loads(os.environ["BENCH_QUIX_END"]))
-    app = build_app(s.broker, os.environ["BENCH_QUIX_GROUP"],
-                    os.environ.get("BENCH_QUIX_OUT", "quixbench"), s.partitions, progress)
+    progress = Progress(
+        os.environ.get("BENCH_QUIX_PROGRESS", "quix.progress"),
+        orjson.loads(os.environ["BENCH_QUIX_START"]),
+        orjson.loads(os.environ["BENCH_QUIX_END"]),
+    )
+    app = build_app(
+        s.broker,
+        os.environ["BENCH_QUIX_GROUP"],
+        os.environ.get("BENCH_QUIX_OUT", "quixbench"),
+        s.partitions,
+        progress,
+    )
     app.run()
 
 

@@ -1,4 +1,5 @@
 """The results table and the JSON file."""
+
 from __future__ import annotations
 
 import os
@@ -26,8 +27,13 @@ def machine() -> dict:
                 mem_mb = int(line.split()[1]) // 1024
     except OSError:
         pass
-    return {"nproc": os.cpu_count(), "memory_mb": mem_mb, "cpu": cpu,
-            "python": platform.python_version(), "kernel": platform.release()}
+    return {
+        "nproc": os.cpu_count(),
+        "memory_mb": mem_mb,
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+    }
 
 
 def _eps(r: dict | None) -> float | None:
@@ -45,12 +51,18 @@ def rows(results: dict) -> list[tuple[str, str, str]]:
     shape's (or an older result file's top-level one)."""
     shape_runs = results.get("shapes", [])
     base = _eps(results.get("baseline")) or next(
-        (_eps(r.get("baseline")) for r in shape_runs if _eps(r.get("baseline"))), None)
+        (_eps(r.get("baseline")) for r in shape_runs if _eps(r.get("baseline"))), None
+    )
     out: list[tuple[str, str, str]] = []
 
     def rate(label: str, eps: float | None) -> None:
-        out.append((label, "failed" if eps is None else f"{eps:,.0f} events/s",
-                    "-" if eps is None else _ratio(eps, base)))
+        out.append(
+            (
+                label,
+                "failed" if eps is None else f"{eps:,.0f} events/s",
+                "-" if eps is None else _ratio(eps, base),
+            )
+        )
 
     for r in shape_runs:
         what = f"shape {r['shape']} ({r['entries']:,} entries, {r['posts']:,} posts)"
@@ -65,60 +77,107 @@ def rows(results: dict) -> list[tuple[str, str, str]]:
             rate(f"{what}: Quix Streams app, RocksDB state", _eps(r["quix"]))
         if "e2e" in r:
             rate(f"{what}: blogpulse to the database, 1 worker (published before)", one)
-        for key, name in (("quix", "Quix"), ("floor", "faust floor"),
-                          ("floor_fixed", "floor with the fixes")):
+        for key, name in (
+            ("quix", "Quix"),
+            ("floor", "faust floor"),
+            ("floor_fixed", "floor with the fixes"),
+        ):
             if key in r:
                 out.append((f"{what}: blogpulse / {name}", _ratio(one, _eps(r[key])), "-"))
         # CPU per event does not depend on what else runs on the machine, events/s does
         cpu = (r.get("e2e") or {}).get("cpu_us_per_event") or {}
         if cpu.get("worker") is not None:
-            out.append((f"{what}: CPU µs per event, blogpulse worker / its sink",
-                        f"{cpu['worker']:,.0f} / {cpu.get('sink') or 0:,.0f}", "-"))
-        for key, name in (("floor", "faust floor"), ("floor_fixed", "floor with the fixes"),
-                          ("quix", "Quix")):
+            out.append(
+                (
+                    f"{what}: CPU µs per event, blogpulse worker / its sink",
+                    f"{cpu['worker']:,.0f} / {cpu.get('sink') or 0:,.0f}",
+                    "-",
+                )
+            )
+        for key, name in (
+            ("floor", "faust floor"),
+            ("floor_fixed", "floor with the fixes"),
+            ("quix", "Quix"),
+        ):
             theirs = (r.get(key) or {}).get("cpu_us_per_event")
             if theirs is not None:
                 out.append((f"{what}: CPU µs per event, {name}", f"{theirs:,.0f}", "-"))
                 if cpu.get("worker"):
-                    out.append((f"{what}: {name} CPU / blogpulse worker+sink CPU per event",
-                                _ratio(theirs, cpu["worker"] + (cpu.get("sink") or 0)), "-"))
-    for key, label in (("e2e_1_worker", "blogpulse to the database, 1 worker"),
-                       ("e2e_2_workers", "blogpulse to the database, 2 workers (published before)"),
-                       ("huge", "huge: to the database, 1 worker (published before)")):
+                    out.append(
+                        (
+                            f"{what}: {name} CPU / blogpulse worker+sink CPU per event",
+                            _ratio(theirs, cpu["worker"] + (cpu.get("sink") or 0)),
+                            "-",
+                        )
+                    )
+    for key, label in (
+        ("e2e_1_worker", "blogpulse to the database, 1 worker"),
+        ("e2e_2_workers", "blogpulse to the database, 2 workers (published before)"),
+        ("huge", "huge: to the database, 1 worker (published before)"),
+    ):
         r = results.get(key)
         if r:
             rate(f"{label} ({r['events']:,} events, {r['posts']:,} posts)", _eps(r))
-    one, two = _eps(results.get("e2e_1_worker") or (shape_runs[0].get("e2e") if shape_runs
-                                                    else None)), _eps(results.get("e2e_2_workers"))
+    one, two = (
+        _eps(results.get("e2e_1_worker") or (shape_runs[0].get("e2e") if shape_runs else None)),
+        _eps(results.get("e2e_2_workers")),
+    )
     if one and two:
         out.append(("scaling: 2 workers / 1 worker", f"{two / one:.2f}x", "-"))
-    for key, who in (("latency", "1 worker"), ("latency_high", "1 worker"),
-                     ("latency_2_workers", "2 workers")):
+    for key, who in (
+        ("latency", "1 worker"),
+        ("latency_high", "1 worker"),
+        ("latency_2_workers", "2 workers"),
+    ):
         lat = results.get(key)
         if not lat:
             continue
         for q in ("p50", "p95", "p99", "max"):
             value = lat.get(f"{q}_ms")
-            out.append((f"latency publish -> database {q} at {lat['rate']:,} events/s, {who}",
-                        "failed" if value is None else f"{value:,.0f} ms", "-"))
+            out.append(
+                (
+                    f"latency publish -> database {q} at {lat['rate']:,} events/s, {who}",
+                    "failed" if value is None else f"{value:,.0f} ms",
+                    "-",
+                )
+            )
     pair = results.get("changelog_pair") or []
     for c in pair:
         value = c.get("bytes_per_event")
-        out.append((f"changelog bytes per event, {c['entries'] / c['posts']:,.0f} entries per "
-                    f"post ({c['entries']:,} events)",
-                    "failed" if value is None else f"{value:,.0f} B", "-"))
+        out.append(
+            (
+                f"changelog bytes per event, {c['entries'] / c['posts']:,.0f} entries per "
+                f"post ({c['entries']:,} events)",
+                "failed" if value is None else f"{value:,.0f} B",
+                "-",
+            )
+        )
     if len(pair) == 2 and all(c.get("bytes_per_event") for c in pair):
-        out.append(("changelog bytes per event: big posts / small posts",
-                    f"{pair[0]['bytes_per_event'] / pair[1]['bytes_per_event']:.1f}x", "-"))
+        out.append(
+            (
+                "changelog bytes per event: big posts / small posts",
+                f"{pair[0]['bytes_per_event'] / pair[1]['bytes_per_event']:.1f}x",
+                "-",
+            )
+        )
     for r in shape_runs:
         q = r.get("quix") or {}
         if q.get("changelog"):
-            out.append((f"shape {r['shape']}: Quix changelog bytes per event / output messages "
-                        f"per event", f"{q['changelog']['bytes_per_event']:,.0f} B / "
-                        f"{q['output_messages'] / q['events']:.2f}", "-"))
+            out.append(
+                (
+                    f"shape {r['shape']}: Quix changelog bytes per event / output messages "
+                    f"per event",
+                    f"{q['changelog']['bytes_per_event']:,.0f} B / "
+                    f"{q['output_messages'] / q['events']:.2f}",
+                    "-",
+                )
+            )
     for label, r in _memory_runs(results):
-        value = (r.get("peak_rss_mb") or [None])[0] if isinstance(r.get("peak_rss_mb"), list) \
+        value = (
+            (r.get("peak_rss_mb") or [None])[0]
+            if isinstance(r.get("peak_rss_mb"), list)
             else r.get("peak_rss_mb")
+        )
         out.append((f"peak RSS, {label}", "failed" if value is None else f"{value:,.0f} MB", "-"))
     return out
 
@@ -131,17 +190,27 @@ def _memory_runs(results: dict):
             yield f"blogpulse worker, {r['store']} store, {what}", r["e2e"]
         if r.get("quix"):
             yield f"Quix app, {what}", r["quix"]
-    for key, label in (("huge", "blogpulse worker, memory store, huge"),
-                       ("e2e_2_workers", "blogpulse worker 1 of 2, memory store")):
+    for key, label in (
+        ("huge", "blogpulse worker, memory store, huge"),
+        ("e2e_2_workers", "blogpulse worker 1 of 2, memory store"),
+    ):
         r = results.get(key)
         if r:
             yield f"{label} ({r['events']:,} events, {r['posts']:,} posts)", r
     for c in results.get("changelog_pair") or []:
         if str(c.get("shape", "")).startswith("cl"):  # runs of their own (shape runs: above)
-            yield (f"blogpulse worker, memory store, changelog run ({c['entries']:,} events, "
-                   f"{c['posts']:,} posts)"), c
-    for key, who in (("latency", "1 worker"), ("latency_high", "1 worker"),
-                     ("latency_2_workers", "2 workers, the first")):
+            yield (
+                (
+                    f"blogpulse worker, memory store, changelog run ({c['entries']:,} events, "
+                    f"{c['posts']:,} posts)"
+                ),
+                c,
+            )
+    for key, who in (
+        ("latency", "1 worker"),
+        ("latency_high", "1 worker"),
+        ("latency_2_workers", "2 workers, the first"),
+    ):
         lat = results.get(key)
         if lat and lat.get("peak_rss_mb"):
             yield f"blogpulse worker, latency at {lat['rate']:,} events/s, {who}", lat

@@ -11,6 +11,7 @@ running at a fixed rate) at --rate and --rate-high with 1 worker and at --rate w
 changelog bytes per event at 2,000 and at 20 entries per post; peak RSS of every worker. --events
 N runs every shape with N entries (entries per post kept): a short check. --memory adds shape c,
 --huge 5,000,000 entries over 500,000 posts."""
+
 from __future__ import annotations
 
 import argparse
@@ -32,46 +33,76 @@ PHASES = ("throughput", "latency", "baseline", "floor", "quix", "changelog", "sc
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     s = load_settings()
-    p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m bench.run",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--broker", default=s.broker, help="Kafka bootstrap servers (BLOGPULSE_BROKER)")
     p.add_argument("--db", default=DEFAULT_DB, help="sink database URL (PostgreSQL)")
-    p.add_argument("--shapes", default="a,b",
-                   help="comma separated shapes: a (200,000 entries / 2,000 posts), "
-                        "b (100,000 / 50), c (1,000,000 / 10,000; long); default a,b")
-    p.add_argument("--events", type=int, default=None,
-                   help="run every shape, the changelog pair and the scaling run with "
-                        "this many entries, entries per post kept (a short check)")
+    p.add_argument(
+        "--shapes",
+        default="a,b",
+        help="comma separated shapes: a (200,000 entries / 2,000 posts), "
+        "b (100,000 / 50), c (1,000,000 / 10,000; long); default a,b",
+    )
+    p.add_argument(
+        "--events",
+        type=int,
+        default=None,
+        help="run every shape, the changelog pair and the scaling run with "
+        "this many entries, entries per post kept (a short check)",
+    )
     p.add_argument("--rate", type=int, default=1_000, help="latency run: events/s (default 1000)")
-    p.add_argument("--rate-high", type=int, default=5_000,
-                   help="second 1-worker latency run: events/s (default 5000)")
+    p.add_argument(
+        "--rate-high",
+        type=int,
+        default=5_000,
+        help="second 1-worker latency run: events/s (default 5000)",
+    )
     p.add_argument("--latency-seconds", type=float, default=20, help="latency run length")
     p.add_argument("--latency-posts", type=int, default=200, help="posts in the latency run")
-    p.add_argument("--memory", action="store_true",
-                   help="also run shape c (1,000,000 entries / 10,000 posts) if not in --shapes "
-                        "(long)")
-    p.add_argument("--huge", action="store_true",
-                   help="also run 5,000,000 entries over 500,000 posts (very long)")
+    p.add_argument(
+        "--memory",
+        action="store_true",
+        help="also run shape c (1,000,000 entries / 10,000 posts) if not in --shapes (long)",
+    )
+    p.add_argument(
+        "--huge",
+        action="store_true",
+        help="also run 5,000,000 entries over 500,000 posts (very long)",
+    )
     p.add_argument("--skip", default="", help=f"comma separated phases to skip: {','.join(PHASES)}")
-    p.add_argument("--timeout", type=float, default=600,
-                   help="seconds to wait for the database to show a run's events")
-    p.add_argument("--profile", action="store_true",
-                   help="py-spy the 1-worker throughput run (pip install py-spy); raw profile "
-                        "and top functions saved with the results")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=600,
+        help="seconds to wait for the database to show a run's events",
+    )
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="py-spy the 1-worker throughput run (pip install py-spy); raw profile "
+        "and top functions saved with the results",
+    )
     p.add_argument("--keep-rows", action="store_true", help="leave the benchmark rows in the DB")
     args = p.parse_args(argv)
     args.skip = {x.strip() for x in args.skip.split(",") if x.strip()}
     unknown = args.skip - set(PHASES)
     if unknown:
-        p.error(f"--skip: unknown phase(s) {', '.join(sorted(unknown))}; known: {', '.join(PHASES)}")
+        p.error(
+            f"--skip: unknown phase(s) {', '.join(sorted(unknown))}; known: {', '.join(PHASES)}"
+        )
     for name in ("events", "rate", "rate_high", "latency_posts"):
         if getattr(args, name) is not None and getattr(args, name) <= 0:
             p.error(f"--{name.replace('_', '-')} must be > 0")
     args.shapes = [x.strip() for x in args.shapes.split(",") if x.strip()]
     unknown = [x for x in args.shapes if x not in shapes.SHAPES]
     if unknown or not args.shapes:
-        p.error(f"--shapes: unknown shape(s) {', '.join(unknown) or '(none given)'}; "
-                f"known: {', '.join(shapes.SHAPES)}")
+        p.error(
+            f"--shapes: unknown shape(s) {', '.join(unknown) or '(none given)'}; "
+            f"known: {', '.join(shapes.SHAPES)}"
+        )
     if args.memory and "c" not in args.shapes:
         args.shapes.append("c")
     return args
@@ -105,12 +136,17 @@ def drop_topics(broker: str, app_ids: list[str], extra_prefixes: list[str] = ())
 def run(args: argparse.Namespace, results: dict) -> dict:
     """Fill `results` as the measurements go (a failure keeps what was measured)."""
     run_id = results["run_id"]
-    results.update({"machine": report.machine(),
-                    "command": "python -m bench.run " + " ".join(sys.argv[1:]),
-                    "config": {k: (sorted(v) if isinstance(v, set) else v)
-                               for k, v in vars(args).items()}})
-    print(f"bench run {run_id}: shapes "
-          + ", ".join(f"{s.name} ({s.entries:,} / {s.posts:,})" for s in _shapes(args)))
+    results.update(
+        {
+            "machine": report.machine(),
+            "command": "python -m bench.run " + " ".join(sys.argv[1:]),
+            "config": {k: (sorted(v) if isinstance(v, set) else v) for k, v in vars(args).items()},
+        }
+    )
+    print(
+        f"bench run {run_id}: shapes "
+        + ", ".join(f"{s.name} ({s.entries:,} / {s.posts:,})" for s in _shapes(args))
+    )
     ensure_topics(args.broker)
     db.upgrade(args.db)
     workdir = Path(tempfile.mkdtemp(prefix=f"blogpulse-bench-{run_id}-"))
@@ -132,12 +168,15 @@ def _shapes(args: argparse.Namespace) -> list[shapes.Shape]:
 
 def _latency(ctx, procs, rate: int, args, key: str, results: dict, label: str) -> None:
     print(f"  latency, {len(procs)} worker(s): {rate:,} events/s for {args.latency_seconds:g} s")
-    r = results[key] = scenarios.latency(ctx, procs, rate, args.latency_seconds,
-                                         args.latency_posts, label=label)
+    r = results[key] = scenarios.latency(
+        ctx, procs, rate, args.latency_seconds, args.latency_posts, label=label
+    )
     r["peak_rss_mb"] = [w.peak_rss_mb() for w in procs]
     print(f"  -> p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, max {r['max_ms']} ms")
-    print(f"     CPU µs/event worker {r['worker_cpu_us_per_event']}, sink {r['sink_cpu_us_per_event']};"
-          f" worst per second (ms): {r['worst_ms_by_second']}")
+    print(
+        f"     CPU µs/event worker {r['worker_cpu_us_per_event']}, sink {r['sink_cpu_us_per_event']};"
+        f" worst per second (ms): {r['worst_ms_by_second']}"
+    )
 
 
 def _measure(ctx: scenarios.Context, args: argparse.Namespace, results: dict) -> None:
@@ -168,12 +207,21 @@ def _measure(ctx: scenarios.Context, args: argparse.Namespace, results: dict) ->
             scenarios.stop_all(procs)
     if "changelog" not in skip:
         n = args.events or shapes.SHAPES["b"].entries
-        print(f"changelog bytes per event: {n:,} events at "
-              + " and at ".join(f"{p:,}" for p in shapes.CHANGELOG_PER_POST) + " entries per post")
+        print(
+            f"changelog bytes per event: {n:,} events at "
+            + " and at ".join(f"{p:,}" for p in shapes.CHANGELOG_PER_POST)
+            + " entries per post"
+        )
         results["changelog_pair"] = [
-            {"shape": r["shape"], "entries": r["entries"], "posts": r["posts"],
-             "peak_rss_mb": (r.get("e2e") or {}).get("peak_rss_mb"), **r.get("changelog", {})}
-            for r in shapes.changelog_pair(ctx, runs, n, skip)]
+            {
+                "shape": r["shape"],
+                "entries": r["entries"],
+                "posts": r["posts"],
+                "peak_rss_mb": (r.get("e2e") or {}).get("peak_rss_mb"),
+                **r.get("changelog", {}),
+            }
+            for r in shapes.changelog_pair(ctx, runs, n, skip)
+        ]
     if "scaling" not in skip:
         print(f"2 workers, memory store: {first.entries:,} entries over {first.posts:,} posts")
         procs, r = scenarios.replay_throughput(ctx, "two", first.entries, first.posts, count=2)

@@ -1,6 +1,7 @@
 """The measurements. Each worker run gets a fresh app id whose consumer group is pinned to the
 current end of the shared topics before it starts, so it processes this run's events only (plus
 whatever other users publish meanwhile, which the site filter leaves out of the counts)."""
+
 from __future__ import annotations
 
 import math
@@ -21,8 +22,9 @@ APP_TOPICS = [*INPUT_TOPICS.values(), TICK_TOPIC, *BASE_OUTPUT_TOPICS.values()]
 
 
 class Context:
-    def __init__(self, broker: str, db_url: str, run_id: str, workdir: Path, timeout: float,
-                 log=print):
+    def __init__(
+        self, broker: str, db_url: str, run_id: str, workdir: Path, timeout: float, log=print
+    ):
         self.broker, self.db_url, self.run_id = broker, db_url, run_id
         self.workdir, self.timeout, self.log = workdir, timeout, log
         self.engine: Engine = db.engine(db_url)
@@ -42,16 +44,23 @@ class Context:
         return app_id
 
 
-def start_workers(ctx: Context, label: str, count: int,
-                  inputs_from: dict | None = None) -> list[workers.Worker]:
+def start_workers(
+    ctx: Context, label: str, count: int, inputs_from: dict | None = None
+) -> list[workers.Worker]:
     """Start `count` workers of a new app id whose group starts at the end of every topic (or, for
     the input topics, at `inputs_from`)."""
     app_id = ctx.app_id(label)
     ends = kafka_io.end_offsets(ctx.broker, APP_TOPICS)
     kafka_io.pin_group(ctx.broker, app_id, {**ends, **(inputs_from or {})})
     # The sink's position lives in the database: start it at the end of the output topics too.
-    store_offsets(ctx.engine, {(tp.topic, tp.partition): o for tp, o in ends.items()
-                               if tp.topic in BASE_OUTPUT_TOPICS.values()})
+    store_offsets(
+        ctx.engine,
+        {
+            (tp.topic, tp.partition): o
+            for tp, o in ends.items()
+            if tp.topic in BASE_OUTPUT_TOPICS.values()
+        },
+    )
     env = {"BLOGPULSE_BROKER": ctx.broker, "BLOGPULSE_DB": ctx.db_url}
     started = [workers.start(app_id, ctx.workdir / app_id, env, i) for i in range(count)]
     try:
@@ -66,8 +75,9 @@ def start_workers(ctx: Context, label: str, count: int,
     return started
 
 
-def wait_counted(ctx: Context, site: str, n: int, procs: list[workers.Worker],
-                 poll: float = 0.2) -> float | None:
+def wait_counted(
+    ctx: Context, site: str, n: int, procs: list[workers.Worker], poll: float = 0.2
+) -> float | None:
     """Seconds (monotonic clock) when the sink's rows for `site` show all n entries, or None."""
     began = time.monotonic()
     deadline = began + ctx.timeout
@@ -79,7 +89,8 @@ def wait_counted(ctx: Context, site: str, n: int, procs: list[workers.Worker],
             raise RuntimeError(
                 f"no post_engagement rows for {site} after {NO_ROWS_LIMIT:.0f} s: is the sink "
                 f"service running (streams/sink.py)? worker log:\n"
-                f"{procs[0].log_tail(1500)}")
+                f"{procs[0].log_tail(1500)}"
+            )
         for w in procs:
             if w.proc.poll() is not None:
                 raise RuntimeError(f"worker exited with {w.proc.returncode}:\n{w.log_tail()}")
@@ -89,8 +100,9 @@ def wait_counted(ctx: Context, site: str, n: int, procs: list[workers.Worker],
     return None
 
 
-def replay_throughput(ctx: Context, label: str, n: int, posts: int, count: int = 1,
-                      profile_to: Path | None = None) -> tuple[list[workers.Worker], dict]:
+def replay_throughput(
+    ctx: Context, label: str, n: int, posts: int, count: int = 1, profile_to: Path | None = None
+) -> tuple[list[workers.Worker], dict]:
     """Publish n events with no worker running, then start `count` workers at the first of them:
     events/s and CPU per event from the first database rows of the run until the database shows
     all of them. The faust floor and Quix are measured the same way (a range published before),
@@ -122,16 +134,25 @@ def replay_throughput(ctx: Context, label: str, n: int, posts: int, count: int =
     except BaseException:
         stop_all(procs)
         raise
-    out = {"events": n, "posts": posts, "site": site, "publish_seconds": round(publish_s, 3),
-           "measured": "replay: published before the workers started; from their first rows",
-           "peak_rss_mb": [w.peak_rss_mb() for w in procs],
-           "offsets": {"start": _plain(start_offsets), "end": _plain(end_offsets)}}
+    out = {
+        "events": n,
+        "posts": posts,
+        "site": site,
+        "publish_seconds": round(publish_s, 3),
+        "measured": "replay: published before the workers started; from their first rows",
+        "peak_rss_mb": [w.peak_rss_mb() for w in procs],
+        "offsets": {"start": _plain(start_offsets), "end": _plain(end_offsets)},
+    }
     if first is None or done is None or done <= first[0]:
         return procs, {**out, "seconds": None, "events_per_s": None}
     counted = n - first[1]
-    return procs, {**out, "seconds": round(done - first[0], 3), "events_counted": counted,
-                   "events_per_s": round(counted / (done - first[0]), 1),
-                   "cpu_us_per_event": _cpu_per_event(first[2], cpu_after, counted)}
+    return procs, {
+        **out,
+        "seconds": round(done - first[0], 3),
+        "events_counted": counted,
+        "events_per_s": round(counted / (done - first[0]), 1),
+        "cpu_us_per_event": _cpu_per_event(first[2], cpu_after, counted),
+    }
 
 
 def _stop_spy(spy) -> None:
@@ -152,14 +173,24 @@ def _cpu_per_event(before: list[dict], after: list[dict], n: int) -> dict[str, f
     other load on the machine, unlike events/s."""
     out: dict[str, float | None] = {}
     for part in ("worker", "sink"):
-        spent = [a[part] - b[part] for b, a in zip(before, after)
-                 if a[part] is not None and b[part] is not None]
+        spent = [
+            a[part] - b[part]
+            for b, a in zip(before, after)
+            if a[part] is not None and b[part] is not None
+        ]
         out[part] = round(sum(spent) / n * 1e6, 1) if spent and n else None
     return out
 
 
-def latency(ctx: Context, procs: list[workers.Worker], rate: int, seconds: float, posts: int,
-            poll: float = 0.05, label: str = "latency") -> dict:
+def latency(
+    ctx: Context,
+    procs: list[workers.Worker],
+    rate: int,
+    seconds: float,
+    posts: int,
+    poll: float = 0.05,
+    label: str = "latency",
+) -> dict:
     """Publish at a fixed rate with known send times and poll the sink's rows: an entry is in the
     database once its post's row reflects at least its ordinal entries."""
     site = ctx.site(label)  # one site per run: rows of an earlier run would count as reached
@@ -167,7 +198,8 @@ def latency(ctx: Context, procs: list[workers.Worker], rate: int, seconds: float
     events = generate(n, posts, site)
     sent_at: list[float] = []
     publisher = threading.Thread(
-        target=lambda: sent_at.extend(kafka_io.publish_at_rate(ctx.broker, events, rate)))
+        target=lambda: sent_at.extend(kafka_io.publish_at_rate(ctx.broker, events, rate))
+    )
     reached: dict[int, list[float]] = {}  # post -> time each ordinal was first seen in the DB
     cpu_before = [w.cpu() for w in procs]
     publisher.start()
@@ -203,13 +235,22 @@ def latency(ctx: Context, procs: list[workers.Worker], rate: int, seconds: float
                 sec = int(t - sent_at[0])
                 worst[sec] = max(worst.get(sec, 0.0), seen[ev.ordinal - 1] - t)
     lat.sort()
-    out = {"rate": rate, "events": n, "posts": posts, "site": site, "poll_interval_ms": poll * 1000,
-           "polls": polls, "missing": missing}
+    out = {
+        "rate": rate,
+        "events": n,
+        "posts": posts,
+        "site": site,
+        "poll_interval_ms": poll * 1000,
+        "polls": polls,
+        "missing": missing,
+    }
     for q, name in ((0.5, "p50"), (0.95, "p95"), (0.99, "p99"), (1.0, "max")):
         out[f"{name}_ms"] = round(_quantile(lat, q) * 1000, 1) if lat and not missing else None
     out["mean_ms"] = round(sum(lat) / len(lat) * 1000, 1) if lat else None
     out.update(out_cpu)
-    out["worst_ms_by_second"] = [round(worst.get(s, 0.0) * 1000) for s in range(max(worst, default=-1) + 1)]
+    out["worst_ms_by_second"] = [
+        round(worst.get(s, 0.0) * 1000) for s in range(max(worst, default=-1) + 1)
+    ]
     return out
 
 
@@ -217,8 +258,11 @@ def _cpu_per_event(before: list[dict], after: list[dict], events: int) -> dict[s
     """CPU µs per event of the workers' aggregation processes and of their sink processes."""
     out: dict[str, float | None] = {}
     for part in ("worker", "sink"):
-        spent = [a[part] - b[part] for b, a in zip(before, after)
-                 if a[part] is not None and b[part] is not None]
+        spent = [
+            a[part] - b[part]
+            for b, a in zip(before, after)
+            if a[part] is not None and b[part] is not None
+        ]
         out[f"{part}_cpu_us_per_event"] = round(sum(spent) / events * 1e6, 1) if spent else None
     return out
 

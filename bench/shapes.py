@@ -1,6 +1,7 @@
 """The measurement matrix's traffic shapes and what bench.run measures for each: blogpulse publish ->
 database with 1 worker, then the plain-consumer baseline, the faust no-op floor and the Quix Streams
 implementation over the same offset range; the worker's changelog bytes per event and peak RSS."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -20,8 +21,11 @@ class Shape:
 
 
 # The issue's shapes; c is opt-in (long: ~25 minutes of blogpulse here).
-SHAPES = {"a": Shape("a", 200_000, 2_000), "b": Shape("b", 100_000, 50),
-          "c": Shape("c", 1_000_000, 10_000)}
+SHAPES = {
+    "a": Shape("a", 200_000, 2_000),
+    "b": Shape("b", 100_000, 50),
+    "c": Shape("c", 1_000_000, 10_000),
+}
 HUGE = Shape("huge", 5_000_000, 500_000)  # opt-in RocksDB run (--huge)
 CHANGELOG_PER_POST = (2_000, 20)  # the changelog pair: entries per post, same number of events
 
@@ -39,18 +43,26 @@ def changelog_bytes(ctx, app_id: str, events: int) -> dict:
     return {**r, "bytes_per_event": round(r["bytes"] / events, 1)}
 
 
-def measure(ctx, shape: Shape, skip: set, profile_to=None, store: str = "memory",
-            label: str | None = None) -> dict:
+def measure(
+    ctx, shape: Shape, skip: set, profile_to=None, store: str = "memory", label: str | None = None
+) -> dict:
     """One shape: a 1-worker throughput run, then baseline, floor and Quix over its offset range
     unless skipped. The replays run before anything else is published, so that the partitions
     hold no later events that a replay could process before it reaches the end of the range."""
     label = label or f"shape-{shape.name}"
-    ctx.log(f"shape {shape.name}: {shape.entries:,} entries over {shape.posts:,} posts, "
-            f"1 worker, {store} store")
-    out: dict = {"shape": shape.name, "entries": shape.entries, "posts": shape.posts,
-                 "store": store}
-    procs, e2e = scenarios.replay_throughput(ctx, label, shape.entries, shape.posts,
-                                             profile_to=profile_to)
+    ctx.log(
+        f"shape {shape.name}: {shape.entries:,} entries over {shape.posts:,} posts, "
+        f"1 worker, {store} store"
+    )
+    out: dict = {
+        "shape": shape.name,
+        "entries": shape.entries,
+        "posts": shape.posts,
+        "store": store,
+    }
+    procs, e2e = scenarios.replay_throughput(
+        ctx, label, shape.entries, shape.posts, profile_to=profile_to
+    )
     try:
         out["e2e"] = e2e
         ctx.log(f"  blogpulse: {e2e['events_per_s']} events/s, peak RSS {e2e['peak_rss_mb'][0]} MB")
@@ -67,12 +79,16 @@ def measure(ctx, shape: Shape, skip: set, profile_to=None, store: str = "memory"
         out["floor"] = replay_apps.faust_floor(ctx, start, end)
         ctx.log(f"  faust floor: {out['floor']['events_per_s']} events/s")
         out["floor_fixed"] = replay_apps.faust_floor(ctx, start, end, fixes=True)
-        ctx.log(f"  faust floor with blogpulse's faust fixes: "
-                f"{out['floor_fixed']['events_per_s']} events/s")
+        ctx.log(
+            f"  faust floor with blogpulse's faust fixes: "
+            f"{out['floor_fixed']['events_per_s']} events/s"
+        )
     if "quix" not in skip:
         out["quix"] = replay_apps.quix(ctx, start, end, e2e["site"], shape.entries)
-        ctx.log(f"  quix: {out['quix']['events_per_s']} events/s"
-                + (f" ({out['quix']['error'][:300]})" if out["quix"].get("error") else ""))
+        ctx.log(
+            f"  quix: {out['quix']['events_per_s']} events/s"
+            + (f" ({out['quix']['error'][:300]})" if out["quix"].get("error") else "")
+        )
     return out
 
 
@@ -82,8 +98,10 @@ def changelog_pair(ctx, done: list[dict], events: int, skip: set) -> list[dict]:
     runs = []
     for per_post in CHANGELOG_PER_POST:
         shape = Shape(f"cl{per_post}", events, max(1, round(events / per_post)))
-        same = [d for d in done if (d["entries"], d["posts"]) == (shape.entries, shape.posts)
-                and d.get("changelog")]
-        runs.append(same[0] if same else
-                    measure(ctx, shape, skip | {"baseline", "floor", "quix"}))
+        same = [
+            d
+            for d in done
+            if (d["entries"], d["posts"]) == (shape.entries, shape.posts) and d.get("changelog")
+        ]
+        runs.append(same[0] if same else measure(ctx, shape, skip | {"baseline", "floor", "quix"}))
     return runs

@@ -1,4 +1,5 @@
 """`blogpulse worker`, as a module the benchmark can start with the interpreter it runs on."""
+
 from __future__ import annotations
 
 import sys

@@ -1,5 +1,6 @@
 """`blogpulse worker` subprocesses for the benchmark: own app id (consumer group, changelog topics),
 web port, working directory (RocksDB data) and log file; peak RSS from /proc."""
+
 from __future__ import annotations
 
 import os
@@ -67,8 +68,10 @@ class Worker:
     def cpu(self) -> dict[str, float | None]:
         """CPU seconds so far of the worker's main process and of its sink child process."""
         sinks = children(self.proc.pid)
-        return {"worker": cpu_seconds(self.proc.pid),
-                "sink": cpu_seconds(sinks[0]) if sinks else None}
+        return {
+            "worker": cpu_seconds(self.proc.pid),
+            "sink": cpu_seconds(sinks[0]) if sinks else None,
+        }
 
     def log_tail(self, chars: int = 3000) -> str:
         try:
@@ -87,17 +90,18 @@ def start(app_id: str, workdir: Path, env_extra: dict[str, str], index: int = 0)
     port = free_port()
     env = dict(os.environ)
     env.update(env_extra)
-    env.update({
-        "BLOGPULSE_APP_ID": app_id,
-        "BLOGPULSE_WEB_PORT": str(port),
-        "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p),
-    })
+    env.update(
+        {
+            "BLOGPULSE_APP_ID": app_id,
+            "BLOGPULSE_WEB_PORT": str(port),
+            "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p),
+        }
+    )
     env.setdefault("BLOGPULSE_AUTHOR_SECRET", "bench-secret")
     log_path = workdir / f"worker-{index}.log"
     log = open(log_path, "wb")
     # cwd=workdir: faust's data directory (RocksDB files) goes there, not into the repository.
-    proc = subprocess.Popen(WORKER_CMD, cwd=workdir, env=env, stdout=log,
-                            stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(WORKER_CMD, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT)
     return Worker(proc, port, log_path, log, app_id)
 
 
@@ -112,5 +116,6 @@ def wait_web(worker: Worker, timeout: float = 120) -> None:
             return
         except OSError:
             time.sleep(0.5)
-    raise TimeoutError(f"worker web port {worker.port} did not answer in {timeout:.0f}s:\n"
-                       f"{worker.log_tail()}")
+    raise TimeoutError(
+        f"worker web port {worker.port} did not answer in {timeout:.0f}s:\n{worker.log_tail()}"
+    )

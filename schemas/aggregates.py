@@ -8,16 +8,17 @@ schemas.jsonschema_gen turns OUTPUTS into the shipped JSON Schema files
 (schemas/jsonschema/engagement.*.json) that consumers validate against; unit tests check that
 what the engine and render() emit has exactly these fields, and the integration tests validate
 real output messages against the shipped files."""
+
 from __future__ import annotations
 
 import typing
 from dataclasses import dataclass
-from typing import Any, Optional, TypedDict, Union
+from typing import Any, TypedDict
 
 from schemas.wire import SCHEMA_VERSION
 
 UtcTime = str  # ISO 8601 UTC with Z, as on the wire ("2012-03-01T10:00:00Z"); typed str on purpose
-Seconds = Union[int, float]  # whole seconds as an integer, else rounded to microseconds
+Seconds = int | float  # whole seconds as an integer, else rounded to microseconds
 
 
 class PostValue(TypedDict):
@@ -31,9 +32,9 @@ class PostValue(TypedDict):
     participants: int
     post_author_replies: int
     max_depth: int
-    first_activity: Optional[UtcTime]
-    last_activity: Optional[UtcTime]
-    time_to_first_comment_seconds: Optional[Seconds]
+    first_activity: UtcTime | None
+    last_activity: UtcTime | None
+    time_to_first_comment_seconds: Seconds | None
     waiting_replies: int
 
 
@@ -44,7 +45,7 @@ class ThreadValue(TypedDict):
     depth: int
     participants: int
     post_author_answered: bool
-    time_to_first_reply_seconds: Optional[Seconds]
+    time_to_first_reply_seconds: Seconds | None
     last_activity: UtcTime
 
 
@@ -71,21 +72,36 @@ class Output:
 
     def fields(self) -> dict[str, Any]:
         """Every field of a message, in the order render() writes them, with its type."""
-        return {**HEAD, **self.ident, "version": int, **typing.get_type_hints(self.value),
-                **({"deleted": bool} if self.deletable else {})}
+        return {
+            **HEAD,
+            **self.ident,
+            "version": int,
+            **typing.get_type_hints(self.value),
+            **({"deleted": bool} if self.deletable else {}),
+        }
 
 
 OUTPUTS = {
     "posts": Output("engagement.posts", {}, PostValue, deletable=False),
-    "threads": Output("engagement.threads", {"root_comment_id": int}, ThreadValue,
-                      deletable=True),
-    "windows": Output("engagement.windows", {"window": str, "window_start": UtcTime},
-                      WindowValue, deletable=True),
+    "threads": Output("engagement.threads", {"root_comment_id": int}, ThreadValue, deletable=True),
+    "windows": Output(
+        "engagement.windows", {"window": str, "window_start": UtcTime}, WindowValue, deletable=True
+    ),
 }
 
 # Constraints beyond the Python type, per field name, shared by all three (JSON Schema keywords).
-COUNT_FIELDS = {"comments", "replies", "pingbacks", "trackbacks", "threads", "participants",
-                "post_author_replies", "max_depth", "waiting_replies", "depth"}
+COUNT_FIELDS = {
+    "comments",
+    "replies",
+    "pingbacks",
+    "trackbacks",
+    "threads",
+    "participants",
+    "post_author_replies",
+    "max_depth",
+    "waiting_replies",
+    "depth",
+}
 TIME_FIELDS = {"first_activity", "last_activity", "window_start"}
 CONSTRAINTS: dict[str, dict] = {
     "schema_version": {"const": SCHEMA_VERSION},

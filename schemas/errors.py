@@ -4,6 +4,7 @@
 exits with its `exit_code`: 2 for a setting or usage the user must change, 1 for a failure at run
 time (a broker that cannot be reached, a broken input file). Anything else is a bug and keeps its
 traceback."""
+
 from __future__ import annotations
 
 

@@ -8,12 +8,13 @@ ways goes through the wire dict, so a Record and its JSON always agree:
     record = event_from_wire(decode_event(raw))      # bytes -> Record
     raw = encode_event(record)                        # Record -> bytes (encode_event accepts both)
 """
+
 from __future__ import annotations
 
-from datetime import datetime, timezone
 import typing
-from functools import lru_cache
-from typing import Any, ClassVar, Optional
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any, ClassVar, cast
 
 import faust
 
@@ -21,28 +22,45 @@ from schemas.identity import event_id as derive_event_id
 from schemas.times import format_utc, parse_utc
 from schemas.wire import SCHEMA_VERSION, make_event, validate
 
-__all__ = ["BlogEvent", "Comment", "Reply", "Pingback", "ModerationChange", "SCHEMA_VERSION",
-           "event_from_wire", "record_fields", "RECORD_TYPES"]
+__all__ = [
+    "BlogEvent",
+    "Comment",
+    "Reply",
+    "Pingback",
+    "ModerationChange",
+    "SCHEMA_VERSION",
+    "event_from_wire",
+    "record_fields",
+    "RECORD_TYPES",
+]
 
 
-def _utc(value: Any) -> Optional[datetime]:
+def _utc(value: Any) -> datetime | None:
     """Wire time string or datetime -> aware UTC datetime (naive datetimes are taken as UTC)."""
     if value is None:
         return None
     if isinstance(value, datetime):
-        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
     return parse_utc(value)
 
 
-@lru_cache(maxsize=None)
 def record_fields(cls: type) -> dict[str, Any]:
     """A Record's fields and their types (its annotations without the ClassVars), by name."""
-    return {name: hint for name, hint in typing.get_type_hints(cls).items()
-            if typing.get_origin(hint) is not ClassVar}
+    return _record_fields(cls)
 
 
-class BlogEvent(faust.Record, abstract=True, serializer="json", include_metadata=False,
-                coerce=False):
+@cache
+def _record_fields(cls: type) -> dict[str, Any]:
+    return {
+        name: hint
+        for name, hint in typing.get_type_hints(cls).items()
+        if typing.get_origin(hint) is not ClassVar
+    }
+
+
+class BlogEvent(
+    faust.Record, abstract=True, serializer="json", include_metadata=False, coerce=False
+):
     """Every wire field; `type` is fixed per subclass (EVENT_TYPE) and `kind` defaults per subclass.
     Fields the contract leaves empty for a type keep their defaults (0, False, "", None)."""
 
@@ -56,17 +74,23 @@ class BlogEvent(faust.Record, abstract=True, serializer="json", include_metadata
     parent_id: int = 0
     post_author: bool = False
     author_key: str = ""  # 64 hex HMAC-SHA256 (schemas.identity.AuthorKeyer); "" for moderation
-    source_url: Optional[str] = None  # pings only
-    post_time: Optional[datetime] = None  # aware, UTC
+    source_url: str | None = None  # pings only
+    post_time: datetime | None = None  # aware, UTC
     event_id: str = ""  # derived from the other fields when left empty (__post_init__)
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
-        self.event_time = _utc(self.event_time)
+        self.event_time = cast(datetime, _utc(self.event_time))  # a required field
         self.post_time = _utc(self.post_time)
         if not self.event_id:
-            self.event_id = derive_event_id(self.site, self.post_id, self.comment_id, self.EVENT_TYPE,
-                                            self.status, format_utc(self.event_time))
+            self.event_id = derive_event_id(
+                self.site,
+                self.post_id,
+                self.comment_id,
+                self.EVENT_TYPE,
+                self.status,
+                format_utc(self.event_time),
+            )
 
     def to_wire(self) -> dict[str, Any]:
         """The validated wire dict (raises schemas.wire.InvalidEvent when a field is wrong)."""

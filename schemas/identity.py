@@ -1,5 +1,6 @@
 """Deterministic event ids and pseudonymous author keys. Raw e-mail addresses stop here: only
 HMAC-SHA256 keys leave schemas/."""
+
 from __future__ import annotations
 
 import hashlib
@@ -11,7 +12,9 @@ from pathlib import Path
 SECRET_ENV = "BLOGPULSE_AUTHOR_SECRET"
 
 
-def event_id(site: str, post_id: int, comment_id: int, type_: str, status: str, event_time: str) -> str:
+def event_id(
+    site: str, post_id: int, comment_id: int, type_: str, status: str, event_time: str
+) -> str:
     """First 32 hex chars of sha256("<site>/<post_id>/<comment_id>/<type>/<status>/<event_time>")."""
     text = f"{site}/{post_id}/{comment_id}/{type_}/{status}/{event_time}"
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
@@ -28,8 +31,10 @@ def load_secret(value: str | None, path: Path) -> bytes:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(os.urandom(32).hex())
-        print(f"blogpulse: {SECRET_ENV} is not set; created a per-user author-key secret in {path}",
-              file=sys.stderr)
+        print(
+            f"blogpulse: {SECRET_ENV} is not set; created a per-user author-key secret in {path}",
+            file=sys.stderr,
+        )
     return path.read_text().strip().encode("utf-8")
 
 
@@ -41,7 +46,7 @@ def normalise_url(url: str | None) -> str:
     url = (url or "").strip().lower()
     for prefix in ("https://", "http://"):
         if url.startswith(prefix):
-            url = url[len(prefix):]
+            url = url[len(prefix) :]
             break
     return url.rstrip("/")
 

@@ -1,9 +1,11 @@
 """JSONL input: one wire-format event (docs/architecture.md) per line, blank lines skipped. Every
 line is checked with schemas.wire.validate, so a bad line stops the read with its file and line."""
+
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from schemas.identity import event_id as derive_event_id
 from schemas.wire import InvalidEvent, decode_event
@@ -28,6 +30,12 @@ def read_jsonl(path: str | Path, site: str | None = None) -> Iterator[dict[str, 
                 raise JsonlError(path, number, f"invalid event: {exc}") from None
             if site and site != event["site"]:
                 event["site"] = site
-                event["event_id"] = derive_event_id(site, event["post_id"], event["comment_id"],
-                                                    event["type"], event["status"], event["event_time"])
+                event["event_id"] = derive_event_id(
+                    site,
+                    event["post_id"],
+                    event["comment_id"],
+                    event["type"],
+                    event["status"],
+                    event["event_time"],
+                )
             yield event

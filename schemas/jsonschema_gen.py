@@ -8,6 +8,7 @@ lie between 1995 and now + 1 day and are real dates (the pattern allows Feb 30),
 differs from its comment_id, site is printable (the pattern only excludes '/' and control
 characters), the 64 KiB size limit, and integers written with a fraction (1.0 is an integer to JSON
 Schema, not to decode_event)."""
+
 from __future__ import annotations
 
 import json
@@ -24,7 +25,10 @@ ID_BASE = "https://blogpulse.invalid/schemas/"  # identifiers only, never fetche
 # Patterns end in $(?!\n): in ECMA-262 `$` is the end of input, but Python's re (the jsonschema
 # package) also lets `$` match before a final newline; the lookahead makes both read the same.
 END = "$(?!\\n)"
-TIME_PATTERN = r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?Z" + END
+TIME_PATTERN = (
+    r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?Z"
+    + END
+)
 MAX_ID = wire.MAX_ID
 
 _PY_TYPES = {int: "integer", bool: "boolean", str: "string", float: "number"}
@@ -36,7 +40,7 @@ def _json_type(annotation: Any) -> dict[str, Any]:
     if annotation is typing.Any:
         return {}
     if args:  # Optional[...] / Union[...]
-        types: list[str] = []
+        types: list[Any] = []  # JSON type names; None for an unconstrained arm
         for arg in args:
             frag = _json_type(arg)
             t = frag.get("type")
@@ -57,8 +61,16 @@ def _with(frag: dict[str, Any], **more: Any) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------ input events
-_EVENT_REQUIRED = ["schema_version", "event_id", "type", "site", "post_id", "comment_id",
-                   "event_time", "status"]
+_EVENT_REQUIRED = [
+    "schema_version",
+    "event_id",
+    "type",
+    "site",
+    "post_id",
+    "comment_id",
+    "event_time",
+    "status",
+]
 
 
 def _event_field(name: str, annotation: Any, type_: str) -> dict[str, Any]:
@@ -66,21 +78,33 @@ def _event_field(name: str, annotation: Any, type_: str) -> dict[str, Any]:
     if name == "schema_version":
         return _with(frag, const=wire.SCHEMA_VERSION)
     if name == "event_id":
-        return _with(frag, pattern="^[0-9a-f]{32}" + END,
-                     description="first 32 hex chars of sha256(site/post_id/comment_id/type/status/event_time)")
+        return _with(
+            frag,
+            pattern="^[0-9a-f]{32}" + END,
+            description="first 32 hex chars of sha256(site/post_id/comment_id/type/status/event_time)",
+        )
     if name == "site":
         return _with(frag, minLength=1, maxLength=200, pattern="^[^/\\u0000-\\u001f\\u007f]+$")
     if name in ("post_id", "comment_id"):
         return _with(frag, minimum=1, maximum=MAX_ID)
     if name == "parent_id":
         if type_ == "reply":
-            return _with(frag, minimum=1, maximum=MAX_ID, description="comment_id of the parent (not its own)")
+            return _with(
+                frag,
+                minimum=1,
+                maximum=MAX_ID,
+                description="comment_id of the parent (not its own)",
+            )
         if type_ == "comment":
             return _with(frag, const=0)
         return _with(frag, minimum=0, maximum=MAX_ID)
     if name == "author_key":
         pattern = "^([0-9a-f]{64})?" + END if type_ == "moderation" else "^[0-9a-f]{64}" + END
-        return _with(frag, pattern=pattern, description="HMAC-SHA256 of the normalised e-mail, else name + URL")
+        return _with(
+            frag,
+            pattern=pattern,
+            description="HMAC-SHA256 of the normalised e-mail, else name + URL",
+        )
     if name == "kind":
         return _with(frag, enum=list(wire.KINDS[type_]))
     if name == "source_url":

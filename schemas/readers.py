@@ -1,8 +1,10 @@
 """One entry point for input files: WXR or JSONL, told apart by content, not by file name."""
+
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from schemas.identity import AuthorKeyer
 from schemas.jsonl import JsonlError, read_jsonl
@@ -25,9 +27,12 @@ def sniff_format(path: str | Path) -> str:
     raise ReadError(path, 1, "neither a WordPress export (XML) nor JSONL events")
 
 
-def read_events(path: str | Path, site: str | None = None,
-                keyer: AuthorKeyer | Callable[[], AuthorKeyer] | None = None,
-                on_skip: Callable[[str], None] | None = None) -> Iterator[dict[str, Any]]:
+def read_events(
+    path: str | Path,
+    site: str | None = None,
+    keyer: AuthorKeyer | Callable[[], AuthorKeyer] | None = None,
+    on_skip: Callable[[str], None] | None = None,
+) -> Iterator[dict[str, Any]]:
     """Wire events of a WXR or JSONL file. Raises ReadError (WxrError/JsonlError) for a broken
     file, after the events before the break; OSError when it cannot be read. `keyer` (or a
     function that makes one, so that the author-key secret is only loaded when needed) is needed

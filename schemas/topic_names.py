@@ -1,6 +1,7 @@
 """Every Kafka topic name blogpulse uses: the inputs and the dead-letter topic producers write to,
 the output topics consumers read (per generation, docs/replay.md), and the worker's internal tick
 topic. Names only: creating and reading topics is streams/."""
+
 from __future__ import annotations
 
 INPUT_TOPICS = {

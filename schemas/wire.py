@@ -2,11 +2,12 @@
 
 decode_event runs once per consumed message, so it is plain dict checks on orjson output; it raises
 InvalidEvent (field, reason) for any bad input and never anything else."""
+
 from __future__ import annotations
 
 import re
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -19,18 +20,38 @@ SCHEMA_VERSION = 1
 MAX_EVENT_BYTES = 64 * 1024
 TYPES = ("comment", "reply", "pingback", "moderation")
 STATUSES = ("approved", "hold", "spam", "trash", "delete")
-KINDS = {"comment": ("comment",), "reply": ("comment",), "pingback": ("pingback", "trackback"),
-         "moderation": ("comment", "pingback", "trackback")}
-FIELDS = ("schema_version", "event_id", "type", "site", "post_id", "comment_id", "parent_id",
-          "post_author", "author_key", "kind", "source_url", "event_time", "post_time", "status")
+KINDS = {
+    "comment": ("comment",),
+    "reply": ("comment",),
+    "pingback": ("pingback", "trackback"),
+    "moderation": ("comment", "pingback", "trackback"),
+}
+FIELDS = (
+    "schema_version",
+    "event_id",
+    "type",
+    "site",
+    "post_id",
+    "comment_id",
+    "parent_id",
+    "post_author",
+    "author_key",
+    "kind",
+    "source_url",
+    "event_time",
+    "post_time",
+    "status",
+)
 _FIELD_SET = frozenset(FIELDS)
-EARLIEST = datetime(1995, 1, 1, tzinfo=timezone.utc)  # before any blog engine existed
+EARLIEST = datetime(1995, 1, 1, tzinfo=UTC)  # before any blog engine existed
 FUTURE_SLACK = timedelta(days=1)  # clock skew allowed for events "from the future"
 MAX_ID = 2**63 - 1
 
 _HEX32 = re.compile(r"[0-9a-f]{32}\Z")
 _HEX64 = re.compile(r"[0-9a-f]{64}\Z")
-_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z\Z", re.ASCII)  # ASCII: no other digits
+_TIME = re.compile(
+    r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z\Z", re.ASCII
+)  # ASCII: no other digits
 
 
 class InvalidEvent(BlogpulseError, ValueError):
@@ -50,7 +71,9 @@ def check_time(field: str, value: Any, now_ts: float, cached: bool = False) -> f
     """ISO 8601 UTC with a Z suffix ('2012-03-01T10:00:00Z'), within [1995, now + 1 day]; returns
     its epoch seconds (`cached`: for values that repeat, like post_time)."""
     if not isinstance(value, str) or not _TIME.match(value):
-        raise InvalidEvent(field, f"must be an ISO 8601 UTC time like 2012-03-01T10:00:00Z, got {value!r:.60}")
+        raise InvalidEvent(
+            field, f"must be an ISO 8601 UTC time like 2012-03-01T10:00:00Z, got {value!r:.60}"
+        )
     try:
         ts = cached_epoch_of(value) if cached else epoch_of(value)
     except ValueError as exc:
@@ -65,7 +88,7 @@ def check_time(field: str, value: Any, now_ts: float, cached: bool = False) -> f
 def parse_time(field: str, value: Any, now: datetime | None = None) -> datetime:
     """check_time() as an aware UTC datetime."""
     now_ts = now.timestamp() if now is not None else time.time()
-    return datetime.fromtimestamp(check_time(field, value, now_ts), tz=timezone.utc)
+    return datetime.fromtimestamp(check_time(field, value, now_ts), tz=UTC)
 
 
 def _int(obj: dict, field: str, minimum: int) -> int:
@@ -92,7 +115,9 @@ def validate(obj: Any, now: datetime | None = None) -> dict[str, Any]:
         unknown = set(obj) - _FIELD_SET
         raise InvalidEvent("schema", f"unknown fields {sorted(unknown)[:5]}")
     if obj.get("schema_version") != SCHEMA_VERSION or type(obj.get("schema_version")) is not int:
-        raise InvalidEvent("schema_version", f"must be {SCHEMA_VERSION}, got {obj.get('schema_version')!r:.40}")
+        raise InvalidEvent(
+            "schema_version", f"must be {SCHEMA_VERSION}, got {obj.get('schema_version')!r:.40}"
+        )
     type_ = obj.get("type")
     if type_ not in TYPES:
         raise InvalidEvent("type", f"must be one of {', '.join(TYPES)}, got {type_!r:.40}")
@@ -121,7 +146,9 @@ def validate(obj: Any, now: datetime | None = None) -> dict[str, Any]:
         raise InvalidEvent("author_key", "must be 64 lowercase hex characters (HMAC-SHA256)")
     kind = obj.get("kind", "comment" if type_ != "pingback" else None)
     if kind not in KINDS[type_]:
-        raise InvalidEvent("kind", f"for type {type_} must be one of {', '.join(KINDS[type_])}, got {kind!r:.40}")
+        raise InvalidEvent(
+            "kind", f"for type {type_} must be one of {', '.join(KINDS[type_])}, got {kind!r:.40}"
+        )
     source_url = obj.get("source_url")
     if source_url is not None and (not isinstance(source_url, str) or len(source_url) > 2000):
         raise InvalidEvent("source_url", "must be null or a string of at most 2000 characters")
@@ -138,12 +165,23 @@ def validate(obj: Any, now: datetime | None = None) -> dict[str, Any]:
         raise InvalidEvent("event_id", "must be 32 lowercase hex characters")
     expected = derive_event_id(site, post_id, comment_id, type_, status, obj["event_time"])
     if eid != expected:
-        raise InvalidEvent("event_id", "does not match sha256(site/post_id/comment_id/type/status/event_time)")
+        raise InvalidEvent(
+            "event_id", "does not match sha256(site/post_id/comment_id/type/status/event_time)"
+        )
     return {
-        "schema_version": SCHEMA_VERSION, "event_id": eid, "type": type_, "site": site,
-        "post_id": post_id, "comment_id": comment_id, "parent_id": parent_id,
-        "post_author": post_author, "author_key": author_key, "kind": kind,
-        "source_url": source_url, "event_time": obj["event_time"], "post_time": post_time,
+        "schema_version": SCHEMA_VERSION,
+        "event_id": eid,
+        "type": type_,
+        "site": site,
+        "post_id": post_id,
+        "comment_id": comment_id,
+        "parent_id": parent_id,
+        "post_author": post_author,
+        "author_key": author_key,
+        "kind": kind,
+        "source_url": source_url,
+        "event_time": obj["event_time"],
+        "post_time": post_time,
         "status": status,
     }
 
@@ -152,7 +190,9 @@ def decode_event(raw: bytes, now: datetime | None = None) -> dict[str, Any]:
     """Bytes of one Kafka message -> validated event dict (wire values). Raises InvalidEvent, never
     anything else."""
     if not isinstance(raw, (bytes, bytearray, memoryview)):
-        raise InvalidEvent("schema", "message value is empty" if raw is None else "message value must be bytes")
+        raise InvalidEvent(
+            "schema", "message value is empty" if raw is None else "message value must be bytes"
+        )
     if len(raw) > MAX_EVENT_BYTES:
         raise InvalidEvent("schema", f"event is {len(raw)} bytes, more than {MAX_EVENT_BYTES}")
     try:
@@ -175,16 +215,28 @@ def make_event(**fields: Any) -> dict[str, Any]:
     """Build a wire event dict with defaults and the derived event_id (readers and tests use it)."""
     type_ = fields["type"]
     event = {
-        "schema_version": SCHEMA_VERSION, "type": type_, "site": fields["site"],
-        "post_id": fields["post_id"], "comment_id": fields["comment_id"],
-        "parent_id": fields.get("parent_id", 0), "post_author": fields.get("post_author", False),
+        "schema_version": SCHEMA_VERSION,
+        "type": type_,
+        "site": fields["site"],
+        "post_id": fields["post_id"],
+        "comment_id": fields["comment_id"],
+        "parent_id": fields.get("parent_id", 0),
+        "post_author": fields.get("post_author", False),
         "author_key": fields.get("author_key", ""),
         "kind": fields.get("kind") or ("pingback" if type_ == "pingback" else "comment"),
-        "source_url": fields.get("source_url"), "event_time": fields["event_time"],
-        "post_time": fields.get("post_time"), "status": fields.get("status", "approved"),
+        "source_url": fields.get("source_url"),
+        "event_time": fields["event_time"],
+        "post_time": fields.get("post_time"),
+        "status": fields.get("status", "approved"),
     }
-    event["event_id"] = derive_event_id(event["site"], event["post_id"], event["comment_id"],
-                                        type_, event["status"], event["event_time"])
+    event["event_id"] = derive_event_id(
+        event["site"],
+        event["post_id"],
+        event["comment_id"],
+        type_,
+        event["status"],
+        event["event_time"],
+    )
     return event
 
 
@@ -193,4 +245,6 @@ def encode_event(event: Any) -> bytes:
     contract order; no faust metadata)."""
     if not isinstance(event, dict):
         event = event.to_wire()
-    return orjson.dumps({k: event.get(k) for k in FIELDS if k in event or k in ("source_url", "post_time")})
+    return orjson.dumps(
+        {k: event.get(k) for k in FIELDS if k in event or k in ("source_url", "post_time")}
+    )

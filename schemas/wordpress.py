@@ -14,6 +14,7 @@ environment.
   comment;
 - source_url: a ping's author URL (the linking page); None for comments.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -21,10 +22,18 @@ from typing import Any
 from schemas.wire import make_event, validate
 
 STATUSES = {
-    "1": "approved", "approve": "approved", "approved": "approved",
-    "0": "hold", "": "hold", "hold": "hold", "unapproved": "hold", "unapprove": "hold",
+    "1": "approved",
+    "approve": "approved",
+    "approved": "approved",
+    "0": "hold",
+    "": "hold",
+    "hold": "hold",
+    "unapproved": "hold",
+    "unapprove": "hold",
     "spam": "spam",
-    "trash": "trash", "post-trashed": "trash", "trashed": "trash",
+    "trash": "trash",
+    "post-trashed": "trash",
+    "trashed": "trash",
 }
 PINGS = ("pingback", "trackback")
 COMMENT_TYPES = ("", "comment")
@@ -45,9 +54,20 @@ def comment_kind(comment_type: Any) -> str | None:
     return ctype if ctype in PINGS else None
 
 
-def creation_event(*, site: str, post_id: int, comment_id: int, parent_id: int, kind: str,
-                   status: str, created: str, post_author: bool, author_key: str,
-                   author_url: str | None, post_time: str | None) -> dict[str, Any]:
+def creation_event(
+    *,
+    site: str,
+    post_id: int,
+    comment_id: int,
+    parent_id: int,
+    kind: str,
+    status: str,
+    created: str,
+    post_author: bool,
+    author_key: str,
+    author_url: str | None,
+    post_time: str | None,
+) -> dict[str, Any]:
     """The validated comment / reply / pingback event asserting the entry and its status at its
     creation (raises schemas.wire.InvalidEvent naming a bad field)."""
     if kind == "comment":
@@ -55,9 +75,19 @@ def creation_event(*, site: str, post_id: int, comment_id: int, parent_id: int, 
     else:
         type_, parent = "pingback", 0
     url = (author_url or "").strip()
-    return validate(make_event(
-        type=type_, site=site, post_id=post_id, comment_id=comment_id, parent_id=parent,
-        post_author=post_author, author_key=author_key, kind=kind,
-        source_url=(url or None) if kind != "comment" else None,
-        event_time=created, post_time=post_time, status=status,
-    ))
+    return validate(
+        make_event(
+            type=type_,
+            site=site,
+            post_id=post_id,
+            comment_id=comment_id,
+            parent_id=parent,
+            post_author=post_author,
+            author_key=author_key,
+            kind=kind,
+            source_url=(url or None) if kind != "comment" else None,
+            event_time=created,
+            post_time=post_time,
+            status=status,
+        )
+    )

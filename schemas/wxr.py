@@ -32,13 +32,15 @@ event that closed before it was yielded. Comments that cannot become a valid eve
 bad id, unknown status) are skipped. Every warning (a skipped comment, a comment given a stand-in
 time) goes to `on_skip` (default: a logging warning), without personal data.
 """
+
 from __future__ import annotations
 
 import logging
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, cast
 
 from schemas.errors import BlogpulseError
 from schemas.identity import AuthorKeyer, normalise_email
@@ -89,7 +91,7 @@ def _wxr_time(value: str | None) -> str | None:
     try:
         return wordpress_time(value or "")
     except ValueError:
-        return value.strip()
+        return value.strip() if value is not None else None
 
 
 def _text(elem: ET.Element | None) -> str:
@@ -107,14 +109,19 @@ class _Channel:
         self.item: dict[str, str] = {}
 
 
-def read_wxr(path: str | Path, site: str | None = None, *, keyer: AuthorKeyer,
-             on_skip: Callable[[str], None] | None = None) -> Iterator[dict[str, Any]]:
+def read_wxr(
+    path: str | Path,
+    site: str | None = None,
+    *,
+    keyer: AuthorKeyer,
+    on_skip: Callable[[str], None] | None = None,
+) -> Iterator[dict[str, Any]]:
     """Yield the wire events of a WXR file in file order. Raises WxrError for a broken file (after
     yielding every event before the break), OSError when it cannot be opened."""
     path = Path(path)
     skip = on_skip or (lambda msg: log.warning("%s", msg))
     state = _Channel()
-    parser = ET.XMLPullParser(events=("start", "end"))
+    parser: ET.XMLPullParser[ET.Element] = ET.XMLPullParser(events=("start", "end"))
     stack: list[ET.Element] = []
     line = 0
     with open(path, "rb") as f:
@@ -126,9 +133,12 @@ def read_wxr(path: str | Path, site: str | None = None, *, keyer: AuthorKeyer,
                 line += 1
             try:
                 parser.feed(chunk)
-                ready = list(parser.read_events())
+                # start/end events carry elements (only start-ns/end-ns would carry tuples)
+                ready = cast(list[tuple[str, ET.Element]], list(parser.read_events()))
             except ET.ParseError as exc:
-                raise WxrError(path, exc.position[0] or line, f"malformed XML: {_parse_problem(exc)}") from None
+                raise WxrError(
+                    path, exc.position[0] or line, f"malformed XML: {_parse_problem(exc)}"
+                ) from None
             except LookupError as exc:  # <?xml encoding="..."?> names a codec Python lacks
                 raise WxrError(path, line, f"unsupported XML encoding ({exc})") from None
             for event, elem in ready:
@@ -150,7 +160,9 @@ def read_wxr(path: str | Path, site: str | None = None, *, keyer: AuthorKeyer,
         except LookupError as exc:
             raise WxrError(path, line, f"unsupported XML encoding ({exc})") from None
         except ET.ParseError as exc:
-            raise WxrError(path, exc.position[0] or line, f"malformed XML: {_parse_problem(exc)}") from None
+            raise WxrError(
+                path, exc.position[0] or line, f"malformed XML: {_parse_problem(exc)}"
+            ) from None
     _check_version(state, path, line)
 
 
@@ -163,15 +175,25 @@ def _check_version(state: _Channel, path: Path, line: int) -> None:
         raise WxrError(path, line, "missing <wp:wxr_version>: not a WordPress export (WXR) file")
 
 
-def _on_end(elem: ET.Element, stack: list[ET.Element], state: _Channel, path: Path, line: int,
-            site: str | None, keyer: AuthorKeyer, skip: Callable[[str], None]) -> dict | None:
+def _on_end(
+    elem: ET.Element,
+    stack: list[ET.Element],
+    state: _Channel,
+    path: Path,
+    line: int,
+    site: str | None,
+    keyer: AuthorKeyer,
+    skip: Callable[[str], None],
+) -> dict | None:
     depth = len(stack)  # of the parent: rss=0 -> channel=1 -> item/author=2 -> their children=3
     name = _local(elem.tag)
     if depth == 2:  # a child of <channel>
         if name == "wxr_version":
             version = _text(elem).strip()
             if not _VERSION.match(version):
-                raise WxrError(path, line, f"invalid <wp:wxr_version> {version[:20]!r}: expected N.N")
+                raise WxrError(
+                    path, line, f"invalid <wp:wxr_version> {version[:20]!r}: expected N.N"
+                )
             state.version = version
         elif name in ("base_blog_url", "base_site_url"):
             state.site_urls[name] = _text(elem)
@@ -210,12 +232,23 @@ def _site(state: _Channel, site: str | None, path: Path, line: int) -> str:
             found = site_from_url(state.site_urls[key])
             if found:
                 return found
-    raise WxrError(path, line, "no site name: the export has no wp:base_blog_url, wp:base_site_url "
-                               "or channel link; give one with --site")
+    raise WxrError(
+        path,
+        line,
+        "no site name: the export has no wp:base_blog_url, wp:base_site_url "
+        "or channel link; give one with --site",
+    )
 
 
-def _comment_event(elem: ET.Element, state: _Channel, path: Path, line: int, site: str | None,
-                   keyer: AuthorKeyer, skip: Callable[[str], None]) -> dict | None:
+def _comment_event(
+    elem: ET.Element,
+    state: _Channel,
+    path: Path,
+    line: int,
+    site: str | None,
+    keyer: AuthorKeyer,
+    skip: Callable[[str], None],
+) -> dict | None:
     c = {}
     for child in elem:
         key = _local(child.tag)
@@ -225,11 +258,15 @@ def _comment_event(elem: ET.Element, state: _Channel, path: Path, line: int, sit
     if kind is None:
         return None  # 'note' and custom types are not reader comments
     cid = c.get("comment_id", "").strip()
-    where = f"{path}:{line}: comment {cid[:20] or '?'} of post {state.item.get('post_id', '?')[:20]}"
+    where = (
+        f"{path}:{line}: comment {cid[:20] or '?'} of post {state.item.get('post_id', '?')[:20]}"
+    )
     status = comment_status(c.get("comment_approved", ""))
     if status is None:
-        skip(f"{where} skipped: comment_approved {c['comment_approved'][:20]!r} is not 1, 0, spam, "
-             "trash or post-trashed")
+        skip(
+            f"{where} skipped: comment_approved {c['comment_approved'][:20]!r} is not 1, 0, spam, "
+            "trash or post-trashed"
+        )
         return None
     post_time = _wxr_time(state.item.get("post_date_gmt")) or _wxr_time(state.item.get("post_date"))
     event_time = _wxr_time(c.get("comment_date_gmt")) or _wxr_time(c.get("comment_date"))
@@ -243,17 +280,29 @@ def _comment_event(elem: ET.Element, state: _Channel, path: Path, line: int, sit
         parent_id = int(c.get("comment_parent", "").strip() or 0) if kind == "comment" else 0
         user_id = int(c.get("comment_user_id", "").strip() or 0)
     except ValueError:
-        skip(f"{where} skipped: post_id, comment_id, comment_parent or comment_user_id is not a number")
+        skip(
+            f"{where} skipped: post_id, comment_id, comment_parent or comment_user_id is not a number"
+        )
         return None
     email = c.get("comment_author_email")
     author_id, author_email = state.authors.get(state.item.get("creator", ""), (0, ""))
     post_author = bool(author_id and user_id == author_id) or bool(
-        author_email and normalise_email(email) == author_email)
+        author_email and normalise_email(email) == author_email
+    )
     url = c.get("comment_author_url", "").strip()
-    fields = dict(site=_site(state, site, path, line), post_id=post_id, comment_id=comment_id,
-                  parent_id=parent_id, kind=kind, status=status, created=event_time,
-                  post_author=post_author, author_key=keyer.key(email, c.get("comment_author"), url),
-                  author_url=url, post_time=post_time)
+    fields: dict[str, Any] = dict(
+        site=_site(state, site, path, line),
+        post_id=post_id,
+        comment_id=comment_id,
+        parent_id=parent_id,
+        kind=kind,
+        status=status,
+        created=event_time,
+        post_author=post_author,
+        author_key=keyer.key(email, c.get("comment_author"), url),
+        author_url=url,
+        post_time=post_time,
+    )
     try:
         return creation_event(**fields)
     except InvalidEvent as exc:
@@ -264,20 +313,27 @@ def _comment_event(elem: ET.Element, state: _Channel, path: Path, line: int, sit
         return None
 
 
-def _undated_comment_time(post_time: str | None, pub_date: str | None, where: str,
-                          skip: Callable[[str], None]) -> str | None:
+def _undated_comment_time(
+    post_time: str | None, pub_date: str | None, where: str, skip: Callable[[str], None]
+) -> str | None:
     """A stand-in time for a comment without comment_date_gmt and comment_date (the importer imports
     it): its post's time, else the export's pubDate. None (and a skip) when neither is known."""
     post_time, pub_date = _valid_time(post_time), _valid_time(pub_date)
     if post_time:
-        skip(f"{where} has no comment_date_gmt or comment_date: counted at its post's date {post_time}")
+        skip(
+            f"{where} has no comment_date_gmt or comment_date: counted at its post's date {post_time}"
+        )
         return post_time
     if pub_date:
-        skip(f"{where} has no comment_date_gmt or comment_date, nor its post a date: counted at the "
-             f"export's pubDate {pub_date}")
+        skip(
+            f"{where} has no comment_date_gmt or comment_date, nor its post a date: counted at the "
+            f"export's pubDate {pub_date}"
+        )
         return pub_date
-    skip(f"{where} skipped: no comment_date_gmt or comment_date, and neither its post nor the export "
-         "has a date to count it at")
+    skip(
+        f"{where} skipped: no comment_date_gmt or comment_date, and neither its post nor the export "
+        "has a date to count it at"
+    )
     return None
 
 

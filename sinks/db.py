@@ -1,5 +1,6 @@
 """Database access for the sink: engines, the migration runner (Alembic, programmatic) and URL
 masking for logs and messages."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -61,8 +62,10 @@ def database_url(url: str) -> URL:
 
 def _missing_driver(url: URL, exc: Exception) -> str:
     if url.drivername == "postgresql+psycopg":
-        return (f"BLOGPULSE_DB is a PostgreSQL URL but its driver psycopg is not installed: "
-                f"install the postgres extra ({POSTGRES_EXTRA})")
+        return (
+            f"BLOGPULSE_DB is a PostgreSQL URL but its driver psycopg is not installed: "
+            f"install the postgres extra ({POSTGRES_EXTRA})"
+        )
     return f"BLOGPULSE_DB: the driver of {url.drivername} is not installed ({exc})"
 
 

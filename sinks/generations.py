@@ -7,20 +7,21 @@ Generation 1 is the plain tables (post_engagement, ...). Generation N > 1 has co
 says which one that is. switch() updates that row and repoints the three views in one transaction:
 PostgreSQL and SQLite both run DDL inside transactions, so a reader sees either the old generation
 or the new one, never a mix."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from functools import lru_cache
+from datetime import UTC, datetime
+from functools import cache
 
 from sqlalchemy import Connection, Engine, MetaData, Table, func, inspect, select, text, update
 
 from schemas.errors import BlogpulseError
-from sinks.models import TABLES, ActiveGeneration, SinkGeneration, SinkTombstone
+from sinks.models import TABLES, ActiveGeneration, SinkGeneration, SinkTombstone, table_of
 
 READ_VIEWS = {kind: f"{table.name}_current" for kind, table in TABLES.items()}
-_ACTIVE = ActiveGeneration.__table__
-_REGISTRY = SinkGeneration.__table__
+_ACTIVE = table_of(ActiveGeneration)
+_REGISTRY = table_of(SinkGeneration)
 
 
 class GenerationError(BlogpulseError):
@@ -42,24 +43,26 @@ def table_name(base: str, generation: int) -> str:
     return base if generation == 1 else f"{base}_g{generation}"
 
 
-@lru_cache(maxsize=None)
+@cache
 def tables_for(generation: int) -> GenerationTables:
     """The tables a generation writes. 1: the ORM tables; N > 1: copies in their own MetaData (kept
     out of the models' metadata, so Alembic autogenerate never proposes them)."""
     if generation < 1:
         raise GenerationError(f"generation: must be >= 1, got {generation}")
     if generation == 1:
-        return GenerationTables(1, dict(TABLES), SinkTombstone.__table__)
+        return GenerationTables(1, dict(TABLES), table_of(SinkTombstone))
     md = MetaData()
-    aggregates = {kind: t.to_metadata(md, name=table_name(t.name, generation))
-                  for kind, t in TABLES.items()}
-    tomb = SinkTombstone.__table__
-    return GenerationTables(generation, aggregates,
-                            tomb.to_metadata(md, name=table_name(tomb.name, generation)))
+    aggregates = {
+        kind: t.to_metadata(md, name=table_name(t.name, generation)) for kind, t in TABLES.items()
+    }
+    tomb = table_of(SinkTombstone)
+    return GenerationTables(
+        generation, aggregates, tomb.to_metadata(md, name=table_name(tomb.name, generation))
+    )
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def active(conn: Connection) -> int:
@@ -80,7 +83,9 @@ def next_generation(engine: Engine) -> int:
         return max([active(conn), *registered(conn)]) + 1
 
 
-def create(engine: Engine, generation: int, app_id: str, from_time: datetime | None) -> GenerationTables:
+def create(
+    engine: Engine, generation: int, app_id: str, from_time: datetime | None
+) -> GenerationTables:
     """Register a new generation and create its (empty) tables."""
     tables = tables_for(generation)
     with engine.begin() as conn:
@@ -88,15 +93,21 @@ def create(engine: Engine, generation: int, app_id: str, from_time: datetime | N
             raise GenerationError(f"generation {generation} already exists")
         for t in tables.all:
             t.create(conn, checkfirst=True)
-        conn.execute(_REGISTRY.insert().values(generation=generation, app_id=app_id,
-                                               from_time=from_time, started_at=_now()))
+        conn.execute(
+            _REGISTRY.insert().values(
+                generation=generation, app_id=app_id, from_time=from_time, started_at=_now()
+            )
+        )
     return tables
 
 
 def mark_caught_up(engine: Engine, generation: int) -> None:
     with engine.begin() as conn:
-        conn.execute(update(_REGISTRY).where(_REGISTRY.c.generation == generation)
-                     .values(caught_up_at=_now()))
+        conn.execute(
+            update(_REGISTRY)
+            .where(_REGISTRY.c.generation == generation)
+            .values(caught_up_at=_now())
+        )
 
 
 def _point_views(conn: Connection, generation: int) -> None:
@@ -110,8 +121,10 @@ def switch(engine: Engine, generation: int) -> int:
     with engine.begin() as conn:
         known = {n for n, info in registered(conn).items() if info["dropped_at"] is None}
         if generation not in known:
-            raise GenerationError(f"generation {generation} does not exist or was cleaned up "
-                                  f"(available: {', '.join(map(str, sorted(known))) or 'none'})")
+            raise GenerationError(
+                f"generation {generation} does not exist or was cleaned up "
+                f"(available: {', '.join(map(str, sorted(known))) or 'none'})"
+            )
         # The UPDATE comes first: on SQLite it opens the transaction the DDL then joins.
         previous = active(conn)
         conn.execute(update(_ACTIVE).where(_ACTIVE.c.id == 1).values(generation=generation))
@@ -129,8 +142,9 @@ def cleanup(engine: Engine, generation: int) -> list[str]:
         info = registered(conn).get(generation)
         if info is None or info["dropped_at"] is not None:
             raise GenerationError(f"generation {generation} does not exist or was cleaned up")
-        conn.execute(update(_REGISTRY).where(_REGISTRY.c.generation == generation)
-                     .values(dropped_at=_now()))
+        conn.execute(
+            update(_REGISTRY).where(_REGISTRY.c.generation == generation).values(dropped_at=_now())
+        )
         for t in tables.all:
             if generation == 1:
                 conn.execute(t.delete())
@@ -146,5 +160,7 @@ def row_counts(engine: Engine, generation: int) -> dict[str, int | None]:
     out: dict[str, int | None] = {}
     with engine.connect() as conn:
         for kind, t in tables.aggregates.items():
-            out[kind] = conn.scalar(select(func.count()).select_from(t)) if t.name in present else None
+            out[kind] = (
+                conn.scalar(select(func.count()).select_from(t)) if t.name in present else None
+            )
     return out

@@ -1,5 +1,6 @@
 """The sink's Prometheus metrics (prometheus-client default REGISTRY, served on the worker's
 /metrics with streams.metrics). Labels are bounded: table names and error kinds only."""
+
 from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram

@@ -3,12 +3,22 @@
 
 Times are timezone-aware UTC datetimes in Python. PostgreSQL stores them as timestamptz; SQLite has
 no time type, so UtcDateTime stores naive UTC text there and puts the UTC zone back on read."""
+
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Any, Optional
+from datetime import UTC, datetime
+from typing import Any, cast
 
-from sqlalchemy import BigInteger, Boolean, DateTime, Double, Integer, String, TypeDecorator
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Double,
+    Integer,
+    String,
+    Table,
+    TypeDecorator,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -18,21 +28,21 @@ class UtcDateTime(TypeDecorator):
     impl = DateTime(timezone=True)
     cache_ok = True
 
-    def process_bind_param(self, value: Optional[datetime], dialect: Any) -> Optional[datetime]:
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
         if value is None:
             return None
         if value.tzinfo is None:
             raise ValueError(f"naive datetime {value!r}: sink times must be timezone-aware UTC")
-        value = value.astimezone(timezone.utc)
+        value = value.astimezone(UTC)
         # SQLite stores text; one naive UTC format keeps ordering and primary keys exact.
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
-    def process_result_value(self, value: Optional[datetime], dialect: Any) -> Optional[datetime]:
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
         if value is None:
             return None
         if value.tzinfo is None:
-            return value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc)
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
 
 
 class Base(DeclarativeBase):
@@ -69,9 +79,9 @@ class PostEngagement(Base):
     participants: Mapped[int]
     post_author_replies: Mapped[int]
     max_depth: Mapped[int]
-    first_activity: Mapped[Optional[datetime]]
-    last_activity: Mapped[Optional[datetime]]
-    time_to_first_comment_seconds: Mapped[Optional[float]]
+    first_activity: Mapped[datetime | None]
+    last_activity: Mapped[datetime | None]
+    time_to_first_comment_seconds: Mapped[float | None]
     waiting_replies: Mapped[int]
     version: Mapped[int] = _version()
     updated_at: Mapped[datetime] = _updated_at()
@@ -89,8 +99,8 @@ class ThreadEngagement(Base):
     depth: Mapped[int]
     participants: Mapped[int]
     post_author_answered: Mapped[bool]
-    time_to_first_reply_seconds: Mapped[Optional[float]]
-    last_activity: Mapped[Optional[datetime]]
+    time_to_first_reply_seconds: Mapped[float | None]
+    last_activity: Mapped[datetime | None]
     version: Mapped[int] = _version()
     updated_at: Mapped[datetime] = _updated_at()
 
@@ -157,15 +167,20 @@ class SinkGeneration(Base):
 
     generation: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     app_id: Mapped[str] = mapped_column(String(255))
-    from_time: Mapped[Optional[datetime]]  # --from of the rebuild; null = from the earliest offsets
+    from_time: Mapped[datetime | None]  # --from of the rebuild; null = from the earliest offsets
     started_at: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False)
-    caught_up_at: Mapped[Optional[datetime]]
+    caught_up_at: Mapped[datetime | None]
     # Set by cleanup: the number stays taken (its consumer group and topics may still exist).
-    dropped_at: Mapped[Optional[datetime]]
+    dropped_at: Mapped[datetime | None]
+
+
+def table_of(model: type[Base]) -> Table:
+    """A model's Table (SQLAlchemy types `__table__` as the wider FromClause)."""
+    return cast(Table, model.__table__)
 
 
 TABLES = {
-    "posts": PostEngagement.__table__,
-    "threads": ThreadEngagement.__table__,
-    "windows": EngagementWindow.__table__,
+    "posts": table_of(PostEngagement),
+    "threads": table_of(ThreadEngagement),
+    "windows": table_of(EngagementWindow),
 }

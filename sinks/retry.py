@@ -1,11 +1,12 @@
 """The retrying database writer: a batch is written, or retried until it is. Never skipped, so the
 Kafka offsets behind it (committed by faust only after the batch) never pass unwritten data."""
+
 from __future__ import annotations
 
 import logging
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -29,9 +30,15 @@ class RetryingWriter:
     doubling up to BACKOFF_CAP seconds) on database errors, forever, until stop(). Keeps
     blogpulse_sink_up and the error/rows/duration metrics; logs an outage once and its end once."""
 
-    def __init__(self, engine: Engine, *, backoff_start: float = BACKOFF_START,
-                 backoff_cap: float = BACKOFF_CAP,
-                 clock: Callable[[], float] = time.monotonic, generation: int = 1) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        backoff_start: float = BACKOFF_START,
+        backoff_cap: float = BACKOFF_CAP,
+        clock: Callable[[], float] = time.monotonic,
+        generation: int = 1,
+    ) -> None:
         self.engine = engine
         self.generation = generation  # whose tables the batches go to (sinks/generations.py)
         self.backoff_start = backoff_start
@@ -82,16 +89,24 @@ class RetryingWriter:
             # masked URL says which database.
             text = str(getattr(exc, "orig", None) or exc)
             reason = text.splitlines()[0][:300] if text else ""
-            log.error("sink: database %s unavailable (%s: %s); retrying with backoff up to %.0fs, "
-                      "holding the Kafka position", self._url, type(exc).__name__, _scrub(reason, self.engine),
-                      self.backoff_cap)
+            log.error(
+                "sink: database %s unavailable (%s: %s); retrying with backoff up to %.0fs, "
+                "holding the Kafka position",
+                self._url,
+                type(exc).__name__,
+                _scrub(reason, self.engine),
+                self.backoff_cap,
+            )
 
     def _succeeded(self, result: WriteResult, seconds: float) -> None:
         metrics.SINK_UP.set(1)
         if self._down_since is not None:
-            log.warning("sink: database %s is back after %.1fs (%d failed attempts); resuming",
-                        self._url,
-                        self._clock() - self._down_since, self.failures)
+            log.warning(
+                "sink: database %s is back after %.1fs (%d failed attempts); resuming",
+                self._url,
+                self._clock() - self._down_since,
+                self.failures,
+            )
             self._down_since = None
         metrics.BATCH_SIZE.observe(result.rows)
         metrics.BATCH_SECONDS.observe(seconds)

@@ -8,11 +8,13 @@ overwrites a newer row, and replaying any mix of messages, in any order, ends in
 Deletes (`deleted: true` on threads and windows) also record a tombstone (kind, key, version):
 once the row is gone there is no stored version left to compare with, and a late older message
 would otherwise bring the row back."""
+
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Mapping, Union
+from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 from sqlalchemy import Connection, Engine, and_, bindparam, delete, select
@@ -21,36 +23,59 @@ from sqlalchemy.orm import Session
 
 from schemas.errors import BlogpulseError
 from schemas.topic_names import output_kind
-from sinks.models import TABLES, SinkOffset, SinkTombstone
+from sinks.models import TABLES, SinkOffset, SinkTombstone, table_of
 
 KINDS = tuple(TABLES)  # posts, threads, windows
 WINDOWS = ("hour", "day")
-_TOMBSTONES = SinkTombstone.__table__
-_OFFSETS = SinkOffset.__table__
+_TOMBSTONES = table_of(SinkTombstone)
+_OFFSETS = table_of(SinkOffset)
 
 # Value fields per kind, and how each is checked/converted into its column value.
 _INT, _OPT_NUM, _OPT_TIME, _TIME, _BOOL, _STR = "int", "opt_num", "opt_time", "time", "bool", "str"
 FIELDS: dict[str, dict[str, str]] = {
     "posts": {
-        "site": _STR, "post_id": _INT, "comments": _INT, "replies": _INT, "pingbacks": _INT,
-        "trackbacks": _INT, "threads": _INT, "participants": _INT, "post_author_replies": _INT,
-        "max_depth": _INT, "first_activity": _OPT_TIME, "last_activity": _OPT_TIME,
-        "time_to_first_comment_seconds": _OPT_NUM, "waiting_replies": _INT,
+        "site": _STR,
+        "post_id": _INT,
+        "comments": _INT,
+        "replies": _INT,
+        "pingbacks": _INT,
+        "trackbacks": _INT,
+        "threads": _INT,
+        "participants": _INT,
+        "post_author_replies": _INT,
+        "max_depth": _INT,
+        "first_activity": _OPT_TIME,
+        "last_activity": _OPT_TIME,
+        "time_to_first_comment_seconds": _OPT_NUM,
+        "waiting_replies": _INT,
     },
     "threads": {
-        "site": _STR, "post_id": _INT, "root_comment_id": _INT, "replies": _INT, "depth": _INT,
-        "participants": _INT, "post_author_answered": _BOOL, "time_to_first_reply_seconds": _OPT_NUM,
+        "site": _STR,
+        "post_id": _INT,
+        "root_comment_id": _INT,
+        "replies": _INT,
+        "depth": _INT,
+        "participants": _INT,
+        "post_author_answered": _BOOL,
+        "time_to_first_reply_seconds": _OPT_NUM,
         "last_activity": _OPT_TIME,
     },
     "windows": {
-        "site": _STR, "post_id": _INT, "window": _STR, "window_start": _TIME, "comments": _INT,
-        "replies": _INT, "pingbacks": _INT, "trackbacks": _INT,
+        "site": _STR,
+        "post_id": _INT,
+        "window": _STR,
+        "window_start": _TIME,
+        "comments": _INT,
+        "replies": _INT,
+        "pingbacks": _INT,
+        "trackbacks": _INT,
     },
 }
 PRIMARY_KEYS = {kind: tuple(c.name for c in TABLES[kind].primary_key.columns) for kind in KINDS}
 
-Message = tuple[str, Any, Mapping[str, Any]]  # (aggregate kind or topic, Kafka key, decoded value)
-Target = Union[Engine, Connection, Session]
+# (aggregate kind or topic, Kafka key, decoded value; None: a Kafka tombstone, refused)
+Message = tuple[str, Any, Mapping[str, Any] | None]
+Target = Engine | Connection | Session
 
 
 class InvalidAggregate(BlogpulseError, ValueError):
@@ -104,20 +129,22 @@ class WriteResult:
 
 def _key_part(value: Any) -> str:
     if isinstance(value, datetime):
-        return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     return str(value)
 
 
 def _parse_time(kind: str, name: str, value: Any) -> datetime:
     if not isinstance(value, str):
-        raise InvalidAggregate(kind, name, f"expected an ISO 8601 UTC string, got {type(value).__name__}")
+        raise InvalidAggregate(
+            kind, name, f"expected an ISO 8601 UTC string, got {type(value).__name__}"
+        )
     try:
         dt = datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith("Z") else value)
     except ValueError:
         raise InvalidAggregate(kind, name, f"not an ISO 8601 time: {value[:40]!r}") from None
     if dt.tzinfo is None:
         raise InvalidAggregate(kind, name, "time without a zone (expected ...Z)")
-    return dt.astimezone(timezone.utc)
+    return dt.astimezone(UTC)
 
 
 def _convert(kind: str, name: str, how: str, value: Any) -> Any:
@@ -141,18 +168,22 @@ def _convert(kind: str, name: str, how: str, value: Any) -> Any:
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise InvalidAggregate(kind, name, f"expected a number or null, got {type(value).__name__}")
+            raise InvalidAggregate(
+                kind, name, f"expected a number or null, got {type(value).__name__}"
+            )
         return float(value)
     if how == _OPT_TIME:
         return None if value is None else _parse_time(kind, name, value)
     return _parse_time(kind, name, value)
 
 
-def to_change(kind: str, value: Mapping[str, Any]) -> Change:
+def to_change(kind: str, value: Mapping[str, Any] | None) -> Change:
     """Check and convert one decoded output value. Raises InvalidAggregate naming the field."""
     kind = output_kind(kind) or kind
     if kind not in FIELDS:
-        raise InvalidAggregate(str(kind), "kind", f"expected one of {', '.join(KINDS)} or a topic name")
+        raise InvalidAggregate(
+            str(kind), "kind", f"expected one of {', '.join(KINDS)} or a topic name"
+        )
     if not isinstance(value, Mapping):
         raise InvalidAggregate(kind, "value", "expected a JSON object")
     version = value.get("version")
@@ -177,8 +208,10 @@ def to_change(kind: str, value: Mapping[str, Any]) -> Change:
     return Change(kind, version, deleted, row)
 
 
-def collapse(messages: Iterable[Message],
-             on_invalid: Callable[[Message, InvalidAggregate], None] | None = None) -> Batch:
+def collapse(
+    messages: Iterable[Message],
+    on_invalid: Callable[[Message, InvalidAggregate], None] | None = None,
+) -> Batch:
     """Keep the newest version per key (the later message on a tie). A bad message raises
     InvalidAggregate, or goes to on_invalid and is left out when that is given."""
     batch = Batch()
@@ -236,7 +269,8 @@ def _pg_upsert_sql(table) -> str:
             f"SELECT {', '.join(map(quote, cols))} "
             f"FROM json_populate_recordset(NULL::{quote(table.name)}, %(rows)s) "
             f"ON CONFLICT ({', '.join(map(quote, pk))}) DO UPDATE SET {updates} "
-            f"WHERE {quote(table.name)}.version < EXCLUDED.version")
+            f"WHERE {quote(table.name)}.version < EXCLUDED.version"
+        )
     return sql
 
 
@@ -251,32 +285,43 @@ def _delete_stmt(table):
     return delete(table).where(and_(*cond, table.c.version < bindparam("k_version")))
 
 
-def _tombstones(conn: Connection, batch: Batch, tombstones=_TOMBSTONES) -> dict[tuple[str, str], int]:
+def _tombstones(
+    conn: Connection, batch: Batch, tombstones=_TOMBSTONES
+) -> dict[tuple[str, str], int]:
     """Recorded deletes for the batch's thread/window upserts: one query for both kinds."""
-    keys = sorted({c.tombstone_key for kind in ("threads", "windows")
-                   for c in batch.changes[kind].values() if not c.deleted})
+    keys = sorted(
+        {
+            c.tombstone_key
+            for kind in ("threads", "windows")
+            for c in batch.changes[kind].values()
+            if not c.deleted
+        }
+    )
     found: dict[tuple[str, str], int] = {}
     if keys and conn.dialect.name == "postgresql":
         rows = conn.exec_driver_sql(
             f'SELECT kind, key, version FROM "{tombstones.name}" WHERE key = ANY(%(keys)s)',
-            {"keys": keys})
+            {"keys": keys},
+        )
         return {(k, key): v for k, key, v in rows}
     for i in range(0, len(keys), 500):  # under SQLite's old 999-variable limit
         rows = conn.execute(
-            select(tombstones.c.kind, tombstones.c.key, tombstones.c.version)
-            .where(tombstones.c.key.in_(keys[i:i + 500]))
+            select(tombstones.c.kind, tombstones.c.key, tombstones.c.version).where(
+                tombstones.c.key.in_(keys[i : i + 500])
+            )
         )
         found.update({(k, key): v for k, key, v in rows})
     return found
 
 
-def write_collapsed(conn: Connection, batch: Batch, now: datetime | None = None,
-                    generation: int = 1) -> WriteResult:
+def write_collapsed(
+    conn: Connection, batch: Batch, now: datetime | None = None, generation: int = 1
+) -> WriteResult:
     """Write a collapsed batch on conn (inside the caller's transaction), into the tables of
     `generation` (sinks/generations.py; 1 = the plain tables)."""
     from sinks.generations import tables_for
 
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     insert = _insert(conn.dialect.name)
     result = WriteResult()
     gen_tables = tables_for(generation)
@@ -300,12 +345,16 @@ def write_collapsed(conn: Connection, batch: Batch, now: datetime | None = None,
             if conn.dialect.name == "postgresql":
                 _pg_upsert(conn, table, upserts, now)
             else:
-                conn.execute(_upsert_stmt(insert, table),
-                             [{**c.row, "version": c.version, "updated_at": now} for c in upserts])
+                conn.execute(
+                    _upsert_stmt(insert, table),
+                    [{**c.row, "version": c.version, "updated_at": now} for c in upserts],
+                )
             result.upserted[table.name] = len(upserts)
         if deletes:
-            params = [{**{f"k_{n}": c.row[n] for n in PRIMARY_KEYS[kind]}, "k_version": c.version}
-                      for c in deletes]
+            params = [
+                {**{f"k_{n}": c.row[n] for n in PRIMARY_KEYS[kind]}, "k_version": c.version}
+                for c in deletes
+            ]
             conn.execute(_delete_stmt(table), params)
             tomb = insert(tombstones)
             conn.execute(
@@ -314,8 +363,10 @@ def write_collapsed(conn: Connection, batch: Batch, now: datetime | None = None,
                     set_={"version": tomb.excluded.version, "updated_at": tomb.excluded.updated_at},
                     where=tombstones.c.version < tomb.excluded.version,
                 ),
-                [{"kind": kind, "key": c.tombstone_key, "version": c.version, "updated_at": now}
-                 for c in deletes],
+                [
+                    {"kind": kind, "key": c.tombstone_key, "version": c.version, "updated_at": now}
+                    for c in deletes
+                ],
             )
             result.deleted[table.name] = len(deletes)
     if batch.offsets:
@@ -323,8 +374,9 @@ def write_collapsed(conn: Connection, batch: Batch, now: datetime | None = None,
     return result
 
 
-def _store_offsets(conn: Connection, insert, offsets: Mapping[tuple[str, int], int],
-                   now: datetime) -> None:
+def _store_offsets(
+    conn: Connection, insert, offsets: Mapping[tuple[str, int], int], now: datetime
+) -> None:
     stmt = insert(_OFFSETS)
     conn.execute(
         # Only forwards: a sink that lost its partitions in a rebalance may still commit a batch
@@ -332,9 +384,13 @@ def _store_offsets(conn: Connection, insert, offsets: Mapping[tuple[str, int], i
         stmt.on_conflict_do_update(
             index_elements=["topic", "partition"],
             set_={"next_offset": stmt.excluded.next_offset, "updated_at": stmt.excluded.updated_at},
-            where=_OFFSETS.c.next_offset < stmt.excluded.next_offset),
-        [{"topic": t, "partition": p, "next_offset": o, "updated_at": now}
-         for (t, p), o in sorted(offsets.items())])
+            where=_OFFSETS.c.next_offset < stmt.excluded.next_offset,
+        ),
+        [
+            {"topic": t, "partition": p, "next_offset": o, "updated_at": now}
+            for (t, p), o in sorted(offsets.items())
+        ],
+    )
 
 
 def store_offsets(engine: Engine, offsets: Mapping[tuple[str, int], int]) -> None:
@@ -342,13 +398,14 @@ def store_offsets(engine: Engine, offsets: Mapping[tuple[str, int], int]) -> Non
     the end of shared topics)."""
     if offsets:
         with engine.begin() as conn:
-            _store_offsets(conn, _insert(conn.dialect.name), offsets, datetime.now(timezone.utc))
+            _store_offsets(conn, _insert(conn.dialect.name), offsets, datetime.now(UTC))
 
 
 def read_offsets(target: Engine | Connection, topics: Iterable[str]) -> dict[tuple[str, int], int]:
     """The stored next offset of every partition of these topics that the sink has written."""
     query = select(_OFFSETS.c.topic, _OFFSETS.c.partition, _OFFSETS.c.next_offset).where(
-        _OFFSETS.c.topic.in_(sorted(set(topics))))
+        _OFFSETS.c.topic.in_(sorted(set(topics)))
+    )
     if isinstance(target, Engine):
         with target.connect() as conn:
             rows = conn.execute(query).all()

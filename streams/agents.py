@@ -27,13 +27,16 @@ those posts could have had and no longer have. (The other order had a window tha
 closes: outputs delivered, changelog lost, and later events that revert the change leave the
 killed worker's outputs standing: tests/unit/test_agent_crash_window.py.)
 """
+
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
 from collections import defaultdict
-from typing import Any, Iterable
+from collections.abc import Iterable
+from collections.abc import Set as AbstractSet
+from typing import Any, cast
 
 import mode
 import orjson
@@ -61,9 +64,26 @@ FLUSH_MAX_EVENTS = 100_000
 _INPUTS = frozenset(INPUT_TOPICS.values())
 
 # Contract field names are a bounded set, so they may be label values; anything else is "other".
-_REASON_CODES = {"json", "utf8", "schema", "key", "schema_version", "event_id", "type", "site",
-                 "post_id", "comment_id", "parent_id", "post_author", "author_key", "kind",
-                 "source_url", "event_time", "post_time", "status"}
+_REASON_CODES = {
+    "json",
+    "utf8",
+    "schema",
+    "key",
+    "schema_version",
+    "event_id",
+    "type",
+    "site",
+    "post_id",
+    "comment_id",
+    "parent_id",
+    "post_author",
+    "author_key",
+    "kind",
+    "source_url",
+    "event_time",
+    "post_time",
+    "status",
+}
 
 _load_lock = asyncio.Lock()
 
@@ -98,11 +118,12 @@ def register_agents(app_: Any, settings: Settings) -> None:
     OUTPUT_TOPICS = settings.output_topics
     store = PostStore(settings.partitions)
     _derived = StateCache(settings.state_cache_entries)
-    pending.__init__()
+    pending.reset()
     topics = create_topics(app_, settings)
     dlq_topic, tick_topic = topics.dlq, topics.tick
-    aggregate = app_.agent(topics.source, name=f"{__name__}.aggregate",
-                           supervisor_strategy=mode.CrashingSupervisor)(aggregate_batches)
+    aggregate = app_.agent(
+        topics.source, name=f"{__name__}.aggregate", supervisor_strategy=mode.CrashingSupervisor
+    )(aggregate_batches)
     app_.timer(interval=FLUSH_MAX_SECONDS / 4)(flush_clock)
     app_.on_partitions_revoked.connect(_forget_revoked)
     app_.timer(interval=TICK_INTERVAL)(orphan_clock)
@@ -129,9 +150,17 @@ def decode(key: bytes | None, raw: bytes) -> tuple[str, engine.EventFields]:
         raise BadKey("key", "Kafka key must be '<site>/<post_id>' of the event")
     post_time = event["post_time"]
     return post_key, engine.EventFields(
-        event["event_id"], event["type"], event["comment_id"], event["parent_id"],
-        event["post_author"], event["author_key"], event["kind"], epoch_of(event["event_time"]),
-        None if post_time is None else cached_epoch_of(post_time), event["status"])
+        event["event_id"],
+        event["type"],
+        event["comment_id"],
+        event["parent_id"],
+        event["post_author"],
+        event["author_key"],
+        event["kind"],
+        epoch_of(event["event_time"]),
+        None if post_time is None else cached_epoch_of(post_time),
+        event["status"],
+    )
 
 
 async def dead_letter(event: Any, exc: InvalidEvent) -> None:
@@ -159,12 +188,23 @@ def render(post_key: str, version: int, change: engine.AggregateChange) -> tuple
         return post_key, orjson.dumps({**head, "version": version, **change.value})
     if change.aggregate == "threads":
         root = change.ident
-        value = {**head, "root_comment_id": root, "version": version, **change.value,
-                 "deleted": change.deleted}
+        value = {
+            **head,
+            "root_comment_id": root,
+            "version": version,
+            **change.value,
+            "deleted": change.deleted,
+        }
         return f"{post_key}/{root}", orjson.dumps(value)
     window, start = change.ident
-    value = {**head, "window": window, "window_start": start, "version": version,
-             **change.value, "deleted": change.deleted}
+    value = {
+        **head,
+        "window": window,
+        "window_start": start,
+        "version": version,
+        **change.value,
+        "deleted": change.deleted,
+    }
     return f"{post_key}/{window}/{start}", orjson.dumps(value)
 
 
@@ -185,6 +225,10 @@ class Pending:
     timestamp behind them; and the events, held unacknowledged."""
 
     def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """Empty: nothing held."""
         self.unfolded: dict[str, list[engine.EventFields]] = defaultdict(list)
         self.ticks: dict[str, float] = {}
         self.changes: dict[str, dict[tuple[str, Any], engine.AggregateChange]] = {}
@@ -209,7 +253,7 @@ class Pending:
         for event in self.events:
             event.ack()
         refresh = self.refresh  # added by a load while the flush ran: for the next flush
-        self.__init__()
+        self.reset()
         if refresh:
             self.refresh, self.since = refresh, time.monotonic()
 
@@ -222,7 +266,7 @@ class Pending:
                 del posts[post_key]
         self.refresh = {k for k in self.refresh if store.partition_of(k) not in partitions}
         if not self:
-            self.__init__()
+            self.reset()
 
     def due(self) -> bool:
         """Flush after every batch while the input is fresh (latency); while catching up with a
@@ -232,8 +276,10 @@ class Pending:
             return bool(self.refresh)
         if time.time() - self.newest_input < CATCH_UP_LAG:
             return True
-        return time.monotonic() - self.since >= FLUSH_MAX_SECONDS \
+        return (
+            time.monotonic() - cast(float, self.since) >= FLUSH_MAX_SECONDS  # set by hold()
             or len(self.events) >= FLUSH_MAX_EVENTS
+        )
 
 
 pending = Pending()
@@ -243,8 +289,11 @@ _flush_lock = asyncio.Lock()
 FOLD_YIELD_POSTS = 200  # posts folded between two turns of the event loop
 
 
-async def fold(events_by_post: dict[str, list[engine.EventFields]], ticks: dict[str, float],
-               refresh: set[str] = frozenset()) -> int:
+async def fold(
+    events_by_post: dict[str, list[engine.EventFields]],
+    ticks: dict[str, float],
+    refresh: AbstractSet[str] = frozenset(),
+) -> int:
     """Merge and derive every touched post; its changed aggregates go to `pending` and its changed
     entries to the store. Posts in `refresh` emit all their aggregates (module doc). Each post is
     processed without a pause; between posts the event loop gets a turn now and then, so that a
@@ -285,8 +334,7 @@ async def fold(events_by_post: dict[str, list[engine.EventFields]], ticks: dict[
             continue
         fast = None
         if cached is not None and new_ids:
-            fast = engine.derive_more(state, cached.derived, cached.totals, new_ids,
-                                       ORPHAN_TIMEOUT)
+            fast = engine.derive_more(state, cached.derived, cached.totals, new_ids, ORPHAN_TIMEOUT)
         if fast is not None:
             new, totals, changes = fast
         else:
@@ -330,8 +378,8 @@ async def flush() -> int:
                 outputs.add(OUTPUT_TOPICS[change.aggregate], partition, key.encode(), value, ts)
                 by_aggregate[change.aggregate] += 1
         changelog = BatchSender()
-        for partition, key, value in store.drain(store.next_flush()):
-            changelog.add(CHANGELOG_TOPIC, partition, key, value)
+        for partition, entry_key, entry in store.drain(store.next_flush()):
+            changelog.add(CHANGELOG_TOPIC, partition, entry_key, entry)
         producer = await aiokafka_producer(app)
         if changelog.count:
             await asyncio.gather(*await changelog.send(producer))  # before the outputs (module doc)
@@ -342,7 +390,7 @@ async def flush() -> int:
         # events again from the committed offsets, and the state again from the changelog.
         store.clear()
         _derived.clear()
-        pending.__init__()  # never acknowledged
+        pending.reset()  # never acknowledged
         raise
     pending.release()
     for aggregate, n in by_aggregate.items():
@@ -367,8 +415,10 @@ async def ensure_loaded(partitions: Iterable[int]) -> None:
 
 
 def _consumer_config() -> dict[str, Any]:
-    return {"bootstrap_servers": _settings.bootstrap_servers,
-            **_settings.kafka_security.aiokafka_config()}
+    return {
+        "bootstrap_servers": _settings.bootstrap_servers,
+        **_settings.kafka_security.aiokafka_config(),
+    }
 
 
 async def process_batch(events: Iterable[Any]) -> int:
@@ -411,9 +461,15 @@ async def process_batch(events: Iterable[Any]) -> int:
 def _parse_tick(key: bytes | None, value: bytes) -> tuple[str, float] | None:
     # Ticks are internal (written by orphan_clock below); a malformed one is only logged.
     try:
-        return key.decode("utf-8"), float(orjson.loads(value)["clock"])
-    except (AttributeError, UnicodeDecodeError, orjson.JSONDecodeError, KeyError, TypeError,
-            ValueError):
+        return key.decode("utf-8"), float(orjson.loads(value)["clock"])  # type: ignore[union-attr]  # None: AttributeError below
+    except (
+        AttributeError,
+        UnicodeDecodeError,
+        orjson.JSONDecodeError,
+        KeyError,
+        TypeError,
+        ValueError,
+    ):
         log.warning("ignoring malformed tick message")
         return None
 
@@ -435,7 +491,11 @@ async def flush_if_stale() -> bool:
     """Flush changes held while catching up once no more events come. True if it flushed."""
     if _flush_lock.locked():
         return False  # the agent is at work and flushes when due
-    if pending and time.monotonic() - pending.since >= FLUSH_MAX_SECONDS:
+    if (
+        pending
+        and pending.since is not None
+        and time.monotonic() - pending.since >= FLUSH_MAX_SECONDS
+    ):
         async with _flush_lock:
             if pending:
                 await flush()

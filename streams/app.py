@@ -1,6 +1,7 @@
 """The faust application: one per worker process, made from the settings by create_app(). The
 aggregation agent (streams/agents.py) registers on it; `blogpulse worker` (streams/worker.py)
 builds both and runs them, with the database sink in a child process (streams/sink.py)."""
+
 from __future__ import annotations
 
 import faust

@@ -3,6 +3,7 @@
 settings, read from the environment here, once, when a command runs (so `--help` works whatever
 the environment holds). An expected error (schemas.errors.BlogpulseError) is one line on stderr
 and an exit code; anything else is a bug and keeps its traceback."""
+
 from __future__ import annotations
 
 import argparse
@@ -14,8 +15,13 @@ from schemas.errors import BlogpulseError
 from streams.settings import load_settings
 
 # Order is the order of `blogpulse --help`.
-COMMAND_MODULES = ("streams.event_commands", "streams.commands", "streams.ingest.commands",
-                   "streams.database_commands", "streams.history_commands")
+COMMAND_MODULES = (
+    "streams.event_commands",
+    "streams.commands",
+    "streams.ingest.commands",
+    "streams.database_commands",
+    "streams.history_commands",
+)
 
 
 def _version() -> str:

@@ -1,4 +1,5 @@
 """`blogpulse worker`: run the stream-processing worker."""
+
 from __future__ import annotations
 
 import argparse
@@ -18,9 +19,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "Creates missing topics first (BLOGPULSE_PARTITIONS partitions, BLOGPULSE_REPLICATION_FACTOR "
         "replicas, BLOGPULSE_MIN_INSYNC_REPLICAS in sync).",
     )
-    p.add_argument("--loglevel", default="info",
-                   choices=["debug", "info", "warning", "error", "critical"],
-                   help="log level (default: info)")
+    p.add_argument(
+        "--loglevel",
+        default="info",
+        choices=["debug", "info", "warning", "error", "critical"],
+        help="log level (default: info)",
+    )
     p.set_defaults(func=_run_worker)
 
     p = subparsers.add_parser(
@@ -32,10 +36,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "or restored database reads from where its rows stand). `blogpulse worker` starts and "
         "watches one; run it alone to write a second database from the same topics.",
     )
-    p.add_argument("--metrics-port", type=int, default=9466,
-                   help="serve the sink's /metrics on 127.0.0.1 at this port (default: 9466)")
-    p.add_argument("--parent", type=int, default=None, metavar="PID",
-                   help="stop when process PID is gone (the worker passes its own)")
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=9466,
+        help="serve the sink's /metrics on 127.0.0.1 at this port (default: 9466)",
+    )
+    p.add_argument(
+        "--parent",
+        type=int,
+        default=None,
+        metavar="PID",
+        help="stop when process PID is gone (the worker passes its own)",
+    )
     p.set_defaults(func=_run_sink)
 
     from streams.demo import register_demo

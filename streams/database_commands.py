@@ -1,4 +1,5 @@
 """`blogpulse db upgrade` and `blogpulse stats`."""
+
 from __future__ import annotations
 
 import argparse
@@ -9,24 +10,28 @@ from streams.settings import Settings
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     db = subparsers.add_parser(
-        "db", help="sink database: migrations",
+        "db",
+        help="sink database: migrations",
         description="Manage the sink database (BLOGPULSE_DB, default sqlite:///blogpulse.db).",
     )
     db_sub = db.add_subparsers(dest="db_command", metavar="ACTION")
     db_sub.required = True
-    up = db_sub.add_parser("upgrade", help="create or migrate the sink tables to the latest revision",
-                           description="Run the Alembic migrations of the sink tables up to head.")
+    up = db_sub.add_parser(
+        "upgrade",
+        help="create or migrate the sink tables to the latest revision",
+        description="Run the Alembic migrations of the sink tables up to head.",
+    )
     up.set_defaults(func=_run_upgrade)
 
     st = subparsers.add_parser(
-        "stats", help="print what is in the sink database",
+        "stats",
+        help="print what is in the sink database",
         description="Per-post engagement from the sink database (BLOGPULSE_DB), most commented "
         "first. With --post SITE/ID: that post, its threads and its hour/day windows.",
     )
     st.add_argument("--post", metavar="SITE/ID", help="one post: its row, threads and windows")
     st.add_argument("--json", action="store_true", help="print JSON instead of tables")
-    st.add_argument("--limit", type=int, default=50, metavar="N",
-                    help="posts to list (default 50)")
+    st.add_argument("--limit", type=int, default=50, metavar="N", help="posts to list (default 50)")
     st.set_defaults(func=_run_stats)
 
 
@@ -55,8 +60,10 @@ def _run_upgrade(args: argparse.Namespace, settings: Settings) -> int:
     except db.BadDatabaseUrl as exc:
         return _fail(str(exc), 2)
     except SQLAlchemyError as exc:
-        return _fail(f"database {db.masked(url)}: {type(exc).__name__}: "
-                     f"{str(getattr(exc, 'orig', None) or exc).splitlines()[0]}")
+        return _fail(
+            f"database {db.masked(url)}: {type(exc).__name__}: "
+            f"{str(getattr(exc, 'orig', None) or exc).splitlines()[0]}"
+        )
     if before == after:
         print(f"{db.masked(url)}: already at revision {after}")
     else:
@@ -83,11 +90,16 @@ def _run_stats(args: argparse.Namespace, settings: Settings) -> int:
     if args.post is not None:
         post = _parse_post(args.post)
         if post is None:
-            return _fail(f"--post: expected SITE/ID with a positive numeric ID, got {args.post!r}", 2)
+            return _fail(
+                f"--post: expected SITE/ID with a positive numeric ID, got {args.post!r}", 2
+            )
     url = settings.db_url
     try:
         engine = _engine(settings)
-        data = stats.post_detail(engine, *post) if post else stats.summary(engine, args.limit)
+        if post:
+            detail = stats.post_detail(engine, *post)
+        else:
+            summary = stats.summary(engine, args.limit)
     except db.BadDatabaseUrl as exc:
         return _fail(str(exc), 2)
     except stats.NotMigrated as exc:
@@ -95,32 +107,52 @@ def _run_stats(args: argparse.Namespace, settings: Settings) -> int:
     except stats.NoSuchPost as exc:
         return _fail(str(exc))
     except SQLAlchemyError as exc:
-        return _fail(f"database {db.masked(url)}: {type(exc).__name__}: "
-                     f"{str(getattr(exc, 'orig', None) or exc).splitlines()[0]}")
+        return _fail(
+            f"database {db.masked(url)}: {type(exc).__name__}: "
+            f"{str(getattr(exc, 'orig', None) or exc).splitlines()[0]}"
+        )
 
     if args.json:
-        payload = data if post else {"posts": data.posts, "threads": data.threads,
-                                     "windows": data.windows, "top_posts": data.rows}
+        payload = (
+            detail
+            if post
+            else {
+                "posts": summary.posts,
+                "threads": summary.threads,
+                "windows": summary.windows,
+                "top_posts": summary.rows,
+            }
+        )
         sys.stdout.write(orjson.dumps(payload, option=orjson.OPT_INDENT_2).decode() + "\n")
         return 0
     if post:
-        p = data["post"]
+        p = detail["post"]
         print(f"post {p['site']}/{p['post_id']} (version {p['version']})")
         for name in stats.POST_COLUMNS[2:-1]:
             print(f"  {name:<30} {'-' if p[name] is None else p[name]}")
-        print(f"\nthreads: {len(data['threads'])}")
-        if data["threads"]:
-            print(stats.table(data["threads"], stats.THREAD_COLUMNS))
-        days = [w for w in data["windows"] if w["window"] == "day"]
-        print(f"\nday windows: {len(days)} (hour windows: {len(data['windows']) - len(days)})")
+        print(f"\nthreads: {len(detail['threads'])}")
+        if detail["threads"]:
+            print(stats.table(detail["threads"], stats.THREAD_COLUMNS))
+        days = [w for w in detail["windows"] if w["window"] == "day"]
+        print(f"\nday windows: {len(days)} (hour windows: {len(detail['windows']) - len(days)})")
         if days:
-            print(stats.table(days, ("window_start", "comments", "replies", "pingbacks", "trackbacks")))
+            print(
+                stats.table(
+                    days, ("window_start", "comments", "replies", "pingbacks", "trackbacks")
+                )
+            )
         return 0
-    if data.posts == 0:
-        print(f"{db.masked(url)}: no posts yet (the sink has written nothing; is the worker running?)")
+    if summary.posts == 0:
+        print(
+            f"{db.masked(url)}: no posts yet (the sink has written nothing; is the worker running?)"
+        )
         return 0
-    print(f"{db.masked(url)}: {data.posts} posts, {data.threads} threads, {data.windows} windows")
-    shown = f"top {len(data.rows)} by comments" if data.posts > len(data.rows) else "all posts"
+    print(
+        f"{db.masked(url)}: {summary.posts} posts, {summary.threads} threads, {summary.windows} windows"
+    )
+    shown = (
+        f"top {len(summary.rows)} by comments" if summary.posts > len(summary.rows) else "all posts"
+    )
     print(f"{shown}:\n")
-    print(stats.table(data.rows, stats.POST_TABLE))
+    print(stats.table(summary.rows, stats.POST_TABLE))
     return 0

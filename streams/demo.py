@@ -5,6 +5,7 @@ nothing), upgrades the database, starts a worker, publishes the sample set (or F
 shows live progress read from the worker's /metrics, prints the per-post and per-thread summary from
 the database (`blogpulse stats`), and stops what it started on Ctrl-C and at the end (unless
 --keep-running)."""
+
 from __future__ import annotations
 
 import argparse
@@ -22,11 +23,15 @@ from kafka.errors import KafkaError
 from prometheus_client.parser import text_string_to_metric_families
 
 from schemas.errors import BlogpulseError
-from streams.publisher import BrokerUnavailable
 from schemas.topic_names import INPUT_TOPICS, TICK_TOPIC
-from streams.group_offsets import (admin_client, lookup_consumer, partitions_of,
-                                   start_new_group_at_ends)
+from streams.group_offsets import (
+    admin_client,
+    lookup_consumer,
+    partitions_of,
+    start_new_group_at_ends,
+)
 from streams.process import stop_process
+from streams.publisher import BrokerUnavailable
 from streams.settings import Settings, child_env
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,16 +57,29 @@ def register_demo(subparsers: argparse._SubParsersAction) -> None:
         "the sample post with its comments (or FILE), show progress, then print the per-post and "
         "per-thread summary. Ctrl-C stops everything the demo started.",
     )
-    p.add_argument("file", nargs="?", type=Path, default=None,
-                   help="WXR export (.xml) or JSONL events to publish (default: the sample set)")
-    p.add_argument("--keep-running", action="store_true",
-                   help="leave the worker (and a broker the demo started) running at the end")
-    p.add_argument("--timeout", type=float, default=300.0,
-                   help="seconds to wait for the worker to catch up (default: 300)")
+    p.add_argument(
+        "file",
+        nargs="?",
+        type=Path,
+        default=None,
+        help="WXR export (.xml) or JSONL events to publish (default: the sample set)",
+    )
+    p.add_argument(
+        "--keep-running",
+        action="store_true",
+        help="leave the worker (and a broker the demo started) running at the end",
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=300.0,
+        help="seconds to wait for the worker to catch up (default: 300)",
+    )
     p.set_defaults(func=run_demo)
 
 
 # --- reading the worker's /metrics ----------------------------------------------------------------
+
 
 @dataclass
 class Progress:
@@ -105,6 +123,7 @@ def caught_up(p: Progress, published: int, output_topics) -> bool:
 
 
 # --- services -------------------------------------------------------------------------------------
+
 
 def answers(address: str, timeout: float = 2.0) -> bool:
     host, _, port = address.rpartition(":")
@@ -164,8 +183,10 @@ def ensure_broker(settings: Settings, say) -> bool:
         return False
     up = REPO / "deploy" / "local" / "up"
     if first.split(":")[0] not in ("127.0.0.1", "localhost") or not up.exists():
-        raise DemoError(f"no Kafka broker answers on {settings.broker} (BLOGPULSE_BROKER); start "
-                        f"one, or unset BLOGPULSE_BROKER to let the demo start a local broker")
+        raise DemoError(
+            f"no Kafka broker answers on {settings.broker} (BLOGPULSE_BROKER); start "
+            f"one, or unset BLOGPULSE_BROKER to let the demo start a local broker"
+        )
     say(f"no broker on {first}: starting one with deploy/local/up kafka (first run fetches jars)")
     # On the port the settings point at (deploy/local reads BLOGPULSE_KAFKA_PORT).
     env = child_env(BLOGPULSE_KAFKA_PORT=first.rpartition(":")[2])
@@ -194,9 +215,13 @@ class Worker:
         self.port = port
         self.log_path = log_path
         self._log = open(log_path, "wb")
-        self.proc = subprocess.Popen([*CLI, "worker", "--loglevel", "warning"], env=env,
-                                     stdout=self._log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            [*CLI, "worker", "--loglevel", "warning"],
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def log_tail(self, chars: int = 2000) -> str:
         try:
@@ -206,8 +231,10 @@ class Worker:
 
     def check_alive(self) -> None:
         if self.proc.poll() is not None:
-            raise DemoError(f"the worker exited with code {self.proc.returncode}; the end of "
-                            f"{self.log_path}:\n{self.log_tail()}")
+            raise DemoError(
+                f"the worker exited with code {self.proc.returncode}; the end of "
+                f"{self.log_path}:\n{self.log_tail()}"
+            )
 
     def wait_ready(self, timeout: float = 120.0) -> None:
         deadline = time.monotonic() + timeout
@@ -216,8 +243,10 @@ class Worker:
             if read_progress(self.port) is not None:
                 return
             time.sleep(0.5)
-        raise DemoError(f"the worker's web port {self.port} did not answer in {timeout:.0f}s; "
-                        f"see {self.log_path}")
+        raise DemoError(
+            f"the worker's web port {self.port} did not answer in {timeout:.0f}s; "
+            f"see {self.log_path}"
+        )
 
     def stop(self) -> None:
         stop_process(self.proc)
@@ -225,6 +254,7 @@ class Worker:
 
 
 # --- publishing -----------------------------------------------------------------------------------
+
 
 class PublishJob(threading.Thread):
     """Publishes FILE in the background so the progress display keeps running."""
@@ -243,8 +273,7 @@ class PublishJob(threading.Thread):
         try:
             from streams.publisher import publish_file
 
-            self.published = publish_file(self.path, self.settings,
-                                          on_progress=self._on_progress)
+            self.published = publish_file(self.path, self.settings, on_progress=self._on_progress)
         except BaseException as exc:  # reported by the main thread
             self.error = exc
         finally:
@@ -262,6 +291,7 @@ def published_posts(path: Path, settings: Settings) -> list[str]:
 
 
 # --- the command ----------------------------------------------------------------------------------
+
 
 def run_demo(args: argparse.Namespace, base: Settings) -> int:
     out = sys.stdout
@@ -283,21 +313,25 @@ def run_demo(args: argparse.Namespace, base: Settings) -> int:
     try:
         started_broker = ensure_broker(base, say)
         port = pick_web_port(base)
-        env = child_env(str(REPO), BLOGPULSE_DB=db_url, BLOGPULSE_APP_ID=app_id,
-                        BLOGPULSE_WEB_PORT=str(port))
+        env = child_env(
+            str(REPO), BLOGPULSE_DB=db_url, BLOGPULSE_APP_ID=app_id, BLOGPULSE_WEB_PORT=str(port)
+        )
         say(f"database {db_url}: blogpulse db upgrade")
         run_checked([*CLI, "db", "upgrade"], env, "blogpulse db upgrade")
 
         # A first demo on a broker that already carries blogpulse traffic: start at the end of
         # the shared topics, so the demo shows (and its database holds) its own events only.
         try:
-            pinned = start_new_group_at_ends(base, app_id, [
-                *INPUT_TOPICS.values(), TICK_TOPIC, *base.output_topics.values()])
+            pinned = start_new_group_at_ends(
+                base, app_id, [*INPUT_TOPICS.values(), TICK_TOPIC, *base.output_topics.values()]
+            )
         except (BrokerUnavailable, KafkaError) as exc:
             raise DemoError(f"cannot set the demo's consumer group offsets: {exc}") from None
         if pinned:
-            say(f"new consumer group {app_id}: starts at the end of {pinned} partitions of the "
-                f"existing topics")
+            say(
+                f"new consumer group {app_id}: starts at the end of {pinned} partitions of the "
+                f"existing topics"
+            )
             _start_sink_at_ends(base, db_url)
         say(f"starting the worker (app id {app_id}, log {Path(WORKER_LOG).resolve()})")
         worker = Worker(env, port, Path(WORKER_LOG).resolve())
@@ -324,9 +358,11 @@ def run_demo(args: argparse.Namespace, base: Settings) -> int:
         print(f"worker log: {worker.log_path}", file=out)
         keep = args.keep_running
         if keep:
-            say(f"--keep-running: worker pid {worker.proc.pid} keeps running (stop it with "
-                f"kill {worker.proc.pid})" + ("; stop the broker with deploy/local/down kafka"
-                                              if started_broker else ""))
+            say(
+                f"--keep-running: worker pid {worker.proc.pid} keeps running (stop it with "
+                f"kill {worker.proc.pid})"
+                + ("; stop the broker with deploy/local/down kafka" if started_broker else "")
+            )
         return 0
     except DemoError as exc:
         print(f"blogpulse demo: {exc}", file=sys.stderr)
@@ -356,8 +392,10 @@ def _follow(worker: Worker, job: PublishJob, timeout: float, out, output_topics)
             raise DemoError(f"publishing failed: {job.error}")
         p = read_progress(worker.port) or Progress()
         lag = "?" if p.lag is None else f"{p.lag:.0f}"
-        line = (f"published {job.published:>6} | consumed {p.consumed:>6.0f} | "
-                f"rows written {p.rows:>6.0f} | uncommitted {lag:>6}")
+        line = (
+            f"published {job.published:>6} | consumed {p.consumed:>6.0f} | "
+            f"rows written {p.rows:>6.0f} | uncommitted {lag:>6}"
+        )
         now = time.monotonic()
         if tty:
             print("\r" + line, end="", file=out, flush=True)
@@ -374,6 +412,7 @@ def _follow(worker: Worker, job: PublishJob, timeout: float, out, output_topics)
         else:
             settled_since = None
         if now > deadline:
-            raise DemoError(f"the worker did not catch up in {timeout:.0f}s ({line}); see "
-                            f"{worker.log_path}")
+            raise DemoError(
+                f"the worker did not catch up in {timeout:.0f}s ({line}); see {worker.log_path}"
+            )
         time.sleep(0.5)

@@ -8,6 +8,7 @@ to faust's Kafka driver, for every producer and every topic it creates: changelo
 assignor's leader topic. It also makes topic creation return only once the producer's metadata has
 the topic (on a cluster, faust picked a new changelog's partition from metadata that did not list
 it yet). The patch itself lives with the other faust patches: streams/faust_compat.py, patch 5."""
+
 from __future__ import annotations
 
 from streams import faust_compat

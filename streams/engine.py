@@ -17,17 +17,18 @@ derive_more() is its incremental twin for the common batch (only new approved en
 parents, nothing waiting): it continues the running totals of the previous derivation and returns
 the same Derived and the same changes as derive() + diff(), in O(new entries).
 """
+
 from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Iterator, Mapping, Sequence
 from functools import lru_cache
-from collections.abc import Iterator, Mapping
 from typing import Any, NamedTuple
 
 import orjson
 
-from schemas.aggregates import PostValue, ThreadValue, WindowValue
+from schemas.aggregates import PostValue, ThreadValue
 from schemas.times import format_epoch
 
 APPROVED = "approved"
@@ -57,7 +58,7 @@ class EventFields(NamedTuple):
 class Derived(NamedTuple):
     post: PostValue
     threads: Mapping[int, ThreadValue]
-    windows: dict[tuple[str, str], WindowValue]  # (window, start) -> counts
+    windows: Mapping[tuple[str, str], Mapping[str, Any]]  # (window, start) -> WindowValue counts
     # earliest event_time of a waiting reply: the worker clock must pass it + timeout to matter
     waiting_since: float | None = None
 
@@ -67,7 +68,7 @@ class Derivation(NamedTuple):
     returned and the running totals derive_more() continues from."""
 
     derived: Derived
-    totals: "_Totals"
+    totals: _Totals
 
 
 class AggregateChange(NamedTuple):
@@ -77,7 +78,7 @@ class AggregateChange(NamedTuple):
 
     aggregate: str
     ident: Any
-    value: dict[str, Any]
+    value: Mapping[str, Any]
     deleted: bool
 
 
@@ -87,10 +88,15 @@ _format_start = lru_cache(maxsize=1 << 16)(format_epoch)
 
 def _window_start(created: float, size: int) -> str:
     """Start of the window of `size` seconds that holds `created` (the window's key)."""
-    return _format_start(math.floor(created / size) * size)
+    return _format_start(math.floor(created / size) * size)  # type: ignore[return-value]  # never None for a number
 
 
-_ZERO_WINDOW: WindowValue = {"comments": 0, "replies": 0, "pingbacks": 0, "trackbacks": 0}
+_ZERO_WINDOW: dict[str, int] = {
+    "comments": 0,
+    "replies": 0,
+    "pingbacks": 0,
+    "trackbacks": 0,
+}  # a WindowValue
 
 
 def _seconds(delta: float) -> float | int:
@@ -124,8 +130,21 @@ def min_opt(a: float | None, b: float | None) -> float | None:
 
 # The words of the contract (types, kinds, statuses) as one shared object each, and author keys
 # interned: every held entry would otherwise carry its own copies of the decoded strings.
-_WORD = {w: w for w in ("comment", "reply", "pingback", "trackback", "moderation", "approved",
-                        "hold", "spam", "trash", "delete")}.get
+_WORD = {
+    w: w
+    for w in (
+        "comment",
+        "reply",
+        "pingback",
+        "trackback",
+        "moderation",
+        "approved",
+        "hold",
+        "spam",
+        "trash",
+        "delete",
+    )
+}.get
 
 
 def shared_strings(entry: list | None, status: list | None) -> None:
@@ -144,16 +163,26 @@ def merge_event(state: dict[str, Any], ev: EventFields) -> bool:
     state["wm"] = max_opt(state["wm"], ev.event_time)
     state["pt"] = min_opt(state["pt"], ev.post_time)
     is_mod = ev.type == "moderation"
-    entry = None if is_mod else [ev.type, ev.kind, ev.parent_id, ev.author_key,
-                                 bool(ev.post_author), ev.event_time, ev.event_id]
+    entry = (
+        None
+        if is_mod
+        else [
+            ev.type,
+            ev.kind,
+            ev.parent_id,
+            ev.author_key,
+            bool(ev.post_author),
+            ev.event_time,
+            ev.event_id,
+        ]
+    )
     status = [ev.event_time, 1 if is_mod else 0, ev.event_id, ev.status]
     shared_strings(entry, status)
     changed = merge_entry(state, str(ev.comment_id), entry, status)
     return changed or before != (state["wm"], state["pt"])
 
 
-def merge_entry(state: dict[str, Any], cid: str, entry: list | None,
-                status: list | None) -> bool:
+def merge_entry(state: dict[str, Any], cid: str, entry: list | None, status: list | None) -> bool:
     """Merge an entry's creation fields (least (created, event_id) wins) and status (greatest
     (event_time, is_moderation, event_id) wins) into state; True when either changed. Used for
     events (merge_event) and for stored changelog records (streams/post_store.py)."""
@@ -171,8 +200,9 @@ def merge_entry(state: dict[str, Any], cid: str, entry: list | None,
     return changed
 
 
-def merge_batch(state: dict[str, Any], events: list[EventFields]) \
-        -> tuple[list[bool], list[int] | None]:
+def merge_batch(
+    state: dict[str, Any], events: Sequence[EventFields]
+) -> tuple[list[bool], list[int] | None]:
     """Merge a post's batch in order: (applied flag per event, ids of the entries it created)
     where the ids are None unless every event created a brand-new approved entry (none of them
     known to the state before, no id twice): the case derive_more() handles."""
@@ -182,8 +212,7 @@ def merge_batch(state: dict[str, Any], events: list[EventFields]) \
     for ev in events:
         if new_ids is not None:
             cid = str(ev.comment_id)
-            if ev.type == "moderation" or ev.status != APPROVED or cid in known_e \
-                    or cid in known_s:
+            if ev.type == "moderation" or ev.status != APPROVED or cid in known_e or cid in known_s:
                 new_ids = None
             else:
                 new_ids.append(ev.comment_id)
@@ -206,8 +235,9 @@ def now_of(state: dict[str, Any]) -> float | None:
 
 
 # ---------------------------------------------------------------------------- derive
-def _resolve(entries: dict[int, list], statuses: dict[int, list], now: float | None,
-             timeout: float) -> tuple[dict[int, tuple[int, int]], list[int]]:
+def _resolve(
+    entries: dict[int, list], statuses: dict[int, list], now: float | None, timeout: float
+) -> tuple[dict[int, tuple[int, int]], list[int]]:
     """Place every entry: visible ones -> (root_id, depth); also return the waiting replies.
 
     Iterative walk up the parent chain with memoisation, so 10 000-deep chains and cycles are fine:
@@ -270,10 +300,23 @@ class _Totals:
     incremental path cannot drift from the full one. derive_more() changes them in place and
     records what it touched, so its cost follows the new entries, not the post."""
 
-    __slots__ = ("counts", "participants", "post_author_replies", "max_depth", "first", "last",
-                 "first_comment", "threads", "windows", "placed", "orphan_parents",
-                 "waiting", "waiting_by_parent",
-                 "touched_threads", "touched_windows")
+    __slots__ = (
+        "counts",
+        "participants",
+        "post_author_replies",
+        "max_depth",
+        "first",
+        "last",
+        "first_comment",
+        "threads",
+        "windows",
+        "placed",
+        "orphan_parents",
+        "waiting",
+        "waiting_by_parent",
+        "touched_threads",
+        "touched_windows",
+    )
 
     def __init__(self) -> None:
         self.counts = {"comment": 0, "reply": 0, "pingback": 0, "trackback": 0}
@@ -370,7 +413,8 @@ class _Totals:
             "first_activity": format_epoch(self.first),
             "last_activity": format_epoch(self.last),
             "time_to_first_comment_seconds": (
-                None if first_comment is None or post_time is None
+                None
+                if first_comment is None or post_time is None
                 else _seconds(first_comment - post_time)
             ),
             "waiting_replies": waiting,
@@ -387,7 +431,7 @@ def _thread_value(acc: list) -> ThreadValue:
         "time_to_first_reply_seconds": (
             None if first_reply is None else _seconds(first_reply - root_created)
         ),
-        "last_activity": _format_start(last_act),
+        "last_activity": _format_start(last_act),  # type: ignore[typeddict-item]  # a number: never None
     }
 
 
@@ -403,7 +447,7 @@ class ThreadValues(Mapping):
     def __init__(self, threads: dict[int, list]) -> None:
         self._threads = threads
 
-    def __getitem__(self, root: int) -> dict[str, Any]:
+    def __getitem__(self, root: int) -> ThreadValue:
         return _thread_value(self._threads[root])
 
     def __iter__(self) -> Iterator[int]:
@@ -416,28 +460,38 @@ class ThreadValues(Mapping):
         return root in self._threads
 
 
-def derive_with_totals(state: dict[str, Any], now_watermark: float | None,
-                       orphan_timeout: float) -> Derivation:
+def derive_with_totals(
+    state: dict[str, Any], now_watermark: float | None, orphan_timeout: float
+) -> Derivation:
     """derive() plus the running totals derive_more() continues from."""
     entries = {int(k): v for k, v in state["e"].items()}
     statuses = {int(k): state["s"][k] for k in state["e"]}
     placed, waiting = _resolve(entries, statuses, now_watermark, orphan_timeout)
     totals = _Totals()
     # roots that are threads: visible comments and promoted orphan replies (pings are not threads)
-    for cid, (root, depth) in placed.items():
+    for cid, (root, _depth) in placed.items():
         if root == cid and entries[cid][_TYPE] != "pingback":
             totals.open_thread(cid, entries[cid])
     for cid, (root, depth) in placed.items():
         totals.add(cid, root, depth, entries[cid])
     totals.orphan_parents = frozenset(
-        entries[cid][_PARENT] for cid, (root, _) in placed.items()
-        if root == cid and entries[cid][_PARENT] > 0)
+        entries[cid][_PARENT]
+        for cid, (root, _) in placed.items()
+        if root == cid and entries[cid][_PARENT] > 0
+    )
     for c in waiting:
         totals.waiting[c] = entries[c][_CREATED]
         totals.waiting_by_parent.setdefault(entries[c][_PARENT], []).append(c)
     since = min(totals.waiting.values(), default=None)
-    return Derivation(Derived(totals.post(state["pt"], len(waiting)), ThreadValues(totals.threads),
-                              totals.windows, since), totals)
+    return Derivation(
+        Derived(
+            totals.post(state["pt"], len(waiting)),
+            ThreadValues(totals.threads),
+            totals.windows,
+            since,
+        ),
+        totals,
+    )
 
 
 def derive(state: dict[str, Any], now_watermark: float | None, orphan_timeout: float) -> Derived:
@@ -445,9 +499,13 @@ def derive(state: dict[str, Any], now_watermark: float | None, orphan_timeout: f
     return derive_with_totals(state, now_watermark, orphan_timeout)[0]
 
 
-def derive_more(state: dict[str, Any], old: Derived, totals: _Totals, new_ids: list[int],
-                orphan_timeout: float | None = None) \
-        -> tuple[Derived, _Totals, list[AggregateChange]] | None:
+def derive_more(
+    state: dict[str, Any],
+    old: Derived,
+    totals: _Totals,
+    new_ids: list[int],
+    orphan_timeout: float | None = None,
+) -> tuple[Derived, _Totals, list[AggregateChange]] | None:
     """The fast path for the common batch: only brand-new, approved entries. Returns (derived,
     totals, changes) equal to derive() + diff() of the merged state, or None when the batch needs
     the full derive (moderation, re-sent entries, an entry under a hidden parent, the missing
@@ -506,8 +564,7 @@ def derive_more(state: dict[str, Any], old: Derived, totals: _Totals, new_ids: l
         else:
             up = placed.get(parent) or planned.get(parent)
             if up is None:
-                if parent in waiting or parent in new_waiting or (
-                        str(parent) not in entries):
+                if parent in waiting or parent in new_waiting or (str(parent) not in entries):
                     new_waiting[cid] = e[_CREATED]  # its parent is missing or waits: it waits
                     new_waiting_by_parent.setdefault(parent, []).append(cid)
                     continue
@@ -535,9 +592,12 @@ def derive_more(state: dict[str, Any], old: Derived, totals: _Totals, new_ids: l
         totals.waiting_by_parent.setdefault(entries[str(cid)][_PARENT], []).append(cid)
     if released:
         totals.waiting_by_parent = {
-            parent: kids for parent, kids in
-            ((p, [c for c in ks if c in waiting]) for p, ks in totals.waiting_by_parent.items())
-            if kids}
+            parent: kids
+            for parent, kids in (
+                (p, [c for c in ks if c in waiting]) for p, ks in totals.waiting_by_parent.items()
+            )
+            if kids
+        }
     since = min(waiting.values(), default=None)
     post = totals.post(state["pt"], len(waiting))
     changes: list[AggregateChange] = []
@@ -551,8 +611,12 @@ def derive_more(state: dict[str, Any], old: Derived, totals: _Totals, new_ids: l
     return Derived(post, ThreadValues(totals.threads), windows, since), totals, changes
 
 
-_WINDOW_FIELD = {"comment": "comments", "reply": "replies", "pingback": "pingbacks",
-                 "trackback": "trackbacks"}
+_WINDOW_FIELD = {
+    "comment": "comments",
+    "reply": "replies",
+    "pingback": "pingbacks",
+    "trackback": "trackbacks",
+}
 
 
 # ---------------------------------------------------------------------------- diff
@@ -566,16 +630,29 @@ def absent(state: dict[str, Any], new: Derived) -> list[AggregateChange]:
     for key, e in state["e"].items():
         cid = int(key)
         if cid not in new.threads and e[_TYPE] != "pingback":
-            changes.append(AggregateChange("threads", cid, {
-                "replies": 0, "depth": 0, "participants": 0, "post_author_answered": False,
-                "time_to_first_reply_seconds": None,
-                "last_activity": _format_start(e[_CREATED])}, True))
+            changes.append(
+                AggregateChange(
+                    "threads",
+                    cid,
+                    {
+                        "replies": 0,
+                        "depth": 0,
+                        "participants": 0,
+                        "post_author_answered": False,
+                        "time_to_first_reply_seconds": None,
+                        "last_activity": _format_start(e[_CREATED]),
+                    },
+                    True,
+                )
+            )
         for window, size in WINDOWS:
             windows.add((window, _window_start(e[_CREATED], size)))
-    changes.extend(AggregateChange("windows", wkey, dict(_ZERO_WINDOW), True)
-                   for wkey in sorted(windows) if wkey not in new.windows)
+    changes.extend(
+        AggregateChange("windows", wkey, dict(_ZERO_WINDOW), True)
+        for wkey in sorted(windows)
+        if wkey not in new.windows
+    )
     return changes
-
 
 
 def diff(old: Derived | None, new: Derived) -> list[AggregateChange]:
@@ -586,8 +663,11 @@ def diff(old: Derived | None, new: Derived) -> list[AggregateChange]:
         changes.append(AggregateChange("posts", None, new.post, False))
     old_threads = {} if old is None else old.threads
     old_windows = {} if old is None else old.windows
-    for aggregate, before, after in (("threads", old_threads, new.threads),
-                                     ("windows", old_windows, new.windows)):
+    pairs: tuple[tuple[str, Mapping[Any, Any], Mapping[Any, Any]], ...] = (
+        ("threads", old_threads, new.threads),
+        ("windows", old_windows, new.windows),
+    )
+    for aggregate, before, after in pairs:
         for ident, value in after.items():
             if before.get(ident) != value:
                 changes.append(AggregateChange(aggregate, ident, value, False))

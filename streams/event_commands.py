@@ -2,6 +2,7 @@
 
 Exit codes: 0 done, 1 the file is broken or unreadable or the broker failed, 2 usage error (argparse
 also uses 2). Errors are one line on stderr, never a traceback; no e-mail address is ever printed."""
+
 from __future__ import annotations
 
 import argparse
@@ -18,22 +19,31 @@ EXIT_OK, EXIT_BROKEN, EXIT_USAGE = 0, 1, 2
 
 def register(subparsers) -> None:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("file", metavar="FILE",
-                        help="WordPress or WordPress.com export (WXR 1.0-1.2) or JSONL events")
-    common.add_argument("--site", help="site name for every event (default: from the export's "
-                                       "base_blog_url / link); no '/'")
+    common.add_argument(
+        "file",
+        metavar="FILE",
+        help="WordPress or WordPress.com export (WXR 1.0-1.2) or JSONL events",
+    )
+    common.add_argument(
+        "--site",
+        help="site name for every event (default: from the export's base_blog_url / link); no '/'",
+    )
     p = subparsers.add_parser(
-        "events", parents=[common],
+        "events",
+        parents=[common],
         help="print the normalised events of a WXR or JSONL file as JSONL",
         description="Print the events of FILE as JSONL (the wire format of docs/architecture.md) on "
-                    "stdout. Author keys are HMAC-SHA256 with BLOGPULSE_AUTHOR_SECRET (else a per-user secret "
-                    "file). Errors go to stderr; exit 1 for a broken file, 2 for a usage error.")
+        "stdout. Author keys are HMAC-SHA256 with BLOGPULSE_AUTHOR_SECRET (else a per-user secret "
+        "file). Errors go to stderr; exit 1 for a broken file, 2 for a usage error.",
+    )
     p.set_defaults(func=run_events)
     p = subparsers.add_parser(
-        "publish", parents=[common],
+        "publish",
+        parents=[common],
         help="publish the events of a WXR or JSONL file to Kafka",
         description="Create the blogpulse topics if missing and publish the events of FILE, keyed "
-                    "<site>/<post_id>, with delivery confirmed; prints the count per type.")
+        "<site>/<post_id>, with delivery confirmed; prints the count per type.",
+    )
     p.set_defaults(func=run_publish)
 
 
@@ -42,7 +52,9 @@ def _err(msg: str) -> None:
 
 
 def _check_site(site: str | None) -> bool:
-    if site is not None and (not site.strip() or "/" in site or not site.isprintable() or len(site) > 200):
+    if site is not None and (
+        not site.strip() or "/" in site or not site.isprintable() or len(site) > 200
+    ):
         _err(f"--site must be 1-200 printable characters without '/', got {site!r}")
         return False
     return True
@@ -51,8 +63,12 @@ def _check_site(site: str | None) -> bool:
 def _events(args, settings: Settings):
     from schemas.readers import read_events
 
-    return read_events(args.file, site=args.site, keyer=settings.author_keyer,
-                       on_skip=lambda m: _err(f"warning: {m}"))
+    return read_events(
+        args.file,
+        site=args.site,
+        keyer=settings.author_keyer,
+        on_skip=lambda m: _err(f"warning: {m}"),
+    )
 
 
 def run_events(args: argparse.Namespace, settings: Settings) -> int:

@@ -75,6 +75,7 @@ faust/transport/drivers/aiokafka.py:Producer._settings_extra and Transport._topi
 The metadata race: faust-streaming/faust#390 shows the min ISR side; robinhood/faust#499 (PR #500:
 metadata not refreshed for topics created at start-up).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -82,8 +83,9 @@ import hashlib
 import importlib.metadata
 import inspect
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, cast
+from typing import Any, cast
 
 from aiokafka.client import AIOKafkaClient
 from faust.app.base import App
@@ -169,10 +171,14 @@ def current() -> dict[str, str]:
 
 def mismatches() -> list[str]:
     """What differs from the versions and method sources the patches were written for."""
-    found = [f"{dist} {installed_version(dist) or 'missing'} installed, {pinned} expected"
-             for dist, pinned in PINNED.items() if installed_version(dist) != pinned]
-    changed = [name for name, expected in FINGERPRINTS.items()
-               if fingerprint(ORIGINALS[name]) != expected]
+    found = [
+        f"{dist} {installed_version(dist) or 'missing'} installed, {pinned} expected"
+        for dist, pinned in PINNED.items()
+        if installed_version(dist) != pinned
+    ]
+    changed = [
+        name for name, expected in FINGERPRINTS.items() if fingerprint(ORIGINALS[name]) != expected
+    ]
     if changed:
         found.append(f"changed since faust {PINNED['faust-streaming']}: {', '.join(changed)}")
     return found
@@ -182,16 +188,23 @@ def check(mode: str = "check") -> list[str]:
     """At worker start: raise FaustMismatch when faust differs (mode "check"), or log it and go on
     (mode "ignore", BLOGPULSE_FAUST_COMPAT=ignore). Returns what differs."""
     if mode not in MODES:
-        raise FaustMismatch(f"{OVERRIDE_VARIABLE}: expected one of {', '.join(MODES)}, got {mode!r}")
+        raise FaustMismatch(
+            f"{OVERRIDE_VARIABLE}: expected one of {', '.join(MODES)}, got {mode!r}"
+        )
     found = mismatches()
     if found and mode == "check":
         raise FaustMismatch(
             f"faust differs from what streams/faust_compat.py patches: {'; '.join(found)} "
             f"(update the patches and PINNED/FINGERPRINTS, or set {OVERRIDE_VARIABLE}=ignore "
-            f"to start anyway with the changed patches left out)")
+            f"to start anyway with the changed patches left out)"
+        )
     if found:
-        log.warning("%s=ignore: starting although faust differs: %s (patches left out: %s)",
-                    OVERRIDE_VARIABLE, "; ".join(found), ", ".join(skipped) or "none")
+        log.warning(
+            "%s=ignore: starting although faust differs: %s (patches left out: %s)",
+            OVERRIDE_VARIABLE,
+            "; ".join(found),
+            ", ".join(skipped) or "none",
+        )
     return found
 
 
@@ -246,7 +259,8 @@ async def _on_recovery_completed(self: Recovery, generation_id: int = 0) -> None
     if self.app.consumer_generation_id != generation_id:
         self.log.warning(
             "Recovery rebalancing again app id %s param %s",
-            self.app.consumer_generation_id, generation_id,
+            self.app.consumer_generation_id,
+            generation_id,
         )
         return
     if assignment:
@@ -279,8 +293,12 @@ def _new_offset(self: Consumer, tp: TP) -> int | None:
             pos += 1
         elif gaps and (covering := gaps.at(pos)):
             pos = max(interval.end for interval in covering)
-        elif pos == start and committed is not None \
-                and (after := _next_done(acked, gaps)) is not None and (after == pos + 1 or pos == 1):
+        elif (
+            pos == start
+            and committed is not None
+            and (after := _next_done(acked, gaps)) is not None
+            and (after == pos + 1 or pos == 1)
+        ):
             # Two holes in faust's gap records, both at the head: after a seek the read offset is
             # the committed offset itself, so a gap found by the first record read starts one
             # later (faust's own rule skipped that one offset); and the drain loop records no gap
@@ -332,8 +350,7 @@ async def _wait_first(self: Consumer, *coros: Any, timeout: Any = None) -> WaitR
         if isinstance(exc, StopIteration):
             return WaitResults([first], [exc.value], False)
         raise
-    return await _service_wait_first(self, _Continued(first, yielded), *coros[1:],
-                                     timeout=timeout)
+    return await _service_wait_first(self, _Continued(first, yielded), *coros[1:], timeout=timeout)
 
 
 _service_wait_first = ORIGINALS["Service.wait_first"]
@@ -379,15 +396,18 @@ def _durable_wrappers(min_insync_replicas: int) -> list[tuple[type, str, Any]]:
         config.setdefault("min.insync.replicas", str(min_insync_replicas))
         return config
 
-    async def _really_create_topic(self: Any, owner: Any, client: Any, topic: str, *args: Any,
-                                   **kwargs: Any) -> None:
+    async def _really_create_topic(
+        self: Any, owner: Any, client: Any, topic: str, *args: Any, **kwargs: Any
+    ) -> None:
         await really_create_topic(self, owner, client, topic, *args, **kwargs)
         # client is the producer's: wait until its metadata lists the topic's partitions
         await wait_on_metadata(client, topic)
 
-    return [(faust_kafka.Producer, "_settings_extra", _settings_extra),
-            (faust_kafka.Transport, "_topic_config", _topic_config),
-            (faust_kafka.Transport, "_really_create_topic", _really_create_topic)]
+    return [
+        (faust_kafka.Producer, "_settings_extra", _settings_extra),
+        (faust_kafka.Transport, "_topic_config", _topic_config),
+        (faust_kafka.Transport, "_really_create_topic", _really_create_topic),
+    ]
 
 
 # ------------------------------------------------------------------------------------ installing
@@ -400,14 +420,23 @@ class Patch:
 
 
 PATCHES = (
-    Patch("seek before resume",
-          lambda: [(Recovery, "on_recovery_completed", _on_recovery_completed)]),
-    Patch("flush before stop", lambda: [(App, "_consumer_wait_empty", _consumer_wait_empty)],
-          relies_on=("App._stop_consumer",)),
-    Patch("commits over gaps",
-          lambda: [(Consumer, "_new_offset", _new_offset), (Consumer, "_add_gap", _add_gap)]),
-    Patch("per-message fast path", lambda: [(Consumer, "wait_first", _wait_first)],
-          relies_on=("Service.wait_first", "Consumer._drain_messages")),
+    Patch(
+        "seek before resume", lambda: [(Recovery, "on_recovery_completed", _on_recovery_completed)]
+    ),
+    Patch(
+        "flush before stop",
+        lambda: [(App, "_consumer_wait_empty", _consumer_wait_empty)],
+        relies_on=("App._stop_consumer",),
+    ),
+    Patch(
+        "commits over gaps",
+        lambda: [(Consumer, "_new_offset", _new_offset), (Consumer, "_add_gap", _add_gap)],
+    ),
+    Patch(
+        "per-message fast path",
+        lambda: [(Consumer, "wait_first", _wait_first)],
+        relies_on=("Service.wait_first", "Consumer._drain_messages"),
+    ),
 )
 _applied: set[str] = set()
 skipped: list[str] = []  # patches not installed because a method they concern changed
@@ -424,9 +453,13 @@ def _install(patch: Patch) -> None:
     changed = [n for n in names if fingerprint(ORIGINALS[n]) != FINGERPRINTS[n]]
     if changed:
         skipped.append(patch.name)
-        log.warning("faust changed %s: the %r patch in streams/faust_compat.py is not installed "
-                    "(the worker refuses to start unless %s=ignore)", ", ".join(changed),
-                    patch.name, OVERRIDE_VARIABLE)
+        log.warning(
+            "faust changed %s: the %r patch in streams/faust_compat.py is not installed "
+            "(the worker refuses to start unless %s=ignore)",
+            ", ".join(changed),
+            patch.name,
+            OVERRIDE_VARIABLE,
+        )
         return
     for owner, attr, function in methods:
         replaced[f"{owner.__name__}.{attr}"] = getattr(owner, attr)
@@ -441,5 +474,10 @@ def apply() -> None:
 
 def durable_writes(min_insync_replicas: int) -> None:
     """Install patch 5 with the configured min ISR (once)."""
-    _install(Patch("durable writes", lambda: _durable_wrappers(min_insync_replicas),
-                   relies_on=("AIOKafkaClient._wait_on_metadata",)))
+    _install(
+        Patch(
+            "durable writes",
+            lambda: _durable_wrappers(min_insync_replicas),
+            relies_on=("AIOKafkaClient._wait_on_metadata",),
+        )
+    )

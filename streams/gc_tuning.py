@@ -12,6 +12,7 @@ a full collection then needs many more allocations before it is considered. gc.f
 everything alive at start-up (faust, aiokafka, SQLAlchemy, their module state) out of the
 collector's sight for good: it is never garbage.
 """
+
 from __future__ import annotations
 
 import gc

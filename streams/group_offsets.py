@@ -1,5 +1,6 @@
 """Consumer-group offsets looked up and set from outside the group (kafka-python admin): how far a
 group has got, and where a group that has never committed starts."""
+
 from __future__ import annotations
 
 import time
@@ -18,18 +19,24 @@ def admin_client(settings: Settings, client_id: str) -> KafkaAdminClient:
 
     check_reachable(settings)
     try:
-        return KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers,
-                                client_id=client_id, request_timeout_ms=15000,
-                                **settings.kafka_security.kafka_python_config())
+        return KafkaAdminClient(
+            bootstrap_servers=settings.bootstrap_servers,
+            client_id=client_id,
+            request_timeout_ms=15000,
+            **settings.kafka_security.kafka_python_config(),
+        )
     except KafkaError as exc:
         raise BrokerUnavailable(f"no Kafka broker answers at {settings.broker} ({exc})") from None
 
 
 def lookup_consumer(settings: Settings, client_id: str) -> KafkaConsumer:
     # No group: only offset look-ups (end offsets, offsets for a time).
-    return KafkaConsumer(bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False,
-                         client_id=client_id,
-                         **settings.kafka_security.kafka_python_config())
+    return KafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers,
+        enable_auto_commit=False,
+        client_id=client_id,
+        **settings.kafka_security.kafka_python_config(),
+    )
 
 
 def partitions_of(admin: KafkaAdminClient, topics) -> list[TopicPartition]:
@@ -39,11 +46,16 @@ def partitions_of(admin: KafkaAdminClient, topics) -> list[TopicPartition]:
     wanted = [t for t in topics if t in existing]
     if not wanted:
         return []
-    return sorted(TopicPartition(d["name"], p["partition_index"])
-                  for d in admin.describe_topics(wanted) for p in d["partitions"])
+    return sorted(
+        TopicPartition(d["name"], p["partition_index"])
+        for d in admin.describe_topics(wanted)
+        for p in d["partitions"]
+    )
 
 
-def committed(admin: KafkaAdminClient, group: str, patience: float = 30.0) -> dict[TopicPartition, int]:
+def committed(
+    admin: KafkaAdminClient, group: str, patience: float = 30.0
+) -> dict[TopicPartition, int]:
     """The group's committed offsets. A fresh broker has no group coordinator until it has created
     __consumer_offsets: retriable errors are retried for `patience` seconds."""
     deadline = time.monotonic() + patience
@@ -59,8 +71,9 @@ def committed(admin: KafkaAdminClient, group: str, patience: float = 30.0) -> di
 
 def pin(admin: KafkaAdminClient, group: str, offsets: dict[TopicPartition, int]) -> None:
     """Commit `offsets` for a group with no members (a group's members own its offsets)."""
-    admin.alter_group_offsets(group, {tp: OffsetAndMetadata(offset, "", -1)
-                                      for tp, offset in offsets.items()})
+    admin.alter_group_offsets(
+        group, {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in offsets.items()}
+    )
 
 
 def start_new_group_at_ends(settings: Settings, group: str, topics) -> int:

@@ -1,9 +1,10 @@
 """`blogpulse replay` and `blogpulse reprocess start|switch|cleanup|status` (docs/replay.md)."""
+
 from __future__ import annotations
 
 import argparse
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from streams.settings import Settings
@@ -24,10 +25,14 @@ def parse_time(raw: str) -> datetime:
     try:
         dt = datetime.fromisoformat(raw[:-1] + "+00:00" if raw.endswith("Z") else raw)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {raw!r} (e.g. 2012-03-01T10:00:00Z)") from None
+        raise argparse.ArgumentTypeError(
+            f"not an ISO 8601 time: {raw!r} (e.g. 2012-03-01T10:00:00Z)"
+        ) from None
     if dt.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"{raw!r} has no zone: add Z for UTC (e.g. 2012-03-01T10:00:00Z)")
-    return dt.astimezone(timezone.utc)
+        raise argparse.ArgumentTypeError(
+            f"{raw!r} has no zone: add Z for UTC (e.g. 2012-03-01T10:00:00Z)"
+        )
+    return dt.astimezone(UTC)
 
 
 def _generation(raw: str) -> int:
@@ -38,45 +43,69 @@ def _generation(raw: str) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     rp = subparsers.add_parser(
-        "replay", help="publish a history (WXR or JSONL) in event-time order",
+        "replay",
+        help="publish a history (WXR or JSONL) in event-time order",
         description="Read a WordPress export (WXR) or JSONL events, sort them by event time "
         "(stable) and publish them to the input topics, as fast as possible (default) or at "
         "--speed X times the original pace. Progress on stderr, a count per type at the end.",
     )
     rp.add_argument("file", help="WXR (.xml) or JSONL file")
     pace = rp.add_mutually_exclusive_group()
-    pace.add_argument("--speed", type=_positive_float, metavar="X",
-                      help="X times the original pace (event-time gaps / X)")
-    pace.add_argument("--as-fast-as-possible", action="store_true",
-                      help="no waiting between events (the default)")
+    pace.add_argument(
+        "--speed",
+        type=_positive_float,
+        metavar="X",
+        help="X times the original pace (event-time gaps / X)",
+    )
+    pace.add_argument(
+        "--as-fast-as-possible", action="store_true", help="no waiting between events (the default)"
+    )
     rp.add_argument("--site", help="site name for WXR input (default: from the export's link)")
     rp.set_defaults(func=_run_replay)
 
     re = subparsers.add_parser(
-        "reprocess", help="rebuild the aggregates from the input topics into a new generation",
+        "reprocess",
+        help="rebuild the aggregates from the input topics into a new generation",
         description="Rebuild every aggregate from the input topics into fresh tables while the "
         "live worker keeps running, then switch readers over atomically (docs/replay.md).",
     )
     sub = re.add_subparsers(dest="reprocess_command", metavar="ACTION")
     sub.required = True
-    st = sub.add_parser("start", help="build the next generation until it has caught up",
-                        description="Run a worker for the next generation (own app id, output "
-                        "topics and tables) from the earliest offsets (or --from) until it has "
-                        "read the input topics' end offsets and written every result.")
-    st.add_argument("--from", dest="from_time", type=parse_time, metavar="ISO-TIME",
-                    help="start at the first offsets written at or after this time")
-    st.add_argument("--timeout", type=float, default=24 * 3600, metavar="SECONDS",
-                    help="give up after this long (default one day)")
-    st.add_argument("--log", type=Path, metavar="FILE",
-                    help="the worker's log (default reprocess-g<N>.log)")
+    st = sub.add_parser(
+        "start",
+        help="build the next generation until it has caught up",
+        description="Run a worker for the next generation (own app id, output "
+        "topics and tables) from the earliest offsets (or --from) until it has "
+        "read the input topics' end offsets and written every result.",
+    )
+    st.add_argument(
+        "--from",
+        dest="from_time",
+        type=parse_time,
+        metavar="ISO-TIME",
+        help="start at the first offsets written at or after this time",
+    )
+    st.add_argument(
+        "--timeout",
+        type=float,
+        default=24 * 3600,
+        metavar="SECONDS",
+        help="give up after this long (default one day)",
+    )
+    st.add_argument(
+        "--log", type=Path, metavar="FILE", help="the worker's log (default reprocess-g<N>.log)"
+    )
     st.set_defaults(func=_run_start)
     sw = sub.add_parser("switch", help="make generation N the one readers see (atomic)")
     sw.add_argument("generation", type=_generation, metavar="N")
     sw.set_defaults(func=_run_switch)
     cl = sub.add_parser("cleanup", help="delete an inactive generation's rows (and topics)")
     cl.add_argument("generation", type=_generation, metavar="N")
-    cl.add_argument("--topics", action="store_true",
-                    help="also delete its output and changelog topics and consumer group")
+    cl.add_argument(
+        "--topics",
+        action="store_true",
+        help="also delete its output and changelog topics and consumer group",
+    )
     cl.set_defaults(func=_run_cleanup)
     ss = sub.add_parser("status", help="generations, the active one and their row counts")
     ss.set_defaults(func=_run_status)
@@ -92,15 +121,20 @@ def _reason(exc: Exception) -> str:
     data), and what to do when the generation tables are missing."""
     text = str(getattr(exc, "orig", None) or exc).splitlines()
     line = text[0] if text else type(exc).__name__
-    if "active_generation" in line or "sink_generation" in line or "no such table" in line \
-            or "does not exist" in line and "generation" not in line:
+    if (
+        "active_generation" in line
+        or "sink_generation" in line
+        or "no such table" in line
+        or "does not exist" in line
+        and "generation" not in line
+    ):
         line += " (run `blogpulse db upgrade`)"
     return line
 
 
 def _run_replay(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.publisher import BrokerUnavailable
     from schemas.readers import ReadError
+    from streams.publisher import BrokerUnavailable
     from streams.replay import replay
 
     try:
@@ -133,19 +167,24 @@ def _engine(settings: Settings):
 def _run_start(args: argparse.Namespace, s: Settings) -> int:
     from kafka.errors import KafkaError
 
-    from streams.publisher import BrokerUnavailable
     from streams import reprocess
+    from streams.publisher import BrokerUnavailable
 
     if s.generation != 1:
-        return _fail("reprocess start picks the next generation itself: unset BLOGPULSE_GENERATION", 2)
+        return _fail(
+            "reprocess start picks the next generation itself: unset BLOGPULSE_GENERATION", 2
+        )
     try:
-        generation = reprocess.start(s, from_time=args.from_time, timeout=args.timeout,
-                                     log_path=args.log)
+        generation = reprocess.start(
+            s, from_time=args.from_time, timeout=args.timeout, log_path=args.log
+        )
     except (reprocess.ReprocessError, BrokerUnavailable, KafkaError, *_db_errors()) as exc:
         return _fail(f"reprocess start: {_reason(exc)}")
-    print(f"generation {generation} has caught up. Keep it current with "
-          f"`BLOGPULSE_GENERATION={generation} blogpulse worker`, then "
-          f"`blogpulse reprocess switch {generation}`.")
+    print(
+        f"generation {generation} has caught up. Keep it current with "
+        f"`BLOGPULSE_GENERATION={generation} blogpulse worker`, then "
+        f"`blogpulse reprocess switch {generation}`."
+    )
     return 0
 
 
@@ -161,9 +200,9 @@ def _run_switch(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _run_cleanup(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.publisher import BrokerUnavailable
     from sinks import generations
     from streams import reprocess
+    from streams.publisher import BrokerUnavailable
 
     if args.topics and args.generation == 1:
         return _fail("the plain topics of generation 1 are the live contract: not deleted", 2)
@@ -198,8 +237,11 @@ def _run_status(args: argparse.Namespace, settings: Settings) -> int:
                 print(f"  {n}: app id {info['app_id']}, cleaned up")
                 continue
             caught = info["caught_up_at"]
-            state = (f"caught up at {caught:%Y-%m-%d %H:%M:%S}Z" if caught
-                     else "building (or stopped before catching up)")
+            state = (
+                f"caught up at {caught:%Y-%m-%d %H:%M:%S}Z"
+                if caught
+                else "building (or stopped before catching up)"
+            )
             rows = ", ".join(f"{k} {'-' if v is None else v}" for k, v in counts.items())
             mark = "*" if n == active else " "
             print(f"{mark} {n}: app id {info['app_id']}, {state}; rows: {rows}")

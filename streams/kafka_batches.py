@@ -7,6 +7,7 @@ fraction of that (docs/performance.md). The partition is always given: every rec
 writes belongs to the partition of its post. Each batch is closed before it is handed over:
 aiokafka sends a closed batch at once, an open one only after the producer's linger time (10 ms
 here, set for faust's own sends), which a flush would wait twice (changelog, then outputs)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -26,8 +27,9 @@ class BatchSender:
         self._records: dict[Key, list[tuple[bytes, bytes, int | None]]] = defaultdict(list)
         self.count = 0
 
-    def add(self, topic: str, partition: int, key: bytes, value: bytes,
-            timestamp_ms: int | None = None) -> None:
+    def add(
+        self, topic: str, partition: int, key: bytes, value: bytes, timestamp_ms: int | None = None
+    ) -> None:
         self._records[(topic, partition)].append((key, value, timestamp_ms))
         self.count += 1
 

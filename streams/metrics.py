@@ -1,5 +1,6 @@
 """The product's own Prometheus metrics (prometheus-client default REGISTRY; served with faust's
 metrics on the worker web port at /metrics). Labels are bounded: no post, site or person labels."""
+
 from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -23,8 +24,26 @@ REPLIES_WAITING = Gauge(
 EVENT_LAG = Histogram(
     "blogpulse_event_lag_seconds",
     "Event time to processing time. Replays of old history land in the top buckets.",
-    buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 6 * 3600, 86400, 7 * 86400,
-             30 * 86400, 365 * 86400, 5 * 365 * 86400, 20 * 365 * 86400),
+    buckets=(
+        0.1,
+        0.5,
+        1,
+        2.5,
+        5,
+        10,
+        30,
+        60,
+        300,
+        900,
+        3600,
+        6 * 3600,
+        86400,
+        7 * 86400,
+        30 * 86400,
+        365 * 86400,
+        5 * 365 * 86400,
+        20 * 365 * 86400,
+    ),
 )
 AGGREGATES_EMITTED = Counter(
     "blogpulse_aggregates_emitted_total",

@@ -6,6 +6,7 @@ prometheus-client's default registry, which faust's sensor serves at /metrics on
 
 Labels stay bounded: topic and partition come from a fixed set of blogpulse topics, rank is 1..10.
 No post, site or person is ever a label value (docs/observability.md)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -14,7 +15,8 @@ import logging
 import time
 import weakref
 from collections import Counter as Tally
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 
@@ -27,7 +29,6 @@ FAUST_PREFIX = "faust"  # fixed, not the app id (tests vary it): dashboards quer
 TOP_N = 10
 LAG_INTERVAL = 5.0  # seconds between consumer-lag refreshes (the scrape interval)
 ACTIVITY_WINDOW = 60.0  # seconds of consumed input counted per post for the top-N gauge
-
 
 
 def lag_topics(output_topics: Iterable[str]) -> frozenset[str]:
@@ -70,6 +71,7 @@ def observe_end_to_end(seconds: float) -> None:
 
 # --- consumer lag ---------------------------------------------------------------------------------
 
+
 def lag_of(end_offset: int | None, committed: int | None) -> int | None:
     """Kafka lag of one partition: messages between the committed offset (next offset to read)
     and the end offset. None when either is unknown."""
@@ -90,8 +92,10 @@ class ConsumerLagCollector:
         self._exported: set[tuple[str, str]] = set()
 
     async def refresh(self, consumer: Any) -> dict[tuple[str, int], int]:
-        tps = sorted((tp for tp in consumer.assignment() if tp.topic in self.topics),
-                     key=lambda tp: (tp.topic, tp.partition))
+        tps = sorted(
+            (tp for tp in consumer.assignment() if tp.topic in self.topics),
+            key=lambda tp: (tp.topic, tp.partition),
+        )
         lags: dict[tuple[str, int], int] = {}
         if tps:
             ends: Mapping[Any, int] = await consumer.highwaters(*tps)
@@ -120,6 +124,7 @@ class ConsumerLagCollector:
 
 # --- top-N post activity --------------------------------------------------------------------------
 
+
 def top_counts(counts: Iterable[int], n: int = TOP_N) -> list[int]:
     """The n largest counts, largest first, padded with zeros to length n."""
     top = heapq.nlargest(n, counts)
@@ -131,8 +136,9 @@ class PostActivity:
     the top N posts by rank. Memory is bounded by the posts active in one window; the keys are
     dropped at every roll and never leave the process."""
 
-    def __init__(self, window: float = ACTIVITY_WINDOW, n: int = TOP_N,
-                 clock=time.monotonic) -> None:
+    def __init__(
+        self, window: float = ACTIVITY_WINDOW, n: int = TOP_N, clock=time.monotonic
+    ) -> None:
         self.window = window
         self.n = n
         self._clock = clock
@@ -180,11 +186,12 @@ def serve_metrics(app: Any) -> None:
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
     @app.page("/metrics")
-    async def metrics_page(self: web.View, request: web.Request) -> web.Response:
+    async def metrics_page(self: web.View, request: web.Request) -> Response:
         # as faust's own handler: the content type carries a charset, which aiohttp wants in a
         # header rather than in content_type
-        return Response(body=generate_latest(REGISTRY),
-                        headers={"Content-Type": CONTENT_TYPE_LATEST})
+        return Response(
+            body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )
 
 
 _installed: weakref.WeakSet = weakref.WeakSet()  # apps install() has wired

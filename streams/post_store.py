@@ -19,11 +19,13 @@ been delivered: last_flush() names them for the agent to emit again after a load
 Why not a faust Table: a Table holds every value again as bytes in its store, sends every
 change through faust's per-message path, and its recovery reads the changelog through faust's
 per-event machinery; the agent needs none of that (docs/performance.md)."""
+
 from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 import orjson
 from aiokafka.partitioner import murmur2
@@ -101,8 +103,11 @@ class PostStore:
             state = self.states[post_key]
             partition = self.partition_of(post_key)
             self.flushed[post_key] = flush
-            yield partition, post_key.encode(), header_value(
-                state, self.waiting.get(post_key, (None, 0)), flush)
+            yield (
+                partition,
+                post_key.encode(),
+                header_value(state, self.waiting.get(post_key, (None, 0)), flush),
+            )
             prefix = post_key + "/"
             for cid in cids:
                 yield partition, (prefix + cid).encode(), entry_value(state, cid)
@@ -138,8 +143,11 @@ class PostStore:
             partition = self.partition_of(post_key)
             if partition in wanted and flush > newest.get(partition, 0):
                 newest[partition] = flush
-        return {post_key for post_key, flush in self.flushed.items()
-                if flush and flush == newest.get(self.partition_of(post_key))}
+        return {
+            post_key
+            for post_key, flush in self.flushed.items()
+            if flush and flush == newest.get(self.partition_of(post_key))
+        }
 
     def forget(self, partitions: Iterable[int]) -> None:
         """Drop the states of partitions this worker no longer owns: when one comes back, it is
@@ -167,7 +175,9 @@ class PostStore:
         return sum(len(s["e"]) for s in self.states.values())
 
 
-async def load(store: PostStore, topic: str, partitions: Iterable[int], consumer_config: dict) -> int:
+async def load(
+    store: PostStore, topic: str, partitions: Iterable[int], consumer_config: dict
+) -> int:
     """Read the changelog partitions from the beginning to their current end into the store, and
     mark them loaded. Returns the number of records read."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -176,8 +186,9 @@ async def load(store: PostStore, topic: str, partitions: Iterable[int], consumer
     if not wanted:
         return 0
     began, epoch = time.monotonic(), store.epoch
-    consumer = AIOKafkaConsumer(enable_auto_commit=False, group_id=None,
-                                auto_offset_reset="earliest", **consumer_config)
+    consumer = AIOKafkaConsumer(
+        enable_auto_commit=False, group_id=None, auto_offset_reset="earliest", **consumer_config
+    )
     await consumer.start()
     read = 0
     try:
@@ -189,7 +200,7 @@ async def load(store: PostStore, topic: str, partitions: Iterable[int], consumer
             await consumer.seek_to_beginning(*remaining)
         while remaining:
             batches = await consumer.getmany(*remaining, timeout_ms=1000, max_records=50_000)
-            for tp, records in batches.items():
+            for _tp, records in batches.items():
                 for record in records:
                     store.apply(record.key, record.value)
                 read += len(records)
@@ -203,6 +214,11 @@ async def load(store: PostStore, topic: str, partitions: Iterable[int], consumer
         store.forget(wanted)
         return read + await load(store, topic, wanted, consumer_config)
     store.loaded.update(wanted)
-    log.info("loaded partitions %s of %s: %d records in %.1fs", wanted, topic, read,
-             time.monotonic() - began)
+    log.info(
+        "loaded partitions %s of %s: %d records in %.1fs",
+        wanted,
+        topic,
+        read,
+        time.monotonic() - began,
+    )
     return read

@@ -1,4 +1,5 @@
 """Stopping a child process (a worker, a broker script): one way for the product, bench and tests."""
+
 from __future__ import annotations
 
 import signal

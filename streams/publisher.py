@@ -2,11 +2,13 @@
 
 Every event of a post is keyed "<site>/<post_id>", so with the same partition count on every input
 topic (and the default murmur2 partitioner) a post's events share one partition number everywhere."""
+
 from __future__ import annotations
 
 import socket
 from collections import Counter
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from kafka import KafkaProducer
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
@@ -37,7 +39,7 @@ class TopicMismatch(BlogpulseError, RuntimeError):
 
 
 def post_key(event: dict[str, Any]) -> bytes:
-    return f"{event['site']}/{event['post_id']}".encode("utf-8")
+    return f"{event['site']}/{event['post_id']}".encode()
 
 
 def topic_for(event: dict[str, Any]) -> str:
@@ -71,12 +73,20 @@ def ensure_topics(settings: Settings, compacted: Iterable[str] = ()) -> list[str
     created. Existing topics with another
     partition count are an error: co-partitioning by post depends on it."""
     outputs = list(settings.output_topics.values())
-    wanted = {name: topic_configs(settings) for name in (*INPUT_TOPICS.values(), TICK_TOPIC, DLQ_TOPIC)}
-    wanted.update({name: topic_configs(settings, compacted=True) for name in (*outputs, *compacted)})
+    wanted = {
+        name: topic_configs(settings) for name in (*INPUT_TOPICS.values(), TICK_TOPIC, DLQ_TOPIC)
+    }
+    wanted.update(
+        {name: topic_configs(settings, compacted=True) for name in (*outputs, *compacted)}
+    )
     check_reachable(settings)
     try:
-        admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, client_id="blogpulse-admin",
-                                 request_timeout_ms=15000, **settings.kafka_security.kafka_python_config())
+        admin = KafkaAdminClient(
+            bootstrap_servers=settings.bootstrap_servers,
+            client_id="blogpulse-admin",
+            request_timeout_ms=15000,
+            **settings.kafka_security.kafka_python_config(),
+        )
     except KafkaError as exc:
         raise BrokerUnavailable(f"no Kafka broker answers at {settings.broker} ({exc})") from None
     try:
@@ -84,21 +94,32 @@ def ensure_topics(settings: Settings, compacted: Iterable[str] = ()) -> list[str
         missing = [n for n in wanted if n not in existing]
         if missing:
             try:
-                admin.create_topics([
-                    NewTopic(n, num_partitions=settings.partitions,
-                             replication_factor=settings.replication_factor,
-                             topic_configs=wanted[n]) for n in missing
-                ])
+                admin.create_topics(
+                    [
+                        NewTopic(
+                            n,
+                            num_partitions=settings.partitions,
+                            replication_factor=settings.replication_factor,
+                            topic_configs=wanted[n],
+                        )
+                        for n in missing
+                    ]
+                )
             except TopicAlreadyExistsError:
                 pass  # another process created them between list and create
         described = admin.describe_topics([n for n in wanted if n not in missing])
         # outputs and state changelogs too: every record of a post goes to the post's partition
         co_partitioned = {*INPUT_TOPICS.values(), TICK_TOPIC, *outputs, *compacted}
-        wrong = {d["name"]: len(d["partitions"]) for d in described
-                 if d["name"] in co_partitioned and len(d["partitions"]) != settings.partitions}
+        wrong = {
+            d["name"]: len(d["partitions"])
+            for d in described
+            if d["name"] in co_partitioned and len(d["partitions"]) != settings.partitions
+        }
         if wrong:
-            raise TopicMismatch(f"blogpulse topics must have {settings.partitions} partitions "
-                               f"(BLOGPULSE_PARTITIONS), found {wrong}")
+            raise TopicMismatch(
+                f"blogpulse topics must have {settings.partitions} partitions "
+                f"(BLOGPULSE_PARTITIONS), found {wrong}"
+            )
         _compact_outputs(admin, [n for n in outputs if n not in missing])
         return missing
     finally:
@@ -110,14 +131,19 @@ def _compact_outputs(admin: KafkaAdminClient, names: list[str]) -> None:
     broker's default cleanup.policy=delete: switch them to compact (an incremental change)."""
     if not names:
         return
-    described = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, n) for n in names],
-                                       config_filter="all")
+    described = admin.describe_configs(
+        [ConfigResource(ConfigResourceType.TOPIC, n) for n in names], config_filter="all"
+    )
     topics = described.get("topic", {})
-    wrong = [n for n in names
-             if "compact" not in str(topics.get(n, {}).get("cleanup.policy", {}).get("value", ""))]
+    wrong = [
+        n
+        for n in names
+        if "compact" not in str(topics.get(n, {}).get("cleanup.policy", {}).get("value", ""))
+    ]
     if wrong:
-        admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, n, configs=COMPACTED)
-                             for n in wrong])
+        admin.alter_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, n, configs=COMPACTED) for n in wrong]
+        )
 
 
 class Publisher:
@@ -139,9 +165,11 @@ class Publisher:
                 **{**settings.kafka_security.kafka_python_config(), **producer_config},
             )
         except KafkaError as exc:
-            raise BrokerUnavailable(f"no Kafka broker answers at {settings.broker} ({exc})") from None
+            raise BrokerUnavailable(
+                f"no Kafka broker answers at {settings.broker} ({exc})"
+            ) from None
 
-    def __enter__(self) -> "Publisher":
+    def __enter__(self) -> Publisher:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -151,8 +179,9 @@ class Publisher:
         """Queue one event; returns kafka-python's future (confirmed by flush())."""
         return self._producer.send(topic_for(event), key=post_key(event), value=encode_event(event))
 
-    def publish(self, events: Iterable[dict[str, Any]], timeout: float = 60.0,
-                on_progress=None) -> Counter:
+    def publish(
+        self, events: Iterable[dict[str, Any]], timeout: float = 60.0, on_progress=None
+    ) -> Counter:
         """Send events and wait until the broker acknowledged all of them; count per type."""
         counts: Counter = Counter()
         futures = []
@@ -181,8 +210,9 @@ class Publisher:
         self._producer.close(timeout=10)
 
 
-def publish_file(path, settings: Settings, site: str | None = None, on_progress=None, keyer=None,
-                 on_skip=None) -> int:
+def publish_file(
+    path, settings: Settings, site: str | None = None, on_progress=None, keyer=None, on_skip=None
+) -> int:
     """Read a WXR or JSONL file, make sure the topics exist and publish every event with delivery
     confirmed. Returns how many events were published (Publisher.publish gives counts per type).
     Author keys: `keyer`, else the settings' secret."""
@@ -191,6 +221,7 @@ def publish_file(path, settings: Settings, site: str | None = None, on_progress=
     keyer = keyer or settings.author_keyer
     ensure_topics(settings)
     with Publisher(settings) as publisher:
-        counts = publisher.publish(read_events(path, site=site, keyer=keyer, on_skip=on_skip),
-                                   on_progress=on_progress)
+        counts = publisher.publish(
+            read_events(path, site=site, keyer=keyer, on_skip=on_skip), on_progress=on_progress
+        )
     return sum(counts.values())

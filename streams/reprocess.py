@@ -5,15 +5,17 @@ A generation N > 1 is a worker with BLOGPULSE_GENERATION=N: its own faust app id
 changelog topics: it starts with empty state), its own output topics and its own sink tables
 (sinks/generations.py). `start` runs such a worker until its consumer group has committed the input
 topics' end offsets (as of the start) and its sink has committed everything the rebuild emitted."""
+
 from __future__ import annotations
 
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Callable, TextIO
+from typing import TextIO
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient
@@ -21,8 +23,7 @@ from kafka.errors import KafkaError
 
 from schemas.errors import BlogpulseError
 from schemas.topic_names import INPUT_TOPICS, TICK_TOPIC, output_topics
-from streams.group_offsets import (admin_client, committed, lookup_consumer, partitions_of,
-                                   pin)
+from streams.group_offsets import admin_client, committed, lookup_consumer, partitions_of, pin
 from streams.process import stop_process
 from streams.settings import Settings, child_env, generation_app_id, sink_group
 
@@ -33,8 +34,9 @@ class ReprocessError(BlogpulseError):
     """A rebuild that cannot go on; the message says why."""
 
 
-def start_offsets(consumer: KafkaConsumer, parts: list[TopicPartition],
-                  from_time: datetime) -> dict[TopicPartition, int]:
+def start_offsets(
+    consumer: KafkaConsumer, parts: list[TopicPartition], from_time: datetime
+) -> dict[TopicPartition, int]:
     """First offset at or after from_time per partition (the end offset when there is none)."""
     ms = int(from_time.timestamp() * 1000)
     found = consumer.offsets_for_times({tp: ms for tp in parts})
@@ -46,6 +48,7 @@ def start_offsets(consumer: KafkaConsumer, parts: list[TopicPartition],
 class CatchUp:
     """How far a generation's consumer group is: input events consumed (of the target) and
     emitted aggregates not yet written by its sink."""
+
     consumed: int
     target: int
     sink_pending: int
@@ -59,12 +62,19 @@ class CatchUp:
         return self.inputs_done and self.sink_pending == 0
 
 
-def measure(admin: KafkaAdminClient, consumer: KafkaConsumer, group: str,
-            begin: dict[TopicPartition, int], target: dict[TopicPartition, int],
-            output_topics) -> CatchUp:
+def measure(
+    admin: KafkaAdminClient,
+    consumer: KafkaConsumer,
+    group: str,
+    begin: dict[TopicPartition, int],
+    target: dict[TopicPartition, int],
+    output_topics,
+) -> CatchUp:
     done = committed(admin, group)
     written = committed(admin, sink_group(group))
-    consumed = sum(max(0, min(done.get(tp, begin[tp]), end) - begin[tp]) for tp, end in target.items())
+    consumed = sum(
+        max(0, min(done.get(tp, begin[tp]), end) - begin[tp]) for tp, end in target.items()
+    )
     total = sum(end - begin[tp] for tp, end in target.items())
     outputs = partitions_of(admin, output_topics)
     ends = consumer.end_offsets(outputs) if outputs else {}
@@ -73,9 +83,14 @@ def measure(admin: KafkaAdminClient, consumer: KafkaConsumer, group: str,
 
 
 def worker_env(settings: Settings, generation: int, web_port: int) -> dict[str, str]:
-    return child_env(str(REPO), BLOGPULSE_GENERATION=str(generation),
-                     BLOGPULSE_APP_ID=settings.app_id, BLOGPULSE_WEB_PORT=str(web_port),
-                     BLOGPULSE_BROKER=settings.broker, BLOGPULSE_DB=settings.db_url)
+    return child_env(
+        str(REPO),
+        BLOGPULSE_GENERATION=str(generation),
+        BLOGPULSE_APP_ID=settings.app_id,
+        BLOGPULSE_WEB_PORT=str(web_port),
+        BLOGPULSE_BROKER=settings.broker,
+        BLOGPULSE_DB=settings.db_url,
+    )
 
 
 def _free_port() -> int:
@@ -86,19 +101,29 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def start(settings: Settings, from_time: datetime | None = None, timeout: float = 3600,
-          log_path: Path | None = None, out: TextIO = sys.stderr, poll: float = 1.0,
-          web_port: int | None = None, stable_checks: int = 2,
-          on_generation: Callable[[int], None] | None = None) -> int:
+def start(
+    settings: Settings,
+    from_time: datetime | None = None,
+    timeout: float = 3600,
+    log_path: Path | None = None,
+    out: TextIO = sys.stderr,
+    poll: float = 1.0,
+    web_port: int | None = None,
+    stable_checks: int = 2,
+    on_generation: Callable[[int], None] | None = None,
+) -> int:
     """Build the next generation until it has caught up; returns its number. The live generation
     keeps running. Raises ReprocessError (worker died, timeout) or BrokerUnavailable."""
     from sinks import generations
-    from streams.publisher import ensure_topics
     from sinks.db import make_engine
+    from streams.publisher import ensure_topics
 
     engine = make_engine(settings.db_url)
     ensure_topics(settings)
-    admin, consumer = admin_client(settings, "blogpulse-reprocess"), lookup_consumer(settings, "blogpulse-reprocess")
+    admin, consumer = (
+        admin_client(settings, "blogpulse-reprocess"),
+        lookup_consumer(settings, "blogpulse-reprocess"),
+    )
     try:
         generation = generations.next_generation(engine)
         app_id = generation_app_id(settings.app_id, generation)
@@ -107,7 +132,8 @@ def start(settings: Settings, from_time: datetime | None = None, timeout: float 
         if committed(admin, app_id):
             raise ReprocessError(
                 f"consumer group {app_id} already has committed offsets (a rebuild from another "
-                f"database?): delete it and its topics, or use another BLOGPULSE_APP_ID")
+                f"database?): delete it and its topics, or use another BLOGPULSE_APP_ID"
+            )
         # Registered only once the broker answered the look-ups above.
         generations.create(engine, generation, app_id, from_time)
         if on_generation:
@@ -120,19 +146,38 @@ def start(settings: Settings, from_time: datetime | None = None, timeout: float 
             pin(admin, app_id, {**begin, **begin_ticks})
         else:
             begin = consumer.beginning_offsets(inputs)
-        print(f"reprocess: generation {generation} (app id {app_id}): "
-              f"{sum(target[tp] - begin[tp] for tp in inputs):,} input events to read"
-              + (f" from {from_time.isoformat()}" if from_time else " from the earliest offsets"),
-              file=out, flush=True)
+        print(
+            f"reprocess: generation {generation} (app id {app_id}): "
+            f"{sum(target[tp] - begin[tp] for tp in inputs):,} input events to read"
+            + (f" from {from_time.isoformat()}" if from_time else " from the earliest offsets"),
+            file=out,
+            flush=True,
+        )
         log_path = log_path or Path(f"reprocess-g{generation}.log")
         outputs = list(output_topics(generation).values())
         with open(log_path, "wb") as log:
-            proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], cwd=REPO,
-                                    env=worker_env(settings, generation, web_port or _free_port()),
-                                    stdout=log, stderr=subprocess.STDOUT)
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "streams.cli", "worker"],
+                cwd=REPO,
+                env=worker_env(settings, generation, web_port or _free_port()),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
             try:
-                _wait_caught_up(proc, admin, consumer, app_id, begin, target, outputs, timeout,
-                                poll, stable_checks, out, log_path)
+                _wait_caught_up(
+                    proc,
+                    admin,
+                    consumer,
+                    app_id,
+                    begin,
+                    target,
+                    outputs,
+                    timeout,
+                    poll,
+                    stable_checks,
+                    out,
+                    log_path,
+                )
             finally:
                 _stop(proc)
         generations.mark_caught_up(engine, generation)
@@ -143,15 +188,28 @@ def start(settings: Settings, from_time: datetime | None = None, timeout: float 
         engine.dispose()
 
 
-def _wait_caught_up(proc, admin, consumer, group, begin, target, outputs, timeout, poll,
-                    stable_checks, out, log_path) -> None:
+def _wait_caught_up(
+    proc,
+    admin,
+    consumer,
+    group,
+    begin,
+    target,
+    outputs,
+    timeout,
+    poll,
+    stable_checks,
+    out,
+    log_path,
+) -> None:
     started = time.monotonic()
     last_line = 0.0
     stable = 0
     while True:
         if proc.poll() is not None:
-            raise ReprocessError(f"the generation's worker exited with {proc.returncode}; "
-                                 f"see {log_path}")
+            raise ReprocessError(
+                f"the generation's worker exited with {proc.returncode}; see {log_path}"
+            )
         try:
             state = measure(admin, consumer, group, begin, target, outputs)
         except KafkaError as exc:  # group not created yet, a coordinator moving: ask again
@@ -165,15 +223,21 @@ def _wait_caught_up(proc, admin, consumer, group, begin, target, outputs, timeou
             if time.monotonic() - last_line >= 5 or stable >= stable_checks:
                 last_line = time.monotonic()
                 pct = 100.0 * state.consumed / state.target if state.target else 100.0
-                print(f"reprocess: {state.consumed:,}/{state.target:,} input events ({pct:.0f}%), "
-                      f"{state.consumed / max(elapsed, 1e-9):,.0f} events/s, "
-                      f"{state.sink_pending:,} aggregates waiting for the sink, {elapsed:.0f}s",
-                      file=out, flush=True)
+                print(
+                    f"reprocess: {state.consumed:,}/{state.target:,} input events ({pct:.0f}%), "
+                    f"{state.consumed / max(elapsed, 1e-9):,.0f} events/s, "
+                    f"{state.sink_pending:,} aggregates waiting for the sink, {elapsed:.0f}s",
+                    file=out,
+                    flush=True,
+                )
             if stable >= stable_checks:
                 return
         if elapsed > timeout:
-            raise ReprocessError(f"not caught up after {timeout:.0f}s"
-                                 + ("" if state else f" ({reason})") + f"; see {log_path}")
+            raise ReprocessError(
+                f"not caught up after {timeout:.0f}s"
+                + ("" if state else f" ({reason})")
+                + f"; see {log_path}"
+            )
         time.sleep(poll)
 
 

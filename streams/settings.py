@@ -5,12 +5,13 @@ the shell scripts of deploy/local read their own BLOGPULSE_*_PORT/STATE_DIR vari
 
 A value that cannot be used is one line, `BLOGPULSE_X: expected ..., got '...'` (a SettingError:
 `blogpulse` prints it and exits 2). An empty variable counts as unset."""
+
 from __future__ import annotations
 
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticUseDefault
@@ -29,28 +30,38 @@ MAX_SESSION_TIMEOUT = 90.0
 _APP_ID = re.compile(r"[A-Za-z0-9._-]{1,200}")
 
 
-def setting(default: Any, expected: str, bad: str | None, *, secret: bool = False,
-            **constraints: Any) -> Any:
+def setting(
+    default: Any, expected: str, bad: str | None, *, secret: bool = False, **constraints: Any
+) -> Any:
     """A field of the model. `expected` completes the error line's "expected ..."; `bad` is a
     value the field refuses (tests/unit/test_settings.py tries each), None for free text.
     A secret is kept out of reprs and error lines."""
-    return Field(default, repr=not secret,
-                 json_schema_extra={"expected": expected, "bad": bad, "secret": secret},
-                 **constraints)
+    return Field(
+        default,
+        repr=not secret,
+        json_schema_extra={"expected": expected, "bad": bad, "secret": secret},
+        **constraints,
+    )
 
 
 class Settings(BaseSettings):
     """Field `name` is read from BLOGPULSE_NAME (upper case), unless it has its own alias."""
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, case_sensitive=False,
-                                      env_ignore_empty=True, extra="ignore", frozen=True,
-                                      allow_inf_nan=False,
-                                      # the defaults are ours (and _strip falls back to them)
-                                      validate_default=False)
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        case_sensitive=False,
+        env_ignore_empty=True,
+        extra="ignore",
+        frozen=True,
+        allow_inf_nan=False,
+        # the defaults are ours (and _strip falls back to them)
+        validate_default=False,
+    )
 
     # --- Kafka and the worker ---
-    broker: str = setting("127.0.0.1:9092", "HOST:PORT, or several separated by commas",
-                          "localhost")
+    broker: str = setting(
+        "127.0.0.1:9092", "HOST:PORT, or several separated by commas", "localhost"
+    )
     partitions: int = setting(4, "an integer >= 1", "four", ge=1)
     # Replicas of every topic blogpulse creates (inputs, outputs, DLQ, ticks, faust's changelogs
     # and internal topics) and the replicas that must have a write before it is acknowledged
@@ -58,13 +69,17 @@ class Settings(BaseSettings):
     replication_factor: int = setting(1, "an integer >= 1", "0", ge=1)
     min_insync_replicas: int = setting(1, "an integer >= 1", "0", ge=1)
     # The faust app id of generation 1; generation N > 1 adds "-g<N>" (generation_app_id).
-    app_id: str = setting("blogpulse", "letters, digits, '.', '_' or '-' (it names Kafka topics "
-                          "and consumer groups)", "blog pulse")
+    app_id: str = setting(
+        "blogpulse",
+        "letters, digits, '.', '_' or '-' (it names Kafka topics and consumer groups)",
+        "blog pulse",
+    )
     # Which rebuild of the aggregates this process works on (docs/replay.md): generation N > 1
     # has its own faust app id, output topics and sink tables.
     generation: int = setting(1, "an integer >= 1", "0", ge=1)
     processing_guarantee: Literal["at_least_once", "exactly_once"] = setting(
-        "at_least_once", "at_least_once or exactly_once", "twice")
+        "at_least_once", "at_least_once or exactly_once", "twice"
+    )
     orphan_timeout: float = setting(3600.0, "a positive number of seconds", "soon", gt=0)
     # Entries of post derivations the aggregation agent keeps (streams/state_cache.py); their
     # size per entry is measured in docs/performance.md ("Memory").
@@ -77,8 +92,13 @@ class Settings(BaseSettings):
     # group.min.session.timeout.ms (6 s by default) .. group.max.session.timeout.ms (30 min).
     # Measured under load: docs/reliability.md "Failover".
     session_timeout: float = setting(
-        10.0, f"a positive number of seconds, at most {MAX_SESSION_TIMEOUT:g} (faust's broker "
-        "request timeout)", "ten", gt=0, le=MAX_SESSION_TIMEOUT)
+        10.0,
+        f"a positive number of seconds, at most {MAX_SESSION_TIMEOUT:g} (faust's broker "
+        "request timeout)",
+        "ten",
+        gt=0,
+        le=MAX_SESSION_TIMEOUT,
+    )
     heartbeat_interval: float = setting(1.0, "a positive number of seconds", "-1", gt=0)
     # "check": the worker refuses to start when the installed faust differs from the one the
     # patches in streams/faust_compat.py were written for; "ignore": start anyway.
@@ -89,9 +109,11 @@ class Settings(BaseSettings):
 
     # --- Kafka client security (docs/security.md) ---
     kafka_security_protocol: Literal[PROTOCOLS] = setting(  # type: ignore[valid-type]
-        "PLAINTEXT", f"one of {', '.join(PROTOCOLS)}", "TLS")
+        "PLAINTEXT", f"one of {', '.join(PROTOCOLS)}", "TLS"
+    )
     kafka_sasl_mechanism: Literal[MECHANISMS] = setting(  # type: ignore[valid-type]
-        "SCRAM-SHA-512", f"one of {', '.join(MECHANISMS)}", "GSSAPI")
+        "SCRAM-SHA-512", f"one of {', '.join(MECHANISMS)}", "GSSAPI"
+    )
     kafka_sasl_username: str = setting("", "a user name", None)
     kafka_sasl_password: str = setting("", "a password", None, secret=True)  # not stripped
     kafka_ssl_cafile: str = setting("", "the path of a file", "/nonexistent/ca.pem")
@@ -100,15 +122,21 @@ class Settings(BaseSettings):
     kafka_ssl_check_hostname: bool = setting(True, "true or false", "maybe")
 
     # --- the sink database ---
-    db: str = setting("sqlite:///blogpulse.db", "a database URL (sqlite:///FILE or "
-                      "postgresql://USER:PASSWORD@HOST/DATABASE)", "not a url", secret=True)
+    db: str = setting(
+        "sqlite:///blogpulse.db",
+        "a database URL (sqlite:///FILE or postgresql://USER:PASSWORD@HOST/DATABASE)",
+        "not a url",
+        secret=True,
+    )
     sink_batch: int = setting(5000, "an integer >= 1", "lots", ge=1)
     sink_flush_seconds: float = setting(0.5, "a number of seconds >= 0.001", "0", ge=0.001)
 
     # --- author keys (schemas/identity.py) ---
     author_secret: str | None = setting(None, "a secret", None, secret=True)
     # The XDG base directory of the per-user secret file (~/.local/state when unset).
-    xdg_state_home: str | None = setting(None, "a directory", None, validation_alias="XDG_STATE_HOME")
+    xdg_state_home: str | None = setting(
+        None, "a directory", None, validation_alias="XDG_STATE_HOME"
+    )
 
     # --- ingest (`blogpulse ingest`, `blogpulse poll`, docs/ingest.md) ---
     ingest_secret: str = setting("", "a secret", None, secret=True)
@@ -192,19 +220,21 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _together(self) -> "Settings":
+    def _together(self) -> Settings:
         """Rules between settings; a ValueError here becomes the one line as it is."""
         if self.min_insync_replicas > self.replication_factor:
             # min ISR above the replicas would refuse every write with acks=all
             raise SettingError(
                 f"BLOGPULSE_MIN_INSYNC_REPLICAS: expected 1..BLOGPULSE_REPLICATION_FACTOR "
-                f"({self.replication_factor}), got '{self.min_insync_replicas}'")
+                f"({self.replication_factor}), got '{self.min_insync_replicas}'"
+            )
         if self.heartbeat_interval * 3 > self.session_timeout:
             # Kafka's rule: a session must outlast a few heartbeats, or one late heartbeat
             # (a busy event loop, a slow broker) already removes a live worker from the group.
             raise SettingError(
                 f"BLOGPULSE_HEARTBEAT_INTERVAL ({self.heartbeat_interval:g} s) must be at most a "
-                f"third of BLOGPULSE_SESSION_TIMEOUT ({self.session_timeout:g} s)")
+                f"third of BLOGPULSE_SESSION_TIMEOUT ({self.session_timeout:g} s)"
+            )
         self.kafka_security.validate()
         return self
 
@@ -238,14 +268,21 @@ class Settings(BaseSettings):
     def kafka_security(self) -> KafkaSecurity:
         """TLS / SASL for both Kafka clients."""
         return KafkaSecurity(
-            protocol=self.kafka_security_protocol, mechanism=self.kafka_sasl_mechanism,
-            username=self.kafka_sasl_username, password=self.kafka_sasl_password,
-            cafile=self.kafka_ssl_cafile, certfile=self.kafka_ssl_certfile,
-            keyfile=self.kafka_ssl_keyfile, check_hostname=self.kafka_ssl_check_hostname)
+            protocol=self.kafka_security_protocol,
+            mechanism=self.kafka_sasl_mechanism,
+            username=self.kafka_sasl_username,
+            password=self.kafka_sasl_password,
+            cafile=self.kafka_ssl_cafile,
+            certfile=self.kafka_ssl_certfile,
+            keyfile=self.kafka_ssl_keyfile,
+            check_hostname=self.kafka_ssl_check_hostname,
+        )
 
     @property
     def author_secret_file(self) -> Path:
-        base = Path(self.xdg_state_home) if self.xdg_state_home else Path.home() / ".local" / "state"
+        base = (
+            Path(self.xdg_state_home) if self.xdg_state_home else Path.home() / ".local" / "state"
+        )
         return base / "blogpulse" / "author-secret"
 
     def author_keyer(self) -> AuthorKeyer:
@@ -281,7 +318,7 @@ def _one_line(exc: ValidationError) -> SettingError:
     field = _field_of(error["loc"][0]) if error["loc"] else None
     if field is None:
         return SettingError(str(cause or error["msg"]))
-    extra = Settings.model_fields[field].json_schema_extra or {}
+    extra = cast(dict[str, Any], Settings.model_fields[field].json_schema_extra or {})
     value = str(error["input"])
     if extra.get("secret"):
         value = _masked(value) if field == "db" else "***"

@@ -16,6 +16,7 @@ is fetched meanwhile, so the position is held and nothing is lost. Output record
 Kafka timestamp of the input events behind them (streams/agents.py): after each commit the sink
 observes publish -> database latency for every message it wrote
 (blogpulse_end_to_end_latency_seconds)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -55,12 +56,11 @@ def _skip_invalid(message: Message, exc: InvalidAggregate) -> None:
     # here was written by something else. Skipping it loses nothing the engine emitted, and
     # blocking the whole sink on it would.
     metrics.SINK_ERRORS.labels(kind="invalid").inc()
-    log.error("sink: skipping an output message that cannot be stored: key %r: %s",
-              message[1], exc)
+    log.error("sink: skipping an output message that cannot be stored: key %r: %s", message[1], exc)
 
 
 class _SeekToStored(ConsumerRebalanceListener):
-    def __init__(self, sink: "DatabaseSink") -> None:
+    def __init__(self, sink: DatabaseSink) -> None:
         self.sink = sink
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
@@ -78,8 +78,9 @@ class DatabaseSink:
         self.topics = sorted(s.output_topics.values())
         # One thread for the database: the event loop keeps fetching meanwhile.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="blogpulse-sink")
-        self.writer = RetryingWriter(make_engine(self.settings.db_url),
-                                     generation=self.settings.generation)
+        self.writer = RetryingWriter(
+            make_engine(self.settings.db_url), generation=self.settings.generation
+        )
         self.consumer: AIOKafkaConsumer | None = None
         self._stopping = asyncio.Event()
 
@@ -96,18 +97,22 @@ class DatabaseSink:
         await self._in_thread(self._check_schema)
         s = self.settings
         self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=s.bootstrap_servers, group_id=s.sink_group,
-            enable_auto_commit=False, auto_offset_reset="earliest",
+            bootstrap_servers=s.bootstrap_servers,
+            group_id=s.sink_group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
             # a fetch returns as soon as any record is there; this bounds an idle fetch only
             fetch_max_wait_ms=int(s.sink_flush_seconds * 1000),
             max_partition_fetch_bytes=4 * 1024 * 1024,
-            **s.kafka_security.aiokafka_config())
+            **s.kafka_security.aiokafka_config(),
+        )
         self.consumer.subscribe(self.topics, listener=_SeekToStored(self))
         await self.consumer.start()
         try:
             while not self._stopping.is_set():
                 fetched = await self.consumer.getmany(
-                    timeout_ms=int(s.sink_flush_seconds * 1000), max_records=s.sink_batch)
+                    timeout_ms=int(s.sink_flush_seconds * 1000), max_records=s.sink_batch
+                )
                 if fetched:
                     await self.write(fetched)
         finally:
@@ -121,24 +126,37 @@ class DatabaseSink:
         except Exception:  # database down: the writer reports it with its retries
             return
         if missing:
-            log.error("sink: tables %s missing in %s: run `blogpulse db upgrade`",
-                      ", ".join(missing),
-                      masked(engine.url.render_as_string(hide_password=False)))
+            log.error(
+                "sink: tables %s missing in %s: run `blogpulse db upgrade`",
+                ", ".join(missing),
+                masked(engine.url.render_as_string(hide_password=False)),
+            )
 
     async def seek_to_stored(self, assigned: Any) -> None:
+        consumer = self._started()
         stored = await self._in_thread(self._stored_offsets)
-        ends = await self.consumer.end_offsets(list(assigned)) if assigned else {}
+        ends = await consumer.end_offsets(list(assigned)) if assigned else {}
         for tp in assigned:
             offset = stored.get((tp.topic, tp.partition))
             if offset is not None and offset > ends.get(tp, offset):
                 # the topic is younger than the database's copy (deleted and created again)
-                log.warning("sink: stored offset %d of %s/%d is past its end %d; reading it from "
-                            "the start", offset, tp.topic, tp.partition, ends[tp])
+                log.warning(
+                    "sink: stored offset %d of %s/%d is past its end %d; reading it from the start",
+                    offset,
+                    tp.topic,
+                    tp.partition,
+                    ends[tp],
+                )
                 offset = None
             if offset is None:
-                await self.consumer.seek_to_beginning(tp)
+                await consumer.seek_to_beginning(tp)
             else:
-                self.consumer.seek(tp, offset)
+                consumer.seek(tp, offset)
+
+    def _started(self) -> AIOKafkaConsumer:
+        if self.consumer is None:
+            raise RuntimeError("the sink's consumer is used before run() started it")
+        return self.consumer
 
     def _stored_offsets(self) -> dict[tuple[str, int], int]:
         delay = 0.1
@@ -148,15 +166,17 @@ class DatabaseSink:
             except Exception as exc:
                 if self.writer.stopping:
                     raise WriterStopped("sink stopping") from exc
-                log.warning("sink: cannot read stored offsets yet (%s); retrying",
-                            type(exc).__name__)
+                log.warning(
+                    "sink: cannot read stored offsets yet (%s); retrying", type(exc).__name__
+                )
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
     async def write(self, fetched: dict[TopicPartition, list[Any]]) -> None:
         stamps = [r.timestamp for records in fetched.values() for r in records]
-        offsets = {(tp.topic, tp.partition): records[-1].offset + 1
-                   for tp, records in fetched.items()}
+        offsets = {
+            (tp.topic, tp.partition): records[-1].offset + 1 for tp, records in fetched.items()
+        }
         try:
             await self._in_thread(self._write, fetched, offsets)
         except WriterStopped:
@@ -166,15 +186,18 @@ class DatabaseSink:
             observe_end_to_end((now_ms - ts) / 1000)
         # for lag monitoring (blogpulse_consumer_lag); the database holds the real position
         committed = {TopicPartition(t, p): o for (t, p), o in offsets.items()}
-        await self.consumer.commit(committed)
+        consumer = self._started()
+        await consumer.commit(committed)
         for tp, offset in committed.items():
-            end = self.consumer.highwater(tp)
+            end = consumer.highwater(tp)
             if end is not None:
                 CONSUMER_LAG.labels(topic=tp.topic, partition=str(tp.partition)).set(
-                    max(0, end - offset))
+                    max(0, end - offset)
+                )
 
-    def _write(self, fetched: dict[TopicPartition, list[Any]],
-               offsets: dict[tuple[str, int], int]) -> None:
+    def _write(
+        self, fetched: dict[TopicPartition, list[Any]], offsets: dict[tuple[str, int], int]
+    ) -> None:
         """Decode, collapse and write one fetch (on the database thread)."""
         messages: list[Message] = []
         for tp, records in fetched.items():

@@ -5,6 +5,7 @@ worker, started again if it dies, stopped with it. Its metrics are served on the
 Why a process: faust runs every agent on one event loop and one core; the sink's fetching,
 decoding and database work in the same process competed with the aggregation for the GIL
 (docs/performance.md). In its own process it uses the second core."""
+
 from __future__ import annotations
 
 import logging
@@ -14,7 +15,8 @@ import subprocess
 import sys
 import time
 import urllib.request
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
@@ -53,8 +55,17 @@ class SinkProcess:
         self._started = time.monotonic()
         # The child inherits this environment and reads the same settings from it.
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "sink", "--metrics-port", str(self.metrics_port),
-             "--parent", str(os.getpid())])
+            [
+                sys.executable,
+                "-m",
+                "streams.cli",
+                "sink",
+                "--metrics-port",
+                str(self.metrics_port),
+                "--parent",
+                str(os.getpid()),
+            ]
+        )
         log.info("sink process started (pid %d)", self.proc.pid)
 
     def check(self) -> None:
@@ -73,8 +84,9 @@ class SinkProcess:
 
     def metrics_text(self) -> str:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics",
-                                        timeout=2) as answer:
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=2
+            ) as answer:
                 return answer.read().decode()
         except OSError:  # starting or restarting: its metrics are missing from this scrape
             return ""

@@ -9,10 +9,12 @@ Under a backlog every post is touched at every flush, and plain LRU would evict 
 needed next (no hits at all once the posts outgrow the budget); this way the posts held stay
 held and the hit rate is the share of the budget. A miss is always safe: the agent derives the
 post in full from its state."""
+
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 MIN_IDLE = 30.0  # seconds: a post used more recently is not evicted to make room
 

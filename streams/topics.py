@@ -1,6 +1,7 @@
 """faust topics of the aggregation agent. All input topics and the tick topic share one partition
 count and the key "<site>/<post_id>" (raw UTF-8 bytes, murmur2 partitioner), so a post's events,
 ticks, state changelog and post output land on the same partition number."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -22,8 +23,13 @@ def create_topics(app: Any, settings: Settings) -> AgentTopics:
     # Keys stay bytes here: a key that is not UTF-8 must reach the dead-letter topic, not crash
     # the stream in faust's key decoder.
     return AgentTopics(
-        source=app.topic(*INPUT_TOPICS.values(), TICK_TOPIC, key_type=bytes, value_type=bytes,
-                         partitions=partitions),
+        source=app.topic(
+            *INPUT_TOPICS.values(),
+            TICK_TOPIC,
+            key_type=bytes,
+            value_type=bytes,
+            partitions=partitions,
+        ),
         tick=app.topic(TICK_TOPIC, key_type=str, value_type=bytes, partitions=partitions),
         dlq=app.topic(DLQ_TOPIC, key_type=bytes, value_type=bytes, partitions=partitions),
     )

@@ -1,5 +1,6 @@
 """The worker process: the faust app with the aggregation agent, faust's Prometheus sensor and
 /metrics, and the database sink in a child process (streams/sink_process.py)."""
+
 from __future__ import annotations
 
 import asyncio

@@ -1,5 +1,6 @@
 """Shared fixtures. Integration tests need the real services from deploy/local/up: when one does not
 answer they fail with the command to run, never skip (a skipped integration suite proves nothing)."""
+
 from __future__ import annotations
 
 import json
@@ -18,7 +19,8 @@ WXR_DIR = SHARED / "wxr"
 
 BROKER = os.environ.get("BLOGPULSE_BROKER", "127.0.0.1:9092")
 PG_URL = os.environ.get(
-    "BLOGPULSE_TEST_PG_URL", "postgresql+psycopg://blogpulse:blogpulse@127.0.0.1:5432/blogpulse_test"
+    "BLOGPULSE_TEST_PG_URL",
+    "postgresql+psycopg://blogpulse:blogpulse@127.0.0.1:5432/blogpulse_test",
 )
 PROMETHEUS_URL = os.environ.get("BLOGPULSE_TEST_PROMETHEUS_URL", "http://127.0.0.1:9090")
 
@@ -26,8 +28,14 @@ PROMETHEUS_URL = os.environ.get("BLOGPULSE_TEST_PROMETHEUS_URL", "http://127.0.0
 def run_probe(script: str, **env: str) -> dict:
     """Run `script` in a fresh interpreter with extra environment variables (the settings the
     script reads with load_settings()); returns the JSON object it printed last."""
-    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(REPO), **env}, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO), **env},
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -42,7 +50,9 @@ def _answers(host: str, port: int) -> bool:
 
 def require_service(name: str, host: str, port: int) -> None:
     if not _answers(host, port):
-        pytest.fail(f"{name} does not answer on {host}:{port}: start it with deploy/local/up", pytrace=False)
+        pytest.fail(
+            f"{name} does not answer on {host}:{port}: start it with deploy/local/up", pytrace=False
+        )
 
 
 @pytest.fixture(scope="session")

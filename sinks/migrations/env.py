@@ -1,6 +1,7 @@
 """Alembic environment of the sink tables. The engine comes from, in order: the Engine that
 sinks.db.upgrade() passes in config.attributes, `-x url=...`, sqlalchemy.url (sinks/ is given its
 database: `blogpulse db upgrade` passes BLOGPULSE_DB)."""
+
 from __future__ import annotations
 
 from alembic import context
@@ -17,16 +18,23 @@ def _engine():
         return engine
     from sinks.db import make_engine
 
-    url = context.get_x_argument(as_dictionary=True).get("url") or config.get_main_option("sqlalchemy.url")
+    url = context.get_x_argument(as_dictionary=True).get("url") or config.get_main_option(
+        "sqlalchemy.url"
+    )
     if not url:
-        raise SystemExit("alembic: give the sink database with -x url=... (or use `blogpulse db upgrade`)")
+        raise SystemExit(
+            "alembic: give the sink database with -x url=... (or use `blogpulse db upgrade`)"
+        )
     return make_engine(url)
 
 
 def run_migrations_offline() -> None:
-    url = context.get_x_argument(as_dictionary=True).get("url") or config.get_main_option("sqlalchemy.url")
-    context.configure(url=url, target_metadata=target_metadata, literal_binds=True,
-                      render_as_batch=True)
+    url = context.get_x_argument(as_dictionary=True).get("url") or config.get_main_option(
+        "sqlalchemy.url"
+    )
+    context.configure(
+        url=url, target_metadata=target_metadata, literal_binds=True, render_as_batch=True
+    )
     with context.begin_transaction():
         context.run_migrations()
 

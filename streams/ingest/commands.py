@@ -1,4 +1,5 @@
 """`blogpulse ingest` (HTTP endpoint) and `blogpulse poll` (WordPress REST poller)."""
+
 from __future__ import annotations
 
 import argparse
@@ -27,11 +28,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--host", default="127.0.0.1", help="bind address (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=8088, help="port (default: 8088)")
-    p.add_argument("--site", default=None,
-                   help=f"site of WordPress deliveries without a site field or X-Blogpulse-Site "
-                        f"header (default: ${SITE_ENV})")
-    p.add_argument("--max-bytes", type=int, default=None,
-                   help=f"largest accepted body (default: ${MAX_BYTES_ENV} or 262144)")
+    p.add_argument(
+        "--site",
+        default=None,
+        help=f"site of WordPress deliveries without a site field or X-Blogpulse-Site "
+        f"header (default: ${SITE_ENV})",
+    )
+    p.add_argument(
+        "--max-bytes",
+        type=int,
+        default=None,
+        help=f"largest accepted body (default: ${MAX_BYTES_ENV} or 262144)",
+    )
     p.set_defaults(func=_run_ingest)
 
     q = subparsers.add_parser(
@@ -41,15 +49,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "password, publish new comments, status changes and deletions once each, and remember the "
         "position in a state file. Options override the [wordpress] table of --config.",
     )
-    q.add_argument("--config", type=Path, help="TOML file with a [wordpress] table (docs/ingest.md)")
+    q.add_argument(
+        "--config", type=Path, help="TOML file with a [wordpress] table (docs/ingest.md)"
+    )
     q.add_argument("--base-url", help="blog address, e.g. https://blog.example.org")
     q.add_argument("--site", help=f"site name in the events (default: ${SITE_ENV})")
     q.add_argument("--user", help="WordPress user of the application password")
     q.add_argument("--state-file", type=Path, help="where the position is kept")
     q.add_argument("--interval", type=float, help="seconds between polls (default 60)")
-    q.add_argument("--lookback-days", type=float, help="recent comments re-read each poll (default 14)")
-    q.add_argument("--full-scan-hours", type=float,
-                   help="re-read every comment this often (default 24; 0: every poll)")
+    q.add_argument(
+        "--lookback-days", type=float, help="recent comments re-read each poll (default 14)"
+    )
+    q.add_argument(
+        "--full-scan-hours",
+        type=float,
+        help="re-read every comment this often (default 24; 0: every poll)",
+    )
     q.add_argument("--per-page", type=int, help="page size, at most 100 (default 100)")
     q.add_argument("--once", action="store_true", help="poll once and exit (exit 1 if it failed)")
     q.set_defaults(func=_run_poll)
@@ -69,26 +84,35 @@ def _run_ingest(args: argparse.Namespace, s: Settings) -> int:
 
     secret = s.ingest_secret
     if not secret:
-        return _fail("ingest", f"set {INGEST_SECRET_ENV}: requests are verified with it (HMAC-SHA256)")
+        return _fail(
+            "ingest", f"set {INGEST_SECRET_ENV}: requests are verified with it (HMAC-SHA256)"
+        )
     max_bytes = args.max_bytes if args.max_bytes is not None else s.ingest_max_bytes
     if max_bytes <= 0:
         return _fail("ingest", "--max-bytes must be a positive number of bytes")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
         created = ensure_topics(s)
         if created:
             print(f"blogpulse ingest: created topics {', '.join(created)}")
     except BrokerUnavailable as exc:
         # Serve anyway: requests get 503 + Retry-After until the broker is back.
-        print(f"blogpulse ingest: warning: {exc}; answering 503 until it is reachable", file=sys.stderr)
-    config = IngestConfig(secret=secret.encode(), max_bytes=max_bytes,
-                          site=args.site or s.site)
+        print(
+            f"blogpulse ingest: warning: {exc}; answering 503 until it is reachable",
+            file=sys.stderr,
+        )
+    config = IngestConfig(secret=secret.encode(), max_bytes=max_bytes, site=args.site or s.site)
     app = build_app(config, AsyncPublisher(s), s.author_keyer())
-    print(f"blogpulse ingest: listening on http://{args.host}:{args.port}/ingest/ (broker {s.broker})",
-          flush=True)
+    print(
+        f"blogpulse ingest: listening on http://{args.host}:{args.port}/ingest/ (broker {s.broker})",
+        flush=True,
+    )
     # No %a in the access log: client addresses are personal data and stay out of logs.
-    web.run_app(app, host=args.host, port=args.port, print=None,
-                access_log_format='"%r" %s %b %Tfs')
+    web.run_app(
+        app, host=args.host, port=args.port, print=None, access_log_format='"%r" %s %b %Tfs'
+    )
     return 0
 
 
@@ -120,9 +144,13 @@ def _poll_config(args: argparse.Namespace, settings: Settings):
     if not 1 <= per_page <= 100:
         raise ValueError("per_page must be 1..100 (WordPress caps it at 100)")
     return PollerConfig(
-        base_url=base_url, site=site, user=user, password=password,
+        base_url=base_url,
+        site=site,
+        user=user,
+        password=password,
         state_file=Path(pick("state_file", f"blogpulse-poll-{site}.json")),
-        interval=float(pick("interval", 60)), per_page=per_page,
+        interval=float(pick("interval", 60)),
+        per_page=per_page,
         lookback_days=float(pick("lookback_days", 14)),
         full_scan_seconds=float(pick("full_scan_hours", 24)) * 3600,
         types=tuple(table.get("types", DEFAULT_TYPES)),
@@ -138,7 +166,9 @@ def _run_poll(args: argparse.Namespace, s: Settings) -> int:
         config = _poll_config(args, s)
     except ValueError as exc:
         return _fail("poll", str(exc))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
         ensure_topics(s)
         poller = Poller(config, AsyncPublisher(s), s.author_keyer())

@@ -5,13 +5,15 @@ the send futures' callbacks instead of Publisher.publish()'s flush(), so concurr
 the producer's batches (linger_ms) rather than each flushing everything. The producer is created
 on first use and recreated after a broker failure, so the endpoint starts and answers 503 while the
 broker is down and recovers by itself when it is back."""
+
 from __future__ import annotations
 
 import asyncio
 import logging
 import threading
 from collections import Counter
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from kafka.errors import KafkaError
 
@@ -79,7 +81,7 @@ class AsyncPublisher:
         publisher, waiters = await loop.run_in_executor(None, self._send_all, events, loop)
         try:
             results = await asyncio.wait_for(asyncio.gather(*waiters), self.timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self._discard(publisher)
             raise BrokerUnavailable(f"no acknowledgement within {self.timeout:.0f} s") from None
         failed = [r for r in results if isinstance(r, BaseException)]

@@ -9,6 +9,7 @@ Every POST carries X-Blogpulse-Signature: sha256=<hex HMAC-SHA256 of the raw bod
 BLOGPULSE_INGEST_SECRET>. Answers: 202 after the broker acknowledged every event; 400 bad input
 (which field, why); 401 missing or wrong signature; 413 body over the bound; 503 broker unavailable
 (Retry-After); 500 {"error": "internal error"} for anything unexpected (logged, never shown)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -24,10 +25,10 @@ from aiohttp import web
 from schemas.errors import BlogpulseError
 from schemas.identity import AuthorKeyer
 from schemas.wire import InvalidEvent, validate
-from streams.publisher import BrokerUnavailable, topic_for
 from streams.ingest.delivery import AsyncPublisher
 from streams.ingest.webhook import parse_body, read_webhook
 from streams.ingest.wordpress import now_time
+from streams.publisher import BrokerUnavailable, topic_for
 
 log = logging.getLogger("blogpulse.ingest")
 
@@ -46,7 +47,9 @@ def signature_ok(secret: bytes, body: bytes, header: str | None) -> bool:
     if not header:
         return False
     # compare_digest over ASCII bytes: constant time, and no exception on non-ASCII input
-    return hmac.compare_digest(sign(secret, body).encode(), header.strip().encode("utf-8", "replace"))
+    return hmac.compare_digest(
+        sign(secret, body).encode(), header.strip().encode("utf-8", "replace")
+    )
 
 
 @dataclass(frozen=True)
@@ -66,8 +69,9 @@ class Refused(BlogpulseError):
 
 
 def _json(status: int, body: dict[str, Any], headers=None) -> web.Response:
-    return web.Response(status=status, body=orjson.dumps(body), content_type="application/json",
-                        headers=headers)
+    return web.Response(
+        status=status, body=orjson.dumps(body), content_type="application/json", headers=headers
+    )
 
 
 async def read_bounded(request: web.Request, max_bytes: int) -> bytes:
@@ -121,7 +125,9 @@ class IngestHandlers:
     async def _signed_body(self, request: web.Request) -> bytes:
         raw = await read_bounded(request, self.config.max_bytes)
         if not signature_ok(self.config.secret, raw, request.headers.get(SIGNATURE_HEADER)):
-            raise Refused(401, f"missing or wrong {SIGNATURE_HEADER} (sha256=<hex HMAC of the body>)")
+            raise Refused(
+                401, f"missing or wrong {SIGNATURE_HEADER} (sha256=<hex HMAC of the body>)"
+            )
         return raw
 
     async def _publish(self, events: list[dict[str, Any]]) -> web.Response:
@@ -129,11 +135,20 @@ class IngestHandlers:
             await self.publisher.publish(events)
         except BrokerUnavailable as exc:
             log.warning("ingest: broker unavailable, %d events refused: %s", len(events), exc)
-            raise Refused(503, "the event broker is unavailable; retry later",
-                          headers={"Retry-After": str(self.config.retry_after)}) from None
+            raise Refused(
+                503,
+                "the event broker is unavailable; retry later",
+                headers={"Retry-After": str(self.config.retry_after)},
+            ) from None
         topics = Counter(topic_for(e) for e in events)
-        return _json(202, {"accepted": len(events), "topics": dict(topics),
-                           "event_ids": [e["event_id"] for e in events]})
+        return _json(
+            202,
+            {
+                "accepted": len(events),
+                "topics": dict(topics),
+                "event_ids": [e["event_id"] for e in events],
+            },
+        )
 
     async def wordpress(self, request: web.Request) -> web.Response:
         raw = await self._signed_body(request)
@@ -142,11 +157,15 @@ class IngestHandlers:
         site = body.get("site") if isinstance(body.get("site"), str) else None
         site = site or request.headers.get(SITE_HEADER) or self.config.site
         if not site:
-            raise InvalidEvent("site", f"no site: send a `site` field or the {SITE_HEADER} header, or "
-                                       "start the endpoint with --site / BLOGPULSE_SITE")
+            raise InvalidEvent(
+                "site",
+                f"no site: send a `site` field or the {SITE_HEADER} header, or "
+                "start the endpoint with --site / BLOGPULSE_SITE",
+            )
         action = request.headers.get(ACTION_HEADER) or request.query.get("action")
-        result = read_webhook(body, site=site, action=action, keyer=self.keyer,
-                              received_at=received_at)
+        result = read_webhook(
+            body, site=site, action=action, keyer=self.keyer, received_at=received_at
+        )
         if result.ignored:
             return _json(202, {"accepted": 0, "ignored": result.ignored})
         return await self._publish(result.events)
@@ -179,7 +198,9 @@ async def _health(request: web.Request) -> web.Response:
     return _json(200, {"status": "ok"})
 
 
-def build_app(config: IngestConfig, publisher: AsyncPublisher, keyer: AuthorKeyer) -> web.Application:
+def build_app(
+    config: IngestConfig, publisher: AsyncPublisher, keyer: AuthorKeyer
+) -> web.Application:
     handlers = IngestHandlers(config, publisher, keyer)
     # client_max_size backs up read_bounded for any code path that reads the body another way
     app = web.Application(middlewares=[errors_as_json], client_max_size=config.max_bytes + 1)

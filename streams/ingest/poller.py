@@ -14,6 +14,7 @@ Durability: the events of a cycle are written to the state file as `pending` (at
 fsync, rename) before they are published, and cleared once the broker confirmed them. A crash in
 between republishes the same events (same event_ids: duplicates change nothing), so nothing is lost
 and nothing counts twice."""
+
 from __future__ import annotations
 
 import asyncio
@@ -22,7 +23,7 @@ import os
 import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +34,16 @@ from schemas.errors import BlogpulseError
 from schemas.identity import AuthorKeyer
 from schemas.times import parse_utc
 from schemas.wire import InvalidEvent
-from streams.publisher import BrokerUnavailable
 from streams.ingest.delivery import AsyncPublisher
-from streams.ingest.wordpress import (CommentRow, creation_event, moderation_event, now_time,
-                                      row_from_rest, wp_time)
+from streams.ingest.wordpress import (
+    CommentRow,
+    creation_event,
+    moderation_event,
+    now_time,
+    row_from_rest,
+    wp_time,
+)
+from streams.publisher import BrokerUnavailable
 
 log = logging.getLogger("blogpulse.poll")
 STATE_VERSION = 1
@@ -55,7 +62,9 @@ class PollerConfig:
     site: str
     state_file: Path
     user: str | None = None
-    password: str | None = None  # an application password (Users -> Profile -> Application Passwords)
+    password: str | None = (
+        None  # an application password (Users -> Profile -> Application Passwords)
+    )
     interval: float = 60.0
     per_page: int = 100
     lookback_days: float = 14.0
@@ -81,25 +90,41 @@ class PollState:
     pending: list[dict[str, Any]] = field(default_factory=list)  # events not yet confirmed
 
     @classmethod
-    def load(cls, path: Path) -> "PollState":
+    def load(cls, path: Path) -> PollState:
         if not path.exists():
             return cls()
         try:
             doc = orjson.loads(path.read_bytes())
         except (OSError, orjson.JSONDecodeError) as exc:
-            raise PollError(f"cannot read the state file {path} ({exc}); move it away to start over")
+            raise PollError(
+                f"cannot read the state file {path} ({exc}); move it away to start over"
+            ) from exc
         if doc.get("version") != STATE_VERSION:
-            raise PollError(f"state file {path} has version {doc.get('version')!r}, expected {STATE_VERSION}")
-        return cls(base_url=doc.get("base_url", ""), site=doc.get("site", ""),
-                   position=doc.get("position"), last_full_scan=doc.get("last_full_scan"),
-                   comments=doc.get("comments", {}), posts=doc.get("posts", {}),
-                   pending=doc.get("pending", []))
+            raise PollError(
+                f"state file {path} has version {doc.get('version')!r}, expected {STATE_VERSION}"
+            )
+        return cls(
+            base_url=doc.get("base_url", ""),
+            site=doc.get("site", ""),
+            position=doc.get("position"),
+            last_full_scan=doc.get("last_full_scan"),
+            comments=doc.get("comments", {}),
+            posts=doc.get("posts", {}),
+            pending=doc.get("pending", []),
+        )
 
     def save(self, path: Path) -> None:
         """Atomic replace: a reader (or a crash) sees the old file or the new one, never half."""
-        doc = {"version": STATE_VERSION, "base_url": self.base_url, "site": self.site,
-               "position": self.position, "last_full_scan": self.last_full_scan,
-               "comments": self.comments, "posts": self.posts, "pending": self.pending}
+        doc = {
+            "version": STATE_VERSION,
+            "base_url": self.base_url,
+            "site": self.site,
+            "position": self.position,
+            "last_full_scan": self.last_full_scan,
+            "comments": self.comments,
+            "posts": self.posts,
+            "pending": self.pending,
+        }
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
         try:
@@ -129,8 +154,10 @@ class CycleReport:
 
     def __str__(self) -> str:
         scope = "full scan" if self.full_scan else "recent"
-        return (f"{scope}: {self.listed} listed, {self.created} new, {self.changed} changed, "
-                f"{self.deleted} deleted, {self.skipped} skipped")
+        return (
+            f"{scope}: {self.listed} listed, {self.created} new, {self.changed} changed, "
+            f"{self.deleted} deleted, {self.skipped} skipped"
+        )
 
 
 class WordPressClient:
@@ -139,8 +166,11 @@ class WordPressClient:
     def __init__(self, config: PollerConfig, session: aiohttp.ClientSession) -> None:
         self.config, self.session = config, session
         # Application passwords are HTTP basic auth.
-        self.headers = ({"Authorization": aiohttp.encode_basic_auth(config.user, config.password or "")}
-                        if config.user else {})
+        self.headers = (
+            {"Authorization": aiohttp.encode_basic_auth(config.user, config.password or "")}
+            if config.user
+            else {}
+        )
 
     async def _get(self, path: str, params: dict[str, Any]) -> tuple[int, Any, Any]:
         url = self.config.api + path
@@ -148,19 +178,23 @@ class WordPressClient:
             async with self.session.get(url, params=params, headers=self.headers) as resp:
                 body = await resp.read()
                 if resp.status in (401, 403):
-                    raise PollError(f"WordPress refused the credentials for {url} (HTTP {resp.status}): "
-                                    "check the user and application password")
+                    raise PollError(
+                        f"WordPress refused the credentials for {url} (HTTP {resp.status}): "
+                        "check the user and application password"
+                    )
                 data = None
                 if body:
                     try:
                         data = orjson.loads(body)
                     except orjson.JSONDecodeError:
-                        raise PollError(f"{url} answered HTTP {resp.status} with a body that is not "
-                                        "JSON (is this the WordPress REST API?)") from None
+                        raise PollError(
+                            f"{url} answered HTTP {resp.status} with a body that is not "
+                            "JSON (is this the WordPress REST API?)"
+                        ) from None
                 return resp.status, resp.headers, data
         except aiohttp.ClientError as exc:
             raise PollError(f"cannot reach {url} ({exc})") from None
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise PollError(f"{url} did not answer within {self.config.timeout:.0f} s") from None
 
     async def list_comments(self, type_: str, after: str | None) -> list[dict[str, Any]]:
@@ -168,12 +202,23 @@ class WordPressClient:
         out: list[dict[str, Any]] = []
         page, total = 1, 1
         while page <= total:
-            params = {"context": "edit", "status": "any", "type": type_, "orderby": "date_gmt",
-                      "order": "asc", "per_page": self.config.per_page, "page": page}
+            params = {
+                "context": "edit",
+                "status": "any",
+                "type": type_,
+                "orderby": "date_gmt",
+                "order": "asc",
+                "per_page": self.config.per_page,
+                "page": page,
+            }
             if after:
                 params["after"] = after
             status, headers, data = await self._get("/comments", params)
-            if status == 400 and isinstance(data, dict) and data.get("code") == "rest_comment_invalid_page_number":
+            if (
+                status == 400
+                and isinstance(data, dict)
+                and data.get("code") == "rest_comment_invalid_page_number"
+            ):
                 break  # the listing shrank while we paged (deletions): what is missing is checked below
             if status != 200 or not isinstance(data, list):
                 raise PollError(f"listing comments answered HTTP {status}: {_code(data)}")
@@ -197,12 +242,15 @@ class WordPressClient:
     async def post_info(self, post_id: int) -> tuple[int | None, str | None]:
         """(author user id, publish time) of a post or page; (None, None) when not readable."""
         for kind in ("posts", "pages"):
-            status, _, data = await self._get(f"/{kind}/{post_id}", {"context": "edit",
-                                                                    "_fields": "author,date_gmt"})
+            status, _, data = await self._get(
+                f"/{kind}/{post_id}", {"context": "edit", "_fields": "author,date_gmt"}
+            )
             if status == 200 and isinstance(data, dict):
                 author = data.get("author") if isinstance(data.get("author"), int) else None
                 try:
-                    published = wp_time(data.get("date_gmt"), "date_gmt") if data.get("date_gmt") else None
+                    published = (
+                        wp_time(data.get("date_gmt"), "date_gmt") if data.get("date_gmt") else None
+                    )
                 except InvalidEvent:
                     published = None  # drafts have no GMT date
                 return author, published
@@ -228,8 +276,10 @@ class Poller:
         self.config, self.publisher, self.keyer = config, publisher, keyer
         self.state = PollState.load(config.state_file)
         if self.state.base_url and self.state.base_url != config.base_url:
-            raise PollError(f"state file {config.state_file} belongs to {self.state.base_url}, not "
-                            f"{config.base_url}: use one state file per blog")
+            raise PollError(
+                f"state file {config.state_file} belongs to {self.state.base_url}, not "
+                f"{config.base_url}: use one state file per blog"
+            )
         self.state.base_url, self.state.site = config.base_url, config.site
 
     async def _flush_pending(self) -> None:
@@ -245,8 +295,14 @@ class Poller:
         author, published = self.state.posts[key]
         return author, published
 
-    async def _compare(self, client: WordPressClient, row: CommentRow, events: list, report: CycleReport,
-                       comments: dict[str, list]) -> None:
+    async def _compare(
+        self,
+        client: WordPressClient,
+        row: CommentRow,
+        events: list,
+        report: CycleReport,
+        comments: dict[str, list],
+    ) -> None:
         key = str(row.comment_id)
         known = comments.get(key)
         fingerprint = [row.post_id, *row.fingerprint()]
@@ -258,17 +314,23 @@ class Poller:
             events.append(moderation_event(row, self.config.site, row.status, now_time()))
             report.changed += 1
         elif known != fingerprint:
-            log.info("comment %s edited (author/date/parent): the contract keeps its first creation "
-                     "fields, nothing to publish", row.comment_id)
+            log.info(
+                "comment %s edited (author/date/parent): the contract keeps its first creation "
+                "fields, nothing to publish",
+                row.comment_id,
+            )
         comments[key] = fingerprint
 
     async def cycle(self, session: aiohttp.ClientSession) -> CycleReport:
         """One poll: list, compare, publish (confirmed), remember."""
         await self._flush_pending()  # events a previous run wrote down but may not have delivered
         client = WordPressClient(self.config, session)
-        now = datetime.now(timezone.utc)
-        full = (self.state.last_full_scan is None or self.config.full_scan_seconds <= 0
-                or time.time() - self.state.last_full_scan >= self.config.full_scan_seconds)
+        now = datetime.now(UTC)
+        full = (
+            self.state.last_full_scan is None
+            or self.config.full_scan_seconds <= 0
+            or time.time() - self.state.last_full_scan >= self.config.full_scan_seconds
+        )
         after = None if full else _after_param(self.state.position, self.config.lookback_days, now)
         report = CycleReport(full_scan=full)
         comments = dict(self.state.comments)  # replaced only once this cycle's events are delivered
@@ -282,7 +344,11 @@ class Poller:
                     row = row_from_rest(obj, self.keyer)
                 except InvalidEvent as exc:
                     report.skipped += 1
-                    log.warning("skipping comment %r: %s", obj.get("id") if isinstance(obj, dict) else None, exc)
+                    log.warning(
+                        "skipping comment %r: %s",
+                        obj.get("id") if isinstance(obj, dict) else None,
+                        exc,
+                    )
                     continue
                 if row.kind is None or str(row.comment_id) in seen:
                     continue
@@ -294,15 +360,19 @@ class Poller:
         for key, known in list(comments.items()):
             if key in seen or (floor is not None and known[4] < floor):
                 continue
-            obj = await client.get_comment(int(key))
-            if obj is None:
-                row = CommentRow(int(key), known[0], known[2], known[3], known[1], known[4], 0, "", None)
+            found = await client.get_comment(int(key))
+            if found is None:
+                row = CommentRow(
+                    int(key), known[0], known[2], known[3], known[1], known[4], 0, "", None
+                )
                 events.append(moderation_event(row, self.config.site, "delete", now_time()))
                 del comments[key]
                 report.deleted += 1
             else:
                 try:
-                    await self._compare(client, row_from_rest(obj, self.keyer), events, report, comments)
+                    await self._compare(
+                        client, row_from_rest(found, self.keyer), events, report, comments
+                    )
                 except InvalidEvent as exc:
                     log.warning("skipping comment %s: %s", key, exc)
         # Write-ahead: the new position and the events go down together; publishing clears them.
@@ -316,7 +386,9 @@ class Poller:
     async def run(self, once: bool = False, stop: asyncio.Event | None = None) -> int:
         stop = stop or asyncio.Event()
         timeout = aiohttp.ClientTimeout(total=self.config.timeout)
-        async with aiohttp.ClientSession(timeout=timeout, headers={"User-Agent": "blogpulse-poller"}) as session:
+        async with aiohttp.ClientSession(
+            timeout=timeout, headers={"User-Agent": "blogpulse-poller"}
+        ) as session:
             while True:
                 try:
                     report = await self.cycle(session)
@@ -333,5 +405,5 @@ class Poller:
                 try:
                     await asyncio.wait_for(stop.wait(), self.config.interval)
                     return 0
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass

@@ -8,35 +8,81 @@ Accepted bodies (JSON, or application/x-www-form-urlencoded with PHP-style `a[b]
 - either of these under "comment" / "data" with the action beside it.
 The action comes from the X-Blogpulse-Action header, the `action` query parameter, or a body field
 (action, hook, trigger, event), in that order."""
+
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
 
 from schemas.identity import AuthorKeyer
 from schemas.wire import InvalidEvent, parse_time
-from streams.ingest.wordpress import (creation_event, moderation_event, now_time, row_from_db,
-                                      wp_int, wp_status, wp_time)
+from streams.ingest.wordpress import (
+    creation_event,
+    moderation_event,
+    now_time,
+    row_from_db,
+    wp_int,
+    wp_status,
+    wp_time,
+)
 
-CREATE = {"create", "created", "new", "insert", "comment_post", "wp_insert_comment", "create_comment",
-          "new_comment", "comment_created"}
+CREATE = {
+    "create",
+    "created",
+    "new",
+    "insert",
+    "comment_post",
+    "wp_insert_comment",
+    "create_comment",
+    "new_comment",
+    "comment_created",
+}
 # Changes whose row may still show the old status (the hook fires around the update): force it.
 FORCED = {
-    "trash": "trash", "trash_comment": "trash", "trashed_comment": "trash", "comment_trashed": "trash",
-    "spam": "spam", "spam_comment": "spam", "spammed_comment": "spam", "comment_spammed": "spam",
-    "delete": "delete", "deleted": "delete", "delete_comment": "delete", "deleted_comment": "delete",
+    "trash": "trash",
+    "trash_comment": "trash",
+    "trashed_comment": "trash",
+    "comment_trashed": "trash",
+    "spam": "spam",
+    "spam_comment": "spam",
+    "spammed_comment": "spam",
+    "comment_spammed": "spam",
+    "delete": "delete",
+    "deleted": "delete",
+    "delete_comment": "delete",
+    "deleted_comment": "delete",
     "comment_deleted": "delete",
 }
 # Everything else naming a change takes the status from the row (edit_comment, update_comment,
 # wp_set_comment_status, transition_comment_status, unspam, untrash, approve, ...).
-CHANGE = {"edit", "edited", "update", "updated", "edit_comment", "update_comment", "comment_updated",
-          "status", "wp_set_comment_status", "transition_comment_status", "approve", "approved",
-          "unapprove", "hold", "unspam", "unspam_comment", "unspammed_comment", "untrash",
-          "untrash_comment", "untrashed_comment", "change"}
+CHANGE = {
+    "edit",
+    "edited",
+    "update",
+    "updated",
+    "edit_comment",
+    "update_comment",
+    "comment_updated",
+    "status",
+    "wp_set_comment_status",
+    "transition_comment_status",
+    "approve",
+    "approved",
+    "unapprove",
+    "hold",
+    "unspam",
+    "unspam_comment",
+    "unspammed_comment",
+    "untrash",
+    "untrash_comment",
+    "untrashed_comment",
+    "change",
+}
 _TRANSITION = re.compile(r"comment_([a-z-]+)_to_([a-z-]+)\Z")  # comment_{old}_to_{new} hooks
 ROW_KEYS = ("comment_data", "comment", "data")
 ACTION_KEYS = ("action", "hook", "trigger", "event")
@@ -45,7 +91,9 @@ ACTION_KEYS = ("action", "hook", "trigger", "event")
 @dataclass
 class WebhookResult:
     events: list[dict[str, Any]] = field(default_factory=list)
-    ignored: str | None = None  # why nothing was published (a comment type that is not a blog comment)
+    ignored: str | None = (
+        None  # why nothing was published (a comment type that is not a blog comment)
+    )
 
 
 def parse_body(raw: bytes, content_type: str) -> dict[str, Any]:
@@ -91,8 +139,11 @@ def classify(action: str | None) -> tuple[str, str | None]:
         return "change", "delete" if new == "delete" else wp_status(new, "action")
     if name in CHANGE or not name:
         return "change", None
-    raise InvalidEvent("action", f"unknown webhook action {name!r:.60} (expected e.g. comment_post, "
-                                 "edit_comment, wp_set_comment_status, trash_comment, delete_comment)")
+    raise InvalidEvent(
+        "action",
+        f"unknown webhook action {name!r:.60} (expected e.g. comment_post, "
+        "edit_comment, wp_set_comment_status, trash_comment, delete_comment)",
+    )
 
 
 def find_row(body: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -109,8 +160,11 @@ def find_row(body: Mapping[str, Any]) -> Mapping[str, Any]:
                 continue
             if isinstance(decoded, dict) and "comment_ID" in decoded:
                 return decoded
-    raise InvalidEvent("comment_ID", "no comment row in the body (expected the wp_comments row at the "
-                                     "top level or under comment_data)")
+    raise InvalidEvent(
+        "comment_ID",
+        "no comment row in the body (expected the wp_comments row at the "
+        "top level or under comment_data)",
+    )
 
 
 def _post_field(body: Mapping[str, Any], name: str) -> Any:
@@ -122,12 +176,20 @@ def _post_field(body: Mapping[str, Any], name: str) -> Any:
     return None
 
 
-def read_webhook(body: Mapping[str, Any], *, site: str, action: str | None,
-                 keyer: AuthorKeyer, received_at: str | None = None) -> WebhookResult:
+def read_webhook(
+    body: Mapping[str, Any],
+    *,
+    site: str,
+    action: str | None,
+    keyer: AuthorKeyer,
+    received_at: str | None = None,
+) -> WebhookResult:
     """One delivery -> its events. A create is one creation event; a change is the creation event
     (idempotent: the row is complete, so a lost create is repaired) plus a moderation event."""
     if action is None:
-        action = next((str(body[k]) for k in ACTION_KEYS if isinstance(body.get(k), (str, int))), None)
+        action = next(
+            (str(body[k]) for k in ACTION_KEYS if isinstance(body.get(k), (str, int))), None
+        )
     what, forced = classify(action)
     row = row_from_db(find_row(body), keyer)
     if row.kind is None:

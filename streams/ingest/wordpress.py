@@ -17,17 +17,18 @@ with the WXR reader. Rules (documented in docs/ingest.md):
   must come with the payload (post_author / current_post_data.post_author) or, for the poller, from
   the post itself; without it the flag is false.
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from schemas import wordpress
 from schemas.identity import AuthorKeyer
 from schemas.times import now_utc, wordpress_time
 from schemas.wire import InvalidEvent, make_event, validate
 from schemas.wordpress import PINGS, comment_kind, comment_status
-
 
 
 @dataclass(frozen=True)
@@ -70,8 +71,10 @@ def wp_int(value: Any, field: str, minimum: int = 0) -> int:
 def wp_status(value: Any, field: str) -> str:
     status = comment_status(value)
     if status is None:
-        raise InvalidEvent(field, f"unknown comment status {value!r:.40} (expected 1, 0, spam, trash, "
-                                  "approved or hold)")
+        raise InvalidEvent(
+            field,
+            f"unknown comment status {value!r:.40} (expected 1, 0, spam, trash, approved or hold)",
+        )
     return status
 
 
@@ -91,8 +94,21 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
-def _row(*, comment_id, post_id, parent_id, comment_type, status, created, user_id,
-         email, name, url, keyer: AuthorKeyer, names: Mapping[str, str]) -> CommentRow:
+def _row(
+    *,
+    comment_id,
+    post_id,
+    parent_id,
+    comment_type,
+    status,
+    created,
+    user_id,
+    email,
+    name,
+    url,
+    keyer: AuthorKeyer,
+    names: Mapping[str, str],
+) -> CommentRow:
     ctype = _text(comment_type).strip().lower()
     return CommentRow(
         comment_id=wp_int(comment_id, names["comment_id"], 1),
@@ -107,58 +123,107 @@ def _row(*, comment_id, post_id, parent_id, comment_type, status, created, user_
     )
 
 
-_DB_NAMES = {"comment_id": "comment_ID", "post_id": "comment_post_ID", "parent_id": "comment_parent",
-             "status": "comment_approved", "created": "comment_date_gmt", "user_id": "user_id"}
-_REST_NAMES = {"comment_id": "id", "post_id": "post", "parent_id": "parent", "status": "status",
-               "created": "date_gmt", "user_id": "author"}
+_DB_NAMES = {
+    "comment_id": "comment_ID",
+    "post_id": "comment_post_ID",
+    "parent_id": "comment_parent",
+    "status": "comment_approved",
+    "created": "comment_date_gmt",
+    "user_id": "user_id",
+}
+_REST_NAMES = {
+    "comment_id": "id",
+    "post_id": "post",
+    "parent_id": "parent",
+    "status": "status",
+    "created": "date_gmt",
+    "user_id": "author",
+}
 
 
 def row_from_db(row: Mapping[str, Any], keyer: AuthorKeyer) -> CommentRow:
     """A raw wp_comments row as webhook plugins send it."""
     if not isinstance(row, Mapping):
-        raise InvalidEvent("comment", f"the comment row must be a JSON object, got {type(row).__name__}")
+        raise InvalidEvent(
+            "comment", f"the comment row must be a JSON object, got {type(row).__name__}"
+        )
     for name in ("comment_ID", "comment_post_ID", "comment_approved", "comment_date_gmt"):
         if name not in row:
             raise InvalidEvent(name, "missing from the comment row")
-    return _row(comment_id=row["comment_ID"], post_id=row["comment_post_ID"],
-                parent_id=row.get("comment_parent"), comment_type=row.get("comment_type"),
-                status=row["comment_approved"], created=row["comment_date_gmt"],
-                user_id=row.get("user_id"), email=row.get("comment_author_email"),
-                name=row.get("comment_author"), url=row.get("comment_author_url"),
-                keyer=keyer, names=_DB_NAMES)
+    return _row(
+        comment_id=row["comment_ID"],
+        post_id=row["comment_post_ID"],
+        parent_id=row.get("comment_parent"),
+        comment_type=row.get("comment_type"),
+        status=row["comment_approved"],
+        created=row["comment_date_gmt"],
+        user_id=row.get("user_id"),
+        email=row.get("comment_author_email"),
+        name=row.get("comment_author"),
+        url=row.get("comment_author_url"),
+        keyer=keyer,
+        names=_DB_NAMES,
+    )
 
 
 def row_from_rest(obj: Mapping[str, Any], keyer: AuthorKeyer) -> CommentRow:
     """A /wp-json/wp/v2/comments object (context=edit carries author_email)."""
     if not isinstance(obj, Mapping):
-        raise InvalidEvent("comment", f"a REST comment must be a JSON object, got {type(obj).__name__}")
+        raise InvalidEvent(
+            "comment", f"a REST comment must be a JSON object, got {type(obj).__name__}"
+        )
     for name in ("id", "post", "status", "date_gmt"):
         if name not in obj:
             raise InvalidEvent(name, "missing from the REST comment")
-    return _row(comment_id=obj["id"], post_id=obj["post"], parent_id=obj.get("parent"),
-                comment_type=obj.get("type"), status=obj["status"], created=obj["date_gmt"],
-                user_id=obj.get("author"), email=obj.get("author_email"),
-                name=obj.get("author_name"), url=obj.get("author_url"),
-                keyer=keyer, names=_REST_NAMES)
+    return _row(
+        comment_id=obj["id"],
+        post_id=obj["post"],
+        parent_id=obj.get("parent"),
+        comment_type=obj.get("type"),
+        status=obj["status"],
+        created=obj["date_gmt"],
+        user_id=obj.get("author"),
+        email=obj.get("author_email"),
+        name=obj.get("author_name"),
+        url=obj.get("author_url"),
+        keyer=keyer,
+        names=_REST_NAMES,
+    )
 
 
-def creation_event(row: CommentRow, site: str, post_author_id: int | None = None,
-                   post_time: str | None = None) -> dict[str, Any]:
+def creation_event(
+    row: CommentRow, site: str, post_author_id: int | None = None, post_time: str | None = None
+) -> dict[str, Any]:
     """The comment / reply / pingback event asserting the entry and its status at its creation."""
     kind = row.kind
     if kind is None:
         raise InvalidEvent("comment_type", f"{row.comment_type!r:.40} is not a blog comment")
     return wordpress.creation_event(
-        site=site, post_id=row.post_id, comment_id=row.comment_id, parent_id=row.parent_id,
-        kind=kind, status=row.status, created=row.created,
+        site=site,
+        post_id=row.post_id,
+        comment_id=row.comment_id,
+        parent_id=row.parent_id,
+        kind=kind,
+        status=row.status,
+        created=row.created,
         post_author=bool(row.user_id and post_author_id and row.user_id == post_author_id),
-        author_key=row.author_key, author_url=row.source_url, post_time=post_time)
+        author_key=row.author_key,
+        author_url=row.source_url,
+        post_time=post_time,
+    )
 
 
 def moderation_event(row: CommentRow, site: str, status: str, changed_at: str) -> dict[str, Any]:
     """A status change (or deletion: status 'delete') of the entry at changed_at."""
-    event = make_event(type="moderation", site=site, post_id=row.post_id, comment_id=row.comment_id,
-                       kind=row.kind or "comment", event_time=changed_at, status=status)
+    event = make_event(
+        type="moderation",
+        site=site,
+        post_id=row.post_id,
+        comment_id=row.comment_id,
+        kind=row.kind or "comment",
+        event_time=changed_at,
+        status=status,
+    )
     return validate(event)
 
 

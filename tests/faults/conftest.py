@@ -1,5 +1,6 @@
 """Fault-suite fixtures: a private Kafka broker per test and one private PostgreSQL server for the
 session, started with deploy/local and stopped at the end. Every test here is marked `fault`."""
+
 from __future__ import annotations
 
 import os

@@ -1,5 +1,6 @@
 """Drive a fault run: worker processes, a publisher thread that keeps events flowing through the
 fault, the database read back, and the comparison with the recount."""
+
 from __future__ import annotations
 
 import json
@@ -8,22 +9,24 @@ import signal
 import subprocess
 import threading
 import time
-from datetime import datetime, timezone
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import REPO, free_port
 from streams.process import stop_process
+from tests.conftest import REPO, free_port
 from tests.faults.history import COMPARED, generate, recount, recount_threads, recount_windows
 from tests.integration.worker_proc import CLI, Worker, db_upgrade, worker_env
 
 # Far beyond any gap in the generated history: a reply waiting for its parent (published on
 # another topic) must not be promoted to its own thread by the worker clock during the run.
-NO_ORPHANS = str(10 ** 9)
-REPORT = Path(os.environ.get("BLOGPULSE_FAULT_REPORT", REPO / "tests" / "faults" / "last-run.jsonl"))
+NO_ORPHANS = str(10**9)
+REPORT = Path(
+    os.environ.get("BLOGPULSE_FAULT_REPORT", REPO / "tests" / "faults" / "last-run.jsonl")
+)
 
 
 def start_worker(broker: str, app_id: str, db_url: str, log: Path, **extra: str) -> Worker:
@@ -31,7 +34,9 @@ def start_worker(broker: str, app_id: str, db_url: str, log: Path, **extra: str)
     env = worker_env(broker, app_id, port, db_url, BLOGPULSE_ORPHAN_TIMEOUT=NO_ORPHANS, **extra)
     db_upgrade(env)
     out = open(log, "ab")
-    proc = subprocess.Popen([*CLI, "worker"], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [*CLI, "worker"], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT
+    )
     out.close()
     return Worker(proc, port, env, log)
 
@@ -64,7 +69,7 @@ class PublisherThread(threading.Thread):
                 while True:
                     try:
                         publisher = publisher or Publisher(settings, request_timeout_ms=10000)
-                        publisher.publish(self.events[i:i + self.chunk], timeout=30)
+                        publisher.publish(self.events[i : i + self.chunk], timeout=30)
                         break
                     except Exception:  # broker away: start over with a new producer
                         if time.monotonic() > deadline:
@@ -99,9 +104,13 @@ class Database:
         """post_engagement rows of this test's sites; None while the database does not answer."""
         try:
             with self.engine.connect() as conn:
-                rows = conn.execute(sa.text(
-                    f"select site, post_id, {', '.join(COMPARED)} from post_engagement "
-                    "where site like :pattern"), {"pattern": f"fault-{self.tag}-%"}).all()
+                rows = conn.execute(
+                    sa.text(
+                        f"select site, post_id, {', '.join(COMPARED)} from post_engagement "
+                        "where site like :pattern"
+                    ),
+                    {"pattern": f"fault-{self.tag}-%"},
+                ).all()
         except sa.exc.SQLAlchemyError:
             return None
         return {(r[0], r[1]): dict(zip(COMPARED, r[2:])) for r in rows}
@@ -109,28 +118,44 @@ class Database:
     def threads(self) -> dict[tuple[str, int, int], int]:
         """thread_engagement replies of this test's sites."""
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.text(
-                "select site, post_id, root_comment_id, replies from thread_engagement "
-                "where site like :pattern"), {"pattern": f"fault-{self.tag}-%"}).all()
+            rows = conn.execute(
+                sa.text(
+                    "select site, post_id, root_comment_id, replies from thread_engagement "
+                    "where site like :pattern"
+                ),
+                {"pattern": f"fault-{self.tag}-%"},
+            ).all()
         return {(r[0], r[1], r[2]): r[3] for r in rows}
 
     def windows(self) -> dict[tuple[str, int, str, float], dict[str, int]]:
         """engagement_window counts of this test's sites, window starts as epoch seconds."""
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.text(
-                "select site, post_id, \"window\", window_start, comments, replies, pingbacks, "
-                "trackbacks from engagement_window where site like :pattern"),
-                {"pattern": f"fault-{self.tag}-%"}).all()
-        return {(r[0], r[1], r[2], _epoch(r[3])): dict(zip(
-            ("comments", "replies", "pingbacks", "trackbacks"), r[4:])) for r in rows}
+            rows = conn.execute(
+                sa.text(
+                    'select site, post_id, "window", window_start, comments, replies, pingbacks, '
+                    "trackbacks from engagement_window where site like :pattern"
+                ),
+                {"pattern": f"fault-{self.tag}-%"},
+            ).all()
+        return {
+            (r[0], r[1], r[2], _epoch(r[3])): dict(
+                zip(("comments", "replies", "pingbacks", "trackbacks"), r[4:])
+            )
+            for r in rows
+        }
 
     def progress(self) -> int:
         """Sum of row versions: grows with every write the sink makes."""
         try:
             with self.engine.connect() as conn:
-                return int(conn.execute(sa.text(
-                    "select coalesce(sum(version), 0) from post_engagement where site like :p"),
-                    {"p": f"fault-{self.tag}-%"}).scalar())
+                return int(
+                    conn.execute(
+                        sa.text(
+                            "select coalesce(sum(version), 0) from post_engagement where site like :p"
+                        ),
+                        {"p": f"fault-{self.tag}-%"},
+                    ).scalar()
+                )
         except sa.exc.SQLAlchemyError:
             return -1
 
@@ -147,8 +172,10 @@ def wait_for_progress(db: Database, above: int, timeout: float, workers: list[Wo
         if db.progress() > above:
             return time.monotonic() - t0
         time.sleep(0.2)
-    pytest.fail(f"no database progress beyond {above} in {timeout}s\n"
-                + "\n".join(w.log_tail() for w in workers))
+    pytest.fail(
+        f"no database progress beyond {above} in {timeout}s\n"
+        + "\n".join(w.log_tail() for w in workers)
+    )
 
 
 def rebalances_of(worker: Worker) -> int:
@@ -169,8 +196,11 @@ def emitted(worker) -> float:
         text = worker.metrics()
     except OSError:
         return 0.0
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith("blogpulse_aggregates_emitted_total{"))
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("blogpulse_aggregates_emitted_total{")
+    )
 
 
 def wait_for_emission(worker, timeout: float) -> float:
@@ -190,7 +220,7 @@ def _epoch(value) -> float:
     if isinstance(value, str):  # SQLite returns text
         value = datetime.fromisoformat(value)
     if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
+        value = value.replace(tzinfo=UTC)
     return value.timestamp()
 
 
@@ -237,28 +267,41 @@ def converge(db: Database, events: list[dict], timeout: float, workers: list[Wor
         got_threads, got_windows = db.threads(), db.windows()
         diff["threads_differing"] = compare_rows(threads, got_threads)
         diff["windows_differing"] = compare_rows(windows, got_windows)
-        diff["thread_examples"] = [(k, threads.get(k), got_threads.get(k))
-                                   for k in threads.keys() | got_threads.keys()
-                                   if threads.get(k) != got_threads.get(k)][:3]
-        diff["window_examples"] = [(k, windows.get(k), got_windows.get(k))
-                                   for k in windows.keys() | got_windows.keys()
-                                   if windows.get(k) != got_windows.get(k)][:3]
+        diff["thread_examples"] = [
+            (k, threads.get(k), got_threads.get(k))
+            for k in threads.keys() | got_threads.keys()
+            if threads.get(k) != got_threads.get(k)
+        ][:3]
+        diff["window_examples"] = [
+            (k, windows.get(k), got_windows.get(k))
+            for k in windows.keys() | got_windows.keys()
+            if windows.get(k) != got_windows.get(k)
+        ][:3]
     except sa.exc.SQLAlchemyError:
         pass
     sample = [(p, expected[p], actual.get(p)) for p in expected if actual.get(p) != expected[p]][:3]
     history = ""
-    first = sample[0][0] if sample else (diff.get("thread_examples") or diff.get("window_examples")
-                                         or [((None, None),)])[0][0][:2]
+    first = (
+        sample[0][0]
+        if sample
+        else (diff.get("thread_examples") or diff.get("window_examples") or [((None, None),)])[0][
+            0
+        ][:2]
+    )
     if first[0] is not None:  # the first differing post's events, for whoever debugs the engine
         site, post_id = first
-        history = "\n".join(sorted(
-            f"  {e['event_time']} {e['type']:10} id={e['comment_id']} parent={e.get('parent_id', 0)} "
-            f"{e['status']} {e['event_id'][:8]}"
-            for e in {e['event_id']: e for e in events}.values()
-            if e["site"] == site and e["post_id"] == post_id))
-    pytest.fail(f"database differs from the recount after {timeout}s: {diff}; e.g. {sample}\n"
-                f"events of {first}:\n{history}\n"
-                + "\n".join(w.log_tail(2000) for w in workers))
+        history = "\n".join(
+            sorted(
+                f"  {e['event_time']} {e['type']:10} id={e['comment_id']} parent={e.get('parent_id', 0)} "
+                f"{e['status']} {e['event_id'][:8]}"
+                for e in {e["event_id"]: e for e in events}.values()
+                if e["site"] == site and e["post_id"] == post_id
+            )
+        )
+    pytest.fail(
+        f"database differs from the recount after {timeout}s: {diff}; e.g. {sample}\n"
+        f"events of {first}:\n{history}\n" + "\n".join(w.log_tail(2000) for w in workers)
+    )
 
 
 def record(fault: str, **numbers) -> None:
@@ -296,8 +339,13 @@ class Run:
         self.publisher.start()
 
     def worker(self, name: str):
-        return start_worker(self.kafka.broker, self.app_id, self.db_url, self.tmp / f"{name}.log",
-                            **self.kafka.client_env)
+        return start_worker(
+            self.kafka.broker,
+            self.app_id,
+            self.db_url,
+            self.tmp / f"{name}.log",
+            **self.kafka.client_env,
+        )
 
     def midstream(self, fraction: float = 0.3) -> dict:
         """Wait until the database shows `fraction` of the history's entries, then return where the
@@ -312,10 +360,15 @@ class Run:
             posts = self.db.posts() or {}
             done = sum(r["comments"] + r["replies"] for r in posts.values())
             if done >= fraction * total:
-                return {"processed_at_fault": round(done / total, 2), "progress": self.db.progress()}
+                return {
+                    "processed_at_fault": round(done / total, 2),
+                    "progress": self.db.progress(),
+                }
             time.sleep(0.2)
-        pytest.fail(f"the worker did not reach {fraction:.0%} of the history in {limit:.0f} s\n"
-                    + self.workers[-1].log_tail())
+        pytest.fail(
+            f"the worker did not reach {fraction:.0%} of the history in {limit:.0f} s\n"
+            + self.workers[-1].log_tail()
+        )
 
     def live(self):
         return [w for w in self.workers if w.proc.poll() is None]
@@ -329,16 +382,29 @@ class Run:
     def finish(self, fault: str, **numbers) -> None:
         self.publisher.done.wait(300 * patience(len(self.events)))
         assert self.publisher.error is None, f"publishing failed: {self.publisher.error!r}"
-        converged = converge(self.db, self.events, CONVERGE_TIMEOUT * patience(len(self.events)),
-                             self.live())
+        converged = converge(
+            self.db, self.events, CONVERGE_TIMEOUT * patience(len(self.events)), self.live()
+        )
         diff = compare(recount(self.events), self.db.posts())
         diff["threads_differing"] = compare_rows(recount_threads(self.events), self.db.threads())
         diff["windows_differing"] = compare_rows(recount_windows(self.events), self.db.windows())
-        record(fault, events=len(self.events), posts=len(recount(self.events)),
-               republished_chunks=self.publisher.retried_chunks, **diff,
-               converged_after_s=round(converged, 1), rebalances=self.rebalances(), **numbers)
-        assert diff == {"lost": 0, "double_counted": 0, "posts_differing": 0,
-                        "threads_differing": 0, "windows_differing": 0}
+        record(
+            fault,
+            events=len(self.events),
+            posts=len(recount(self.events)),
+            republished_chunks=self.publisher.retried_chunks,
+            **diff,
+            converged_after_s=round(converged, 1),
+            rebalances=self.rebalances(),
+            **numbers,
+        )
+        assert diff == {
+            "lost": 0,
+            "double_counted": 0,
+            "posts_differing": 0,
+            "threads_differing": 0,
+            "windows_differing": 0,
+        }
 
     def close(self) -> None:
         for w in self.workers:
@@ -353,15 +419,36 @@ def _dump_topics(broker: str, app_id: str, out: Path) -> None:
     """Every record of the run's topics as JSON lines (BLOGPULSE_FAULT_DUMP=<dir>): what a
     failing run is debugged from (e.g. a post's changelog states in order, docs/reliability.md)."""
     from kafka import KafkaConsumer
+
     out.mkdir(parents=True, exist_ok=True)
-    c = KafkaConsumer(bootstrap_servers=broker, auto_offset_reset="earliest",
-                      enable_auto_commit=False, consumer_timeout_ms=5000)
-    topics = [t for t in c.topics() if t.startswith(app_id) or t.startswith("engagement.")
-              or t.startswith("blogpulse.") or t.startswith("blog.")]
+    c = KafkaConsumer(
+        bootstrap_servers=broker,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        consumer_timeout_ms=5000,
+    )
+    topics = [
+        t
+        for t in c.topics()
+        if t.startswith(app_id)
+        or t.startswith("engagement.")
+        or t.startswith("blogpulse.")
+        or t.startswith("blog.")
+    ]
     c.subscribe(topics)
     with open(out / "topics.jsonl", "w") as f:
         for m in c:
-            f.write(json.dumps({"t": m.topic, "p": m.partition, "o": m.offset, "ts": m.timestamp,
-                                "k": m.key.decode() if m.key else None,
-                                "v": m.value.decode() if m.value else None}) + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        "t": m.topic,
+                        "p": m.partition,
+                        "o": m.offset,
+                        "ts": m.timestamp,
+                        "k": m.key.decode() if m.key else None,
+                        "v": m.value.decode() if m.value else None,
+                    }
+                )
+                + "\n"
+            )
     c.close()

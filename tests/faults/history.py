@@ -5,17 +5,26 @@ trackbacks, moderation changes and exact duplicates, spread over many posts. rec
 the expected per-post numbers straight from those events with plain loops: deduplicate, take each
 entry's latest status, walk up the parent chain; recount_threads() and recount_windows() the
 expected thread and window rows the same way. It shares no code with streams/engine.py."""
+
 from __future__ import annotations
 
 import random
 from collections import defaultdict
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from schemas.wire import make_event
 
-BASE = datetime(2024, 3, 1, tzinfo=timezone.utc)
-COMPARED = ("comments", "replies", "pingbacks", "trackbacks", "threads", "participants",
-            "max_depth", "waiting_replies")
+BASE = datetime(2024, 3, 1, tzinfo=UTC)
+COMPARED = (
+    "comments",
+    "replies",
+    "pingbacks",
+    "trackbacks",
+    "threads",
+    "participants",
+    "max_depth",
+    "waiting_replies",
+)
 
 
 def _iso(t: datetime) -> str:
@@ -33,7 +42,7 @@ def generate(n: int, tag: str, seed: int = 8, events_per_post: int = 40) -> list
     for p in range(posts):
         site, post_id = f"fault-{tag}-{p % 3}.example", p + 1
         start = BASE + timedelta(minutes=p)
-        entries: list[int] = []        # comment/reply ids, candidates for parents and moderation
+        entries: list[int] = []  # comment/reply ids, candidates for parents and moderation
         next_id = 1
         for k in range(events_per_post):
             t = _iso(start + timedelta(seconds=k * 50))
@@ -42,20 +51,42 @@ def generate(n: int, tag: str, seed: int = 8, events_per_post: int = 40) -> list
                 events.append(dict(rng.choice(events[-k:] if k else events)))  # exact duplicate
                 continue
             if roll < 0.15 and entries:
-                events.append(make_event(type="moderation", site=site, post_id=post_id,
-                                         comment_id=rng.choice(entries), event_time=t,
-                                         status=rng.choice(["spam", "trash", "approved", "hold"])))
+                events.append(
+                    make_event(
+                        type="moderation",
+                        site=site,
+                        post_id=post_id,
+                        comment_id=rng.choice(entries),
+                        event_time=t,
+                        status=rng.choice(["spam", "trash", "approved", "hold"]),
+                    )
+                )
                 continue
             cid, next_id = next_id, next_id + 1
             if roll < 0.25:
                 kind = rng.choice(["pingback", "trackback"])
-                events.append(make_event(type="pingback", kind=kind, site=site, post_id=post_id,
-                                         comment_id=cid, author_key=rng.choice(authors),
-                                         source_url=f"https://ping.example/{cid}", event_time=t))
+                events.append(
+                    make_event(
+                        type="pingback",
+                        kind=kind,
+                        site=site,
+                        post_id=post_id,
+                        comment_id=cid,
+                        author_key=rng.choice(authors),
+                        source_url=f"https://ping.example/{cid}",
+                        event_time=t,
+                    )
+                )
                 continue
-            common = dict(site=site, post_id=post_id, comment_id=cid, event_time=t,
-                          author_key=rng.choice(authors), post_author=rng.random() < 0.1,
-                          status="approved" if rng.random() < 0.93 else "hold")
+            common = dict(
+                site=site,
+                post_id=post_id,
+                comment_id=cid,
+                event_time=t,
+                author_key=rng.choice(authors),
+                post_author=rng.random() < 0.1,
+                status="approved" if rng.random() < 0.93 else "hold",
+            )
             if roll < 0.55 or not entries:
                 events.append(make_event(type="comment", **common))
             else:
@@ -119,12 +150,15 @@ def recount_windows(events: list[dict]) -> dict[tuple[str, int, str, float], dic
     """Expected engagement_window counts per (site, post_id, window, start as epoch seconds)."""
     visible, _ = _visible_entries(events)
     windows: dict[tuple, dict] = defaultdict(
-        lambda: {"comments": 0, "replies": 0, "pingbacks": 0, "trackbacks": 0})
+        lambda: {"comments": 0, "replies": 0, "pingbacks": 0, "trackbacks": 0}
+    )
     for entry, e in visible.items():
-        t = datetime.strptime(e["event_time"], "%Y-%m-%dT%H:%M:%SZ").replace(
-            tzinfo=timezone.utc).timestamp()
-        field = (e["kind"] + "s" if e["type"] == "pingback"
-                 else {"comment": "comments", "reply": "replies"}[e["type"]])
+        t = datetime.strptime(e["event_time"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+        field = (
+            e["kind"] + "s"
+            if e["type"] == "pingback"
+            else {"comment": "comments", "reply": "replies"}[e["type"]]
+        )
         for window, size in (("hour", 3600), ("day", 86400)):
             windows[(*entry[:2], window, t // size * size)][field] += 1
     return dict(windows)

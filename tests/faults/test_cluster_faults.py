@@ -1,6 +1,7 @@
 """Broker faults on a 3-node KRaft cluster of the test's own (replication factor 3, min ISR 2):
 the node leading input and changelog partitions is SIGKILLed mid-stream, then restarted, or kept
 down until the end. Writes go on with two replicas; post_engagement must equal the recount."""
+
 from __future__ import annotations
 
 import time
@@ -46,13 +47,16 @@ def check_replication(run: Run) -> list[str]:
     try:
         topics = _run_topics(admin, run)
         changelogs = [t for t in topics if t.endswith("-changelog")]
-        assert changelogs and any(t.startswith(run.app_id) and "leader" in t for t in topics), topics
+        assert changelogs and any(t.startswith(run.app_id) and "leader" in t for t in topics), (
+            topics
+        )
         for d in admin.describe_topics(topics):
             for p in d["partitions"]:
                 assert len(p["replica_nodes"]) == 3, (d["name"], p)
                 assert len(p["isr_nodes"]) == 3, (d["name"], p)
         configs = admin.describe_configs(
-            [ConfigResource(ConfigResourceType.TOPIC, t) for t in topics], config_filter="all")["topic"]
+            [ConfigResource(ConfigResourceType.TOPIC, t) for t in topics], config_filter="all"
+        )["topic"]
         min_isr = {t: configs[t]["min.insync.replicas"]["value"] for t in topics}
         assert set(min_isr.values()) == {"2"}, min_isr
         return changelogs
@@ -90,9 +94,11 @@ def fail_over(run: Run, node: int) -> float:
         try:  # a new client each time: one may still be connected to the killed node
             admin = _admin(run)
             try:
-                if not any(p["leader_id"] == node
-                           for d in admin.describe_topics(_run_topics(admin, run))
-                           for p in d["partitions"]):
+                if not any(
+                    p["leader_id"] == node
+                    for d in admin.describe_topics(_run_topics(admin, run))
+                    for p in d["partitions"]
+                ):
                     break
             finally:
                 admin.close()
@@ -113,9 +119,14 @@ def test_partition_leader_sigkill_then_restart(cluster_run):
     failover = fail_over(run, node)
     time.sleep(max(0.0, DOWN_SECONDS - (time.monotonic() - t0)))
     restart = run.kafka.run("start", str(node))
-    run.finish("cluster: partition leader SIGKILLed mid-stream, restarted after 15 s",
-               processed_at_fault=at["processed_at_fault"], killed_node=node, **led,
-               recovery_s=round(failover, 1), node_restart_s=round(restart, 1))
+    run.finish(
+        "cluster: partition leader SIGKILLed mid-stream, restarted after 15 s",
+        processed_at_fault=at["processed_at_fault"],
+        killed_node=node,
+        **led,
+        recovery_s=round(failover, 1),
+        node_restart_s=round(restart, 1),
+    )
     # the restarted node caught up: every partition has its 3 replicas in sync again
     deadline = time.monotonic() + 120
     while True:
@@ -123,7 +134,9 @@ def test_partition_leader_sigkill_then_restart(cluster_run):
             check_replication(run)
             break
         except (AssertionError, KafkaError):  # not in sync yet, or asked a node still starting
-            assert time.monotonic() < deadline, "the restarted node did not rejoin every ISR in 120 s"
+            assert time.monotonic() < deadline, (
+                "the restarted node did not rejoin every ISR in 120 s"
+            )
             time.sleep(1)
 
 
@@ -132,6 +145,10 @@ def test_partition_leader_sigkill_kept_down(cluster_run):
     at = run.midstream()
     node, led = leader_to_kill(run, check_replication(run))
     failover = fail_over(run, node)
-    run.finish("cluster: partition leader SIGKILLed mid-stream, kept down to the end",
-               processed_at_fault=at["processed_at_fault"], killed_node=node, **led,
-               recovery_s=round(failover, 1))
+    run.finish(
+        "cluster: partition leader SIGKILLed mid-stream, kept down to the end",
+        processed_at_fault=at["processed_at_fault"],
+        killed_node=node,
+        **led,
+        recovery_s=round(failover, 1),
+    )

@@ -1,6 +1,7 @@
 """Faults against real services (a private broker and PostgreSQL, see conftest.py): after each,
 post_engagement must equal the independent recount of the published history (nothing lost,
 nothing counted twice). Event count: BLOGPULSE_FAULT_EVENTS (docs/reliability.md)."""
+
 from __future__ import annotations
 
 import signal
@@ -30,8 +31,12 @@ def test_worker_sigkill_midstream_then_restart(run):
     wait_for_emission(run.workers[-1], 180)
     recovery = time.monotonic() - t0
     resumed = wait_for_progress(run.db, at["progress"], 180, run.live())
-    run.finish("worker SIGKILL mid-stream, restarted", processed_at_fault=at["processed_at_fault"],
-               recovery_s=round(recovery, 1), first_db_write_s=round(resumed, 1))
+    run.finish(
+        "worker SIGKILL mid-stream, restarted",
+        processed_at_fault=at["processed_at_fault"],
+        recovery_s=round(recovery, 1),
+        first_db_write_s=round(resumed, 1),
+    )
     # The group waits for the dead member's session (BLOGPULSE_SESSION_TIMEOUT, 10 s): ~11-12 s
     # measured (docs/reliability.md). The bound is loose for a loaded CI machine; it fails if
     # failover falls back to faust's 60 s session.
@@ -58,9 +63,13 @@ def test_worker_sigterm_while_catching_up_stops_at_once(run):
     wait_for_emission(run.workers[-1], 180)
     recovery = time.monotonic() - t1
     resumed = wait_for_progress(run.db, at["progress"], 180, run.live())
-    run.finish("worker SIGTERM while catching up, restarted",
-               processed_at_fault=at["processed_at_fault"], stop_s=round(stop_s, 1),
-               recovery_s=round(recovery, 1), first_db_write_s=round(resumed, 1))
+    run.finish(
+        "worker SIGTERM while catching up, restarted",
+        processed_at_fault=at["processed_at_fault"],
+        stop_s=round(stop_s, 1),
+        recovery_s=round(recovery, 1),
+        first_db_write_s=round(resumed, 1),
+    )
     assert stop_s < 20, f"the clean stop took {stop_s:.1f} s"
 
 
@@ -69,8 +78,12 @@ def test_broker_restart_midstream(run):
     down = run.kafka.run("restart")
     progress = run.db.progress()
     resumed = wait_for_progress(run.db, progress, 180, run.live())
-    run.finish("Kafka broker restarted mid-stream", processed_at_fault=at["processed_at_fault"],
-               broker_restart_s=round(down, 1), recovery_s=round(resumed, 1))
+    run.finish(
+        "Kafka broker restarted mid-stream",
+        processed_at_fault=at["processed_at_fault"],
+        broker_restart_s=round(down, 1),
+        recovery_s=round(resumed, 1),
+    )
 
 
 def test_postgres_stopped_midstream(run, postgres_server):
@@ -81,8 +94,11 @@ def test_postgres_stopped_midstream(run, postgres_server):
         w.check_alive()
     postgres_server.start()
     resumed = wait_for_progress(run.db, at["progress"], 180, run.live())
-    run.finish("PostgreSQL stopped for 10 s mid-stream", processed_at_fault=at["processed_at_fault"],
-               recovery_s=round(resumed, 1))
+    run.finish(
+        "PostgreSQL stopped for 10 s mid-stream",
+        processed_at_fault=at["processed_at_fault"],
+        recovery_s=round(resumed, 1),
+    )
 
 
 def test_two_workers_rebalance_while_events_flow(run):
@@ -97,9 +113,12 @@ def test_two_workers_rebalance_while_events_flow(run):
     progress = run.db.progress()
     stop_worker(run.workers[1])  # leaves: worker-1 takes its partitions back
     second = wait_for_progress(run.db, progress, 180, run.live())
-    run.finish("second worker joins, then leaves, while events flow",
-               processed_at_fault=at["processed_at_fault"], recovery_s=round(max(first, second), 1),
-               join_to_progress_s=round(time.monotonic() - t0, 1),
-               worker_2_wrote_after_s=round(joined, 1))
+    run.finish(
+        "second worker joins, then leaves, while events flow",
+        processed_at_fault=at["processed_at_fault"],
+        recovery_s=round(max(first, second), 1),
+        join_to_progress_s=round(time.monotonic() - t0, 1),
+        worker_2_wrote_after_s=round(joined, 1),
+    )
     # worker-1: its start, worker-2's join, worker-2's leave; more would be a needless rebalance
     assert run.rebalances() == {"worker-1": 3}

@@ -1,5 +1,6 @@
 """Kafka TLS/SASL settings from the environment reach both clients, and the secrets stay out of reprs.
 No services needed."""
+
 from __future__ import annotations
 
 import ssl
@@ -35,12 +36,20 @@ def test_scram_over_plaintext(env, mechanism):
     env.setenv("BLOGPULSE_KAFKA_SASL_PASSWORD", SECRET)
     settings = Settings()
     cfg = settings.kafka_security.kafka_python_config()
-    assert cfg == {"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": mechanism,
-                   "sasl_plain_username": "pulse", "sasl_plain_password": SECRET}
+    assert cfg == {
+        "security_protocol": "SASL_PLAINTEXT",
+        "sasl_mechanism": mechanism,
+        "sasl_plain_username": "pulse",
+        "sasl_plain_password": SECRET,
+    }
     creds = settings.kafka_security.faust_credentials()
     assert isinstance(creds, faust.SASLCredentials)
-    assert (creds.mechanism.value, creds.protocol.value, creds.username, creds.password) == \
-        (mechanism, "SASL_PLAINTEXT", "pulse", SECRET)
+    assert (creds.mechanism.value, creds.protocol.value, creds.username, creds.password) == (
+        mechanism,
+        "SASL_PLAINTEXT",
+        "pulse",
+        SECRET,
+    )
     assert SECRET not in repr(settings)
 
 
@@ -66,16 +75,30 @@ def test_tls_only(env):
     assert isinstance(creds, faust.SSLCredentials) and creds.protocol.value == "SSL"
 
 
-@pytest.mark.parametrize("settings_env, names", [
-    ({"BLOGPULSE_KAFKA_SECURITY_PROTOCOL": "SASL"}, "BLOGPULSE_KAFKA_SECURITY_PROTOCOL"),
-    ({"BLOGPULSE_KAFKA_SECURITY_PROTOCOL": "SASL_SSL"}, "BLOGPULSE_KAFKA_SASL_USERNAME"),
-    ({"BLOGPULSE_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT", "BLOGPULSE_KAFKA_SASL_USERNAME": "u",
-      "BLOGPULSE_KAFKA_SASL_PASSWORD": SECRET, "BLOGPULSE_KAFKA_SASL_MECHANISM": "MD5"},
-     "BLOGPULSE_KAFKA_SASL_MECHANISM"),
-    ({"BLOGPULSE_KAFKA_SECURITY_PROTOCOL": "SSL", "BLOGPULSE_KAFKA_SSL_CAFILE": "/nonexistent/ca.pem"},
-     "BLOGPULSE_KAFKA_SSL_CAFILE"),
-    ({"BLOGPULSE_KAFKA_SSL_CAFILE": __file__}, "BLOGPULSE_KAFKA_SSL_CAFILE"),
-])
+@pytest.mark.parametrize(
+    "settings_env, names",
+    [
+        ({"BLOGPULSE_KAFKA_SECURITY_PROTOCOL": "SASL"}, "BLOGPULSE_KAFKA_SECURITY_PROTOCOL"),
+        ({"BLOGPULSE_KAFKA_SECURITY_PROTOCOL": "SASL_SSL"}, "BLOGPULSE_KAFKA_SASL_USERNAME"),
+        (
+            {
+                "BLOGPULSE_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+                "BLOGPULSE_KAFKA_SASL_USERNAME": "u",
+                "BLOGPULSE_KAFKA_SASL_PASSWORD": SECRET,
+                "BLOGPULSE_KAFKA_SASL_MECHANISM": "MD5",
+            },
+            "BLOGPULSE_KAFKA_SASL_MECHANISM",
+        ),
+        (
+            {
+                "BLOGPULSE_KAFKA_SECURITY_PROTOCOL": "SSL",
+                "BLOGPULSE_KAFKA_SSL_CAFILE": "/nonexistent/ca.pem",
+            },
+            "BLOGPULSE_KAFKA_SSL_CAFILE",
+        ),
+        ({"BLOGPULSE_KAFKA_SSL_CAFILE": __file__}, "BLOGPULSE_KAFKA_SSL_CAFILE"),
+    ],
+)
 def test_bad_settings_name_the_variable_and_hide_the_password(env, settings_env, names):
     for k, v in settings_env.items():
         env.setenv(k, v)

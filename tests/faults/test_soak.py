@@ -11,6 +11,7 @@ Checked: lag bounded (below what one restart plus a minute of events can pile up
 at the end; each worker life took part in exactly one rebalance (its own join: a live worker
 removed for missed heartbeats under load would count more); no worker's RSS grows past
 SOAK_RSS_SLACK above what a fresh worker needs for the same state (docs/reliability.md, Soak)."""
+
 from __future__ import annotations
 
 import json
@@ -24,15 +25,27 @@ import pytest
 
 from schemas.topic_names import BASE_OUTPUT_TOPICS, INPUT_TOPICS
 from streams.settings import sink_group
-from tests.faults.harness import (CONVERGE_TIMEOUT, Database, PublisherThread, compare, compare_rows,
-                                  converge, rebalances_of, record, start_worker, stop_worker,
-                                  wait_for_emission, wait_for_progress)
+from tests.faults.harness import (
+    CONVERGE_TIMEOUT,
+    Database,
+    PublisherThread,
+    compare,
+    compare_rows,
+    converge,
+    rebalances_of,
+    record,
+    start_worker,
+    stop_worker,
+    wait_for_emission,
+    wait_for_progress,
+)
 from tests.faults.history import generate, recount, recount_threads, recount_windows
 
 SOAK_SECONDS = float(os.environ.get("BLOGPULSE_SOAK_SECONDS", "180"))
 SOAK_RATE = float(os.environ.get("BLOGPULSE_SOAK_RATE", "1000"))
 RESTART_EVERY = float(os.environ.get("BLOGPULSE_SOAK_RESTART_SECONDS", "0")) or (
-    60.0 if SOAK_SECONDS < 1800 else 300.0)
+    60.0 if SOAK_SECONDS < 1800 else 300.0
+)
 SAMPLE_EVERY = 5.0
 
 
@@ -56,8 +69,8 @@ class PacedPublisher(PublisherThread):
                 delay = start + i / self.rate - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
-                publisher.publish(self.events[i:i + self.chunk], timeout=30)
-                self.sent = i + len(self.events[i:i + self.chunk])
+                publisher.publish(self.events[i : i + self.chunk], timeout=30)
+                self.sent = i + len(self.events[i : i + self.chunk])
         except BaseException as exc:  # reported by the test
             self.error = exc
         finally:
@@ -87,8 +100,8 @@ class Lag:
     product's own look-ups (streams/group_offsets.py)."""
 
     def __init__(self, broker: str) -> None:
-        from streams.settings import Settings
         from streams.group_offsets import admin_client, lookup_consumer
+        from streams.settings import Settings
 
         settings = Settings(broker=broker)
         self.admin = admin_client(settings, "soak-lag")
@@ -122,14 +135,16 @@ class Sampler(threading.Thread):
             worker = self.current()
             pid = worker.proc.pid if worker.proc.poll() is None else None
             sink = _children(pid) if pid else []
-            self.samples.append({
-                "t": round(time.monotonic() - self.t0),
-                "worker_mb": _rss_mb(pid) if pid else None,
-                "sink_mb": _rss_mb(sink[0]) if sink else None,
-                "input_lag": self.lag.of(self.app_id, INPUT_TOPICS.values()),
-                "sink_lag": self.lag.of(sink_group(self.app_id), BASE_OUTPUT_TOPICS.values()),
-                "life": worker.log.stem,
-            })
+            self.samples.append(
+                {
+                    "t": round(time.monotonic() - self.t0),
+                    "worker_mb": _rss_mb(pid) if pid else None,
+                    "sink_mb": _rss_mb(sink[0]) if sink else None,
+                    "input_lag": self.lag.of(self.app_id, INPUT_TOPICS.values()),
+                    "sink_lag": self.lag.of(sink_group(self.app_id), BASE_OUTPUT_TOPICS.values()),
+                    "life": worker.log.stem,
+                }
+            )
 
     def close(self) -> None:
         self.stop.set()
@@ -140,10 +155,13 @@ class Sampler(threading.Thread):
 def _curve(samples: list[dict]) -> str:
     def fmt(v, width=7):
         return f"{'-' if v is None else round(v):>{width}}"
+
     lines = ["    t s  worker MB  sink MB  input lag  sink lag  worker"]
     for s in samples:
-        lines.append(f"{fmt(s['t'])}  {fmt(s['worker_mb'], 9)}  {fmt(s['sink_mb'])}  "
-                     f"{fmt(s['input_lag'], 9)}  {fmt(s['sink_lag'], 8)}  {s['life']}")
+        lines.append(
+            f"{fmt(s['t'])}  {fmt(s['worker_mb'], 9)}  {fmt(s['sink_mb'])}  "
+            f"{fmt(s['input_lag'], 9)}  {fmt(s['sink_lag'], 8)}  {s['life']}"
+        )
     return "\n".join(lines)
 
 
@@ -162,8 +180,9 @@ def test_soak_steady_rate_with_restarts(kafka, fault_db, unique, tmp_path):
     ensure_topics(kafka.settings())
     db = Database(fault_db, unique)
     app_id = f"fault-{unique}"
-    lives = [start_worker(kafka.broker, app_id, fault_db, tmp_path / "worker-1.log",
-                          **kafka.client_env)]
+    lives = [
+        start_worker(kafka.broker, app_id, fault_db, tmp_path / "worker-1.log", **kafka.client_env)
+    ]
     sampler = Sampler(kafka.broker, app_id, lambda: lives[-1])
     publisher = PacedPublisher(kafka.broker, events, SOAK_RATE)
     restarts: list[dict] = []
@@ -183,16 +202,29 @@ def test_soak_steady_rate_with_restarts(kafka, fault_db, unique, tmp_path):
                 t_stop = time.monotonic()
                 stop_worker(old, sig)
                 t0 = time.monotonic()
-                lives.append(start_worker(kafka.broker, app_id, fault_db,
-                                          tmp_path / f"worker-{len(lives) + 1}.log",
-                                          **kafka.client_env))
+                lives.append(
+                    start_worker(
+                        kafka.broker,
+                        app_id,
+                        fault_db,
+                        tmp_path / f"worker-{len(lives) + 1}.log",
+                        **kafka.client_env,
+                    )
+                )
                 wait_for_emission(lives[-1], 180)
                 recovery = time.monotonic() - t0
                 wait_for_progress(db, progress, 180, lives[-1:])
-                restarts.append({"at_s": round(t_stop - started), "signal": sig.name,
-                                 "stop_s": round(t0 - t_stop, 1), "exit": old.proc.returncode,
-                                 "rss_before_mb": round(rss or 0), "rebalances_of_life": before,
-                                 "recovery_s": round(recovery, 1)})
+                restarts.append(
+                    {
+                        "at_s": round(t_stop - started),
+                        "signal": sig.name,
+                        "stop_s": round(t0 - t_stop, 1),
+                        "exit": old.proc.returncode,
+                        "rss_before_mb": round(rss or 0),
+                        "rebalances_of_life": before,
+                        "recovery_s": round(recovery, 1),
+                    }
+                )
         published_for = time.monotonic() - started
         assert publisher.error is None, f"publishing failed: {publisher.error!r}"
         # the lag is bounded, so the rest is a few seconds of events: no need to wait long
@@ -213,25 +245,45 @@ def test_soak_steady_rate_with_restarts(kafka, fault_db, unique, tmp_path):
     lags = [s["input_lag"] for s in samples if s["input_lag"] is not None]
     sink_lags = [s["sink_lag"] for s in samples if s["sink_lag"] is not None]
     rss = [s["worker_mb"] for s in samples if s["worker_mb"] is not None]
-    entries = sum(r["comments"] + r["replies"] + r["pingbacks"] + r["trackbacks"]
-                  for r in recount(events).values())
+    entries = sum(
+        r["comments"] + r["replies"] + r["pingbacks"] + r["trackbacks"]
+        for r in recount(events).values()
+    )
     peak_of_life: dict[str, float] = {}
     for s in samples:
         if s["worker_mb"] is not None:
             peak_of_life[s["life"]] = max(peak_of_life.get(s["life"], 0), s["worker_mb"])
-    record("soak: steady rate, restarts", events=n, posts=len(recount(events)), rate=SOAK_RATE,
-           seconds=SOAK_SECONDS, published_for_s=round(published_for, 1), **diff,
-           converged_after_s=round(converged, 1), restarts=restarts,
-           rebalances_of_last_life=last_rebalances,
-           max_input_lag=max(lags, default=None), max_sink_lag=max(sink_lags, default=None),
-           end_input_lag=lags[-1] if lags else None, end_sink_lag=sink_lags[-1] if sink_lags else None,
-           worker_rss_mb={"first": round(rss[0]) if rss else None, "peak": round(max(rss, default=0)),
-                          "end": round(rss[-1]) if rss else None},
-           peak_rss_of_life_mb={k: round(v) for k, v in peak_of_life.items()},
-           visible_entries=entries)
+    record(
+        "soak: steady rate, restarts",
+        events=n,
+        posts=len(recount(events)),
+        rate=SOAK_RATE,
+        seconds=SOAK_SECONDS,
+        published_for_s=round(published_for, 1),
+        **diff,
+        converged_after_s=round(converged, 1),
+        restarts=restarts,
+        rebalances_of_last_life=last_rebalances,
+        max_input_lag=max(lags, default=None),
+        max_sink_lag=max(sink_lags, default=None),
+        end_input_lag=lags[-1] if lags else None,
+        end_sink_lag=sink_lags[-1] if sink_lags else None,
+        worker_rss_mb={
+            "first": round(rss[0]) if rss else None,
+            "peak": round(max(rss, default=0)),
+            "end": round(rss[-1]) if rss else None,
+        },
+        peak_rss_of_life_mb={k: round(v) for k, v in peak_of_life.items()},
+        visible_entries=entries,
+    )
 
-    assert diff == {"lost": 0, "double_counted": 0, "posts_differing": 0,
-                    "threads_differing": 0, "windows_differing": 0}
+    assert diff == {
+        "lost": 0,
+        "double_counted": 0,
+        "posts_differing": 0,
+        "threads_differing": 0,
+        "windows_differing": 0,
+    }
     assert publisher.sent == n
     # Publishing kept the rate: one restart cannot stall it (a slower machine may lag behind a bit).
     assert published_for < SOAK_SECONDS * 1.5 + 30, published_for

@@ -1,5 +1,6 @@
 """Reading back what a test published: remember the end offsets first, then read from there and keep
 only the test's own site, so tests sharing the real broker never see each other's events."""
+
 from __future__ import annotations
 
 import socket
@@ -15,14 +16,24 @@ TOPICS = tuple(INPUT_TOPICS.values())
 
 class Readback:
     def __init__(self, broker: str, topics=TOPICS) -> None:
-        self.consumer = KafkaConsumer(bootstrap_servers=broker.split(","), enable_auto_commit=False,
-                                      group_id=None, consumer_timeout_ms=500)
-        parts = [TopicPartition(t, p) for t in topics for p in self.consumer.partitions_for_topic(t) or ()]
+        self.consumer = KafkaConsumer(
+            bootstrap_servers=broker.split(","),
+            enable_auto_commit=False,
+            group_id=None,
+            consumer_timeout_ms=500,
+        )
+        parts = [
+            TopicPartition(t, p)
+            for t in topics
+            for p in self.consumer.partitions_for_topic(t) or ()
+        ]
         self.consumer.assign(parts)
         for tp, offset in self.consumer.end_offsets(parts).items():
             self.consumer.seek(tp, offset)
 
-    def read(self, site: str, until: int, timeout: float = 20.0, settle: float = 1.0) -> list[tuple[str, dict]]:
+    def read(
+        self, site: str, until: int, timeout: float = 20.0, settle: float = 1.0
+    ) -> list[tuple[str, dict]]:
         """(topic, event) of `site`, waiting until `until` arrived, then `settle` s more for extras."""
         out: list[tuple[str, dict]] = []
         deadline, settle_end = time.time() + timeout, None

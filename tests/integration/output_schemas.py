@@ -1,5 +1,6 @@
 """Real output messages against the shipped JSON Schemas (schemas/jsonschema/engagement.*.json),
 the files consumers are told to validate with."""
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,12 @@ SCHEMA_DIR = REPO / "schemas" / "jsonschema"
 
 def validators() -> dict[str, Draft202012Validator]:
     """Output topic (generation 1 and N: engagement.posts, engagement.posts.g2) -> validator."""
-    return {output.topic: Draft202012Validator(
-        json.loads((SCHEMA_DIR / f"{output.topic}.json").read_text())) for output in OUTPUTS.values()}
+    return {
+        output.topic: Draft202012Validator(
+            json.loads((SCHEMA_DIR / f"{output.topic}.json").read_text())
+        )
+        for output in OUTPUTS.values()
+    }
 
 
 def assert_valid_outputs(messages: list[tuple[str, str, dict | None]]) -> Counter:
@@ -35,7 +40,9 @@ def assert_valid_outputs(messages: list[tuple[str, str, dict | None]]) -> Counte
         if errors:
             problems.append(f"{topic} {key}: {'; '.join(errors)}")
         seen[(base, bool(value.get("deleted")))] += 1
-    assert not problems, "output messages that break the shipped schemas:\n" + "\n".join(problems[:20])
+    assert not problems, "output messages that break the shipped schemas:\n" + "\n".join(
+        problems[:20]
+    )
     return seen
 
 
@@ -45,12 +52,19 @@ def output_messages(broker: str, site: str) -> list[tuple[str, str, dict]]:
 
     from schemas.topic_names import BASE_OUTPUT_TOPICS
 
-    consumer = KafkaConsumer(*BASE_OUTPUT_TOPICS.values(), bootstrap_servers=broker,
-                             auto_offset_reset="earliest", enable_auto_commit=False,
-                             group_id=None, consumer_timeout_ms=3000)
+    consumer = KafkaConsumer(
+        *BASE_OUTPUT_TOPICS.values(),
+        bootstrap_servers=broker,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+        consumer_timeout_ms=3000,
+    )
     try:
-        return [(r.topic, r.key.decode(), None if r.value is None else orjson.loads(r.value))
-                for r in consumer
-                if r.key and r.key.decode().startswith(f"{site}/")]
+        return [
+            (r.topic, r.key.decode(), None if r.value is None else orjson.loads(r.value))
+            for r in consumer
+            if r.key and r.key.decode().startswith(f"{site}/")
+        ]
     finally:
         consumer.close()

@@ -1,6 +1,7 @@
 """End to end against the real broker: a `blogpulse worker` subprocess aggregates the seed-shaped
 sample set and engagement.posts shows what a reader of the post sees. Each run uses its own site
 (topics are fixed names), app id (consumer group, changelog topics) and web port."""
+
 from __future__ import annotations
 
 import time
@@ -33,8 +34,9 @@ def _settings(broker: str):
 
 @pytest.fixture
 def worker(broker, unique, tmp_path: Path):
-    with running_worker(broker, f"it-{unique}", f"sqlite:///{tmp_path / 'sink.db'}",
-                        tmp_path / "worker.log") as w:
+    with running_worker(
+        broker, f"it-{unique}", f"sqlite:///{tmp_path / 'sink.db'}", tmp_path / "worker.log"
+    ) as w:
         yield w.port
 
 
@@ -43,8 +45,14 @@ def latest_by_key(broker: str, topic: str, prefix: str, until, timeout: float = 
     until(values) holds (or fail with what was seen)."""
     from kafka import KafkaConsumer
 
-    consumer = KafkaConsumer(topic, bootstrap_servers=broker, auto_offset_reset="earliest",
-                             enable_auto_commit=False, group_id=None, consumer_timeout_ms=1000)
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=broker,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+        consumer_timeout_ms=1000,
+    )
     seen: dict[str, dict] = {}
     deadline = time.monotonic() + timeout
     try:
@@ -65,8 +73,14 @@ def latest_by_key(broker: str, topic: str, prefix: str, until, timeout: float = 
 def test_sample_set_aggregates_on_engagement_posts(broker, unique, worker):
     site = f"it-{unique}.example"
     assert publish_sample(broker, site) > 0
-    expected = {"comments": 10, "replies": 2, "pingbacks": 4, "threads": 10,
-                "post_author_replies": 2, "max_depth": 1}
+    expected = {
+        "comments": 10,
+        "replies": 2,
+        "pingbacks": 4,
+        "threads": 10,
+        "post_author_replies": 2,
+        "max_depth": 1,
+    }
 
     def done(seen):
         return any(all(v.get(k) == n for k, n in expected.items()) for v in seen.values())
@@ -76,8 +90,12 @@ def test_sample_set_aggregates_on_engagement_posts(broker, unique, worker):
     post = next(iter(posts.values()))
     assert post["waiting_replies"] == 0 and post["version"] >= 1
 
-    threads = latest_by_key(broker, "engagement.threads", f"{site}/",
-                            lambda seen: sum(not v["deleted"] for v in seen.values()) == 10)
+    threads = latest_by_key(
+        broker,
+        "engagement.threads",
+        f"{site}/",
+        lambda seen: sum(not v["deleted"] for v in seen.values()) == 10,
+    )
     live = [v for v in threads.values() if not v["deleted"]]
     assert sum(v["post_author_answered"] for v in live) == 2
     assert max(v["depth"] for v in live) == 1

@@ -1,5 +1,6 @@
 """The broker from deploy/local is a real Kafka: round trips with both client libraries the product
 uses, and transactions (needed for exactly-once processing) work on the single node."""
+
 from __future__ import annotations
 
 import asyncio
@@ -30,8 +31,11 @@ def test_kafka_python_round_trip(broker, unique):
     assert len(partitions) > 1  # keys spread over partitions: the topic really has 3
 
     consumer = KafkaConsumer(
-        topic, bootstrap_servers=broker, auto_offset_reset="earliest",
-        group_id=f"g-{unique}", consumer_timeout_ms=10_000,
+        topic,
+        bootstrap_servers=broker,
+        auto_offset_reset="earliest",
+        group_id=f"g-{unique}",
+        consumer_timeout_ms=10_000,
     )
     got = []
     for msg in consumer:
@@ -54,8 +58,9 @@ def test_aiokafka_round_trip(broker, unique):
                 await producer.send_and_wait(topic, key=b"k", value=f"m{i}".encode())
         finally:
             await producer.stop()
-        consumer = AIOKafkaConsumer(topic, bootstrap_servers=broker, auto_offset_reset="earliest",
-                                    group_id=f"g-{unique}")
+        consumer = AIOKafkaConsumer(
+            topic, bootstrap_servers=broker, auto_offset_reset="earliest", group_id=f"g-{unique}"
+        )
         await consumer.start()
         try:
             values = []
@@ -76,12 +81,18 @@ def test_transaction_visible_to_read_committed_only_after_commit(broker, unique)
     _create_topic(broker, topic)
 
     async def run():
-        consumer = AIOKafkaConsumer(topic, bootstrap_servers=broker, auto_offset_reset="earliest",
-                                    isolation_level="read_committed", group_id=f"g-{unique}")
+        consumer = AIOKafkaConsumer(
+            topic,
+            bootstrap_servers=broker,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            group_id=f"g-{unique}",
+        )
         await consumer.start()
         producer = AIOKafkaProducer(bootstrap_servers=broker, transactional_id=f"tx-{unique}")
         await producer.start()
         try:
+
             async def drain(seconds):
                 values, deadline = [], time.monotonic() + seconds
                 while time.monotonic() < deadline:

@@ -3,6 +3,7 @@ pipeline's current aggregates: the sink keeps its positions in the database (sin
 with the rows), so a new one reads the compacted output topics from the start and a restored one
 from where its copy was. Both end with the same rows as the database that never left, on SQLite
 and on PostgreSQL."""
+
 from __future__ import annotations
 
 import contextlib
@@ -42,9 +43,13 @@ def _copy(kind: str, src: str, dst: str) -> None:
                 if rows:
                     cols = list(rows[0].keys())
                     names = ", ".join(f'"{c}"' for c in cols)  # "window" is a keyword
-                    write.execute(sa.text(f"insert into {table} ({names}) values "
-                                          f"({', '.join(':' + c for c in cols)})"),
-                                  [dict(r) for r in rows])
+                    write.execute(
+                        sa.text(
+                            f"insert into {table} ({names}) values "
+                            f"({', '.join(':' + c for c in cols)})"
+                        ),
+                        [dict(r) for r in rows],
+                    )
     finally:
         a.dispose()
         b.dispose()
@@ -56,8 +61,13 @@ def _sink(broker: str, db_url: str, log: Path):
     env = worker_env(broker, f"it-restart-{uuid.uuid4().hex[:8]}", free_port(), db_url)
     db_upgrade(env)
     with open(log, "wb") as out:
-        proc = subprocess.Popen([*CLI, "sink", "--metrics-port", str(free_port())], cwd=REPO,
-                                env=env, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [*CLI, "sink", "--metrics-port", str(free_port())],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
         yield proc
     finally:
@@ -76,8 +86,9 @@ def _settled(url: str, site: str, seconds: float = 3.0) -> dict:
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
-def test_new_and_restored_databases_converge_to_the_live_one(kind, broker, unique, tmp_path,
-                                                             request):
+def test_new_and_restored_databases_converge_to_the_live_one(
+    kind, broker, unique, tmp_path, request
+):
     from schemas.readers import read_events
     from streams.publisher import Publisher, ensure_topics
     from streams.settings import Settings
@@ -87,8 +98,11 @@ def test_new_and_restored_databases_converge_to_the_live_one(kind, broker, uniqu
     settings = Settings(broker=broker)
     events = list(read_events(SAMPLE, site=site, keyer=settings.author_keyer))
     ensure_topics(settings)
-    with database(kind, tmp_path, pg_url) as live, database(kind, tmp_path, pg_url) as fresh, \
-            database(kind, tmp_path, pg_url) as restored:
+    with (
+        database(kind, tmp_path, pg_url) as live,
+        database(kind, tmp_path, pg_url) as fresh,
+        database(kind, tmp_path, pg_url) as restored,
+    ):
         with running_worker(broker, f"it-live-{unique}", live, tmp_path / "worker.log") as worker:
             db_upgrade(worker.env | {"BLOGPULSE_DB": restored})
             with Publisher(settings) as publisher:
@@ -106,9 +120,17 @@ def test_new_and_restored_databases_converge_to_the_live_one(kind, broker, uniqu
             wait_until(complete, 120, "the live database with the whole sample", worker)
             final = _settled(live, site)
         assert early != final  # the copy is older than the live database
-        with _sink(broker, fresh, tmp_path / "fresh.log"), \
-                _sink(broker, restored, tmp_path / "restored.log"):
-            wait_until(lambda: rows_of(fresh, site) == final or None, 120,
-                       "the new database equal to the live one")
-            wait_until(lambda: rows_of(restored, site) == final or None, 120,
-                       "the restored database equal to the live one")
+        with (
+            _sink(broker, fresh, tmp_path / "fresh.log"),
+            _sink(broker, restored, tmp_path / "restored.log"),
+        ):
+            wait_until(
+                lambda: rows_of(fresh, site) == final or None,
+                120,
+                "the new database equal to the live one",
+            )
+            wait_until(
+                lambda: rows_of(restored, site) == final or None,
+                120,
+                "the restored database equal to the live one",
+            )

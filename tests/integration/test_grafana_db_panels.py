@@ -3,11 +3,12 @@ PostgreSQL against the real sink tables: rows are written through the sink's own
 (sinks.upsert.write_batch) with times around now, and every panel's SQL must return exactly the rows
 it promises. The panels use no Grafana macros ($__timeFilter, ...), so the SQL Grafana sends is the
 SQL this test runs."""
+
 from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -26,10 +27,10 @@ DATASOURCE = REPO / "deploy/grafana/provisioning/datasources/postgres.yml"
 def _now_not_near_an_hour_boundary() -> datetime:
     # The panels compare with the database's now(), seconds after the rows were made: starting in
     # the last minute of an hour could move the current hour under the test's feet.
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     if now.minute == 59:
         time.sleep(61 - now.second)
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
     return now
 
 
@@ -53,8 +54,16 @@ def sink_rows() -> list:
         window("s", 1, iso(HOUR), 1, comments=3, replies=2),
         window("s", 1, iso(HOUR - timedelta(hours=3)), 1, comments=40, replies=10),
         # post 2: 4 in the previous hour (overlaps the last 60 minutes), 1 two days ago
-        window("s", 2, iso(HOUR - timedelta(hours=1)), 1, comments=1, replies=1, pingbacks=1,
-               trackbacks=1),
+        window(
+            "s",
+            2,
+            iso(HOUR - timedelta(hours=1)),
+            1,
+            comments=1,
+            replies=1,
+            pingbacks=1,
+            trackbacks=1,
+        ),
         window("s", 2, iso(HOUR - timedelta(days=2)), 1, comments=1),
         # post 3: only long ago; and a day window, which the hour-window panels must not add in
         window("s", 3, iso(HOUR - timedelta(hours=30)), 1, comments=9),
@@ -63,14 +72,46 @@ def sink_rows() -> list:
         window("s", 4, iso(HOUR), 1, comments=7),
         window("s", 4, iso(HOUR), 2, deleted=True),
         # threads
-        thread("s", 1, 10, 3, replies=3, participants=3, post_author_answered=True,
-               last_activity=iso(NOW - timedelta(minutes=10))),
-        thread("s", 1, 11, 1, replies=1, participants=2, post_author_answered=False,
-               last_activity=iso(NOW - timedelta(minutes=20))),
-        thread("s", 2, 20, 8, replies=8, participants=5, post_author_answered=False,
-               last_activity=iso(NOW - timedelta(hours=5))),
-        thread("s", 3, 30, 1, replies=0, participants=1, post_author_answered=False,
-               last_activity=iso(NOW - timedelta(days=3))),
+        thread(
+            "s",
+            1,
+            10,
+            3,
+            replies=3,
+            participants=3,
+            post_author_answered=True,
+            last_activity=iso(NOW - timedelta(minutes=10)),
+        ),
+        thread(
+            "s",
+            1,
+            11,
+            1,
+            replies=1,
+            participants=2,
+            post_author_answered=False,
+            last_activity=iso(NOW - timedelta(minutes=20)),
+        ),
+        thread(
+            "s",
+            2,
+            20,
+            8,
+            replies=8,
+            participants=5,
+            post_author_answered=False,
+            last_activity=iso(NOW - timedelta(hours=5)),
+        ),
+        thread(
+            "s",
+            3,
+            30,
+            1,
+            replies=0,
+            participants=1,
+            post_author_answered=False,
+            last_activity=iso(NOW - timedelta(days=3)),
+        ),
         thread("s", 3, 31, 2, deleted=True),
         # posts: waiting replies on 2 and 3
         post("s", 1, 5, waiting_replies=0, last_activity=iso(NOW - timedelta(minutes=10))),
@@ -84,8 +125,11 @@ EXPECTED = {
     "Most active posts: last hour": [("s/1", 5, 3, 2, 0), ("s/2", 4, 1, 1, 2)],
     "Most active posts: last day": [("s/1", 55, 43, 12, 0), ("s/2", 4, 1, 1, 2)],
     "Most active threads: last hour": [("s/1", 10, 3, 3, 1, True), ("s/1", 11, 1, 2, 1, False)],
-    "Most active threads: last day": [("s/2", 20, 8, 5, 1, False), ("s/1", 10, 3, 3, 1, True),
-                                      ("s/1", 11, 1, 2, 1, False)],
+    "Most active threads: last day": [
+        ("s/2", 20, 8, 5, 1, False),
+        ("s/1", 10, 3, 3, 1, True),
+        ("s/1", 11, 1, 2, 1, False),
+    ],
     "Unanswered threads": [("s/1", 11, 1, 2), ("s/2", 20, 8, 5), ("s/3", 30, 0, 1)],
     "Posts with replies waiting": [("s/2", 2), ("s/3", 1)],
 }
@@ -105,7 +149,9 @@ def test_every_database_panel_has_expected_rows():
 @pytest.mark.parametrize("title", sorted(EXPECTED))
 def test_panel_query_returns_the_expected_rows(loaded, title):
     sql = panel_sql()[title]
-    assert "$__" not in sql and "${" not in sql  # no Grafana macro or variable: run as Grafana sends it
+    assert (
+        "$__" not in sql and "${" not in sql
+    )  # no Grafana macro or variable: run as Grafana sends it
     with loaded.connect() as conn:
         rows = [tuple(r) for r in conn.execute(text(sql)).all()]
     width = len(EXPECTED[title][0])
@@ -117,14 +163,20 @@ def test_panels_read_the_current_views_through_the_provisioned_datasource():
     compose = yaml.safe_load((REPO / "compose.yaml").read_text())["services"]
     pg_env = compose["postgres"]["environment"]
     assert source["type"] == "postgres" and source["url"] == "postgres:5432"
-    assert (source["user"], source["jsonData"]["database"], source["secureJsonData"]["password"]) == \
-        (pg_env["POSTGRES_USER"], pg_env["POSTGRES_DB"], pg_env["POSTGRES_PASSWORD"])
+    assert (
+        source["user"],
+        source["jsonData"]["database"],
+        source["secureJsonData"]["password"],
+    ) == (pg_env["POSTGRES_USER"], pg_env["POSTGRES_DB"], pg_env["POSTGRES_PASSWORD"])
     for p in json.loads(DASHBOARD.read_text())["panels"]:
         if p["type"] == "row":
             continue
         assert p["datasource"]["uid"] == source["uid"] == p["targets"][0]["datasource"]["uid"]
-        froms = {w for w in p["targets"][0]["rawSql"].split() if w.endswith(("_engagement", "_window",
-                                                                               "_current"))}
+        froms = {
+            w
+            for w in p["targets"][0]["rawSql"].split()
+            if w.endswith(("_engagement", "_window", "_current"))
+        }
         assert froms and all(f.endswith("_current") for f in froms), (p["title"], froms)
     mounts = dict(v.split(":")[:2] for v in compose["grafana"]["volumes"])
     assert mounts["./deploy/grafana/provisioning"] == "/etc/grafana/provisioning"

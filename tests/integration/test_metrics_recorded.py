@@ -1,6 +1,7 @@
 """Every metric the dashboard and the alerts use is recorded by a real worker: after the sample set
 (and one bad event) ran through the worker and its sink into the database, each has a non-empty
 series on the worker's /metrics, and publish -> database latency was observed for written rows."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,8 +11,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import REPO
 from tests.integration.worker_proc import running_worker, wait_until
-from tests.unit.test_observability_queries import (alert_expressions, dashboard_expressions,
-                                                   metric_names_in)
+from tests.unit.test_observability_queries import (
+    alert_expressions,
+    dashboard_expressions,
+    metric_names_in,
+)
 
 SAMPLE = REPO / "schemas" / "sample" / "sample-export.xml"
 # Written by Prometheus itself, not by the worker.
@@ -46,8 +50,9 @@ def test_dashboard_and_alert_metrics_have_series_after_the_sample(broker, unique
 
         def written():
             with engine.connect() as conn:
-                n = conn.execute(sa.text("select comments from post_engagement where site = :s"),
-                                 {"s": site}).scalar()
+                n = conn.execute(
+                    sa.text("select comments from post_engagement where site = :s"), {"s": site}
+                ).scalar()
             return n if n == 10 else None
 
         wait_until(written, 120, "the sample's post row", worker)
@@ -60,8 +65,11 @@ def test_dashboard_and_alert_metrics_have_series_after_the_sample(broker, unique
         series = wait_until(recorded, 30, "end-to-end latency on /metrics", worker)
     assert series["blogpulse_end_to_end_latency_seconds_count"] >= 1
     assert series["blogpulse_dead_letters_total"] >= 1
-    used = {name for _, expr in alert_expressions() + dashboard_expressions()
-            for name in metric_names_in(expr)} - PROMETHEUS_SERIES
+    used = {
+        name
+        for _, expr in alert_expressions() + dashboard_expressions()
+        for name in metric_names_in(expr)
+    } - PROMETHEUS_SERIES
     assert len(used) > 10
     missing = sorted(name for name in used if name not in series)
     assert not missing, f"no series on a real worker's /metrics for {missing}"

@@ -1,5 +1,6 @@
 """promtool accepts the shipped Prometheus configuration and rules, and the alerts fire on the
 synthetic series of deploy/prometheus/alerts_test.yml (the same checks CI runs)."""
+
 from __future__ import annotations
 
 import shutil
@@ -18,8 +19,9 @@ def promtool(*args: str) -> subprocess.CompletedProcess:
     exe = shutil.which("promtool")
     if exe is None:
         pytest.fail("promtool is not installed: apt-get install -y prometheus", pytrace=False)
-    return subprocess.run([exe, *args], cwd=PROMETHEUS_DIR, capture_output=True, text=True,
-                          timeout=60)
+    return subprocess.run(
+        [exe, *args], cwd=PROMETHEUS_DIR, capture_output=True, text=True, timeout=60
+    )
 
 
 def test_promtool_check_config():

@@ -1,6 +1,7 @@
 """Generations on PostgreSQL (private schema per test): the switch is one transaction there too
 (a failure half-way leaves everything as it was), cleanup drops the old tables. A reader inside a
 transaction holds a lock on the views, so the switch waits for it: no reader mixes generations."""
+
 from __future__ import annotations
 
 import pytest

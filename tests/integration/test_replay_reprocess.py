@@ -6,6 +6,7 @@ millions of benchmark events a new consumer group would have to read) and real w
   differ by design, docs/replay.md);
 - `blogpulse replay` of a WXR export with 10-level threads and pings gives per-post and per-thread
   numbers equal to a count made directly from the XML."""
+
 from __future__ import annotations
 
 import os
@@ -19,12 +20,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, text
 
-from streams.publisher import Publisher, ensure_topics
 from schemas.identity import AuthorKeyer
 from schemas.readers import read_events
+from schemas.topic_names import INPUT_TOPICS
 from sinks import db, generations
 from streams import group_offsets, reprocess
-from schemas.topic_names import INPUT_TOPICS
+from streams.publisher import Publisher, ensure_topics
 from streams.settings import Settings
 from tests.conftest import REPO
 from tests.fixtures.replay_wxr import generate, independent_count
@@ -37,13 +38,21 @@ SECRET = "replay-integration"
 @pytest.fixture(scope="module")
 def own_broker(tmp_path_factory):
     state = tmp_path_factory.mktemp("kafka")
-    env = dict(os.environ, BLOGPULSE_STATE_DIR=str(state), BLOGPULSE_KAFKA_PORT=str(PORT),
-               BLOGPULSE_KAFKA_CONTROLLER_PORT=str(PORT + 1))
+    env = dict(
+        os.environ,
+        BLOGPULSE_STATE_DIR=str(state),
+        BLOGPULSE_KAFKA_PORT=str(PORT),
+        BLOGPULSE_KAFKA_CONTROLLER_PORT=str(PORT + 1),
+    )
     script = str(REPO / "deploy/local/kafka")
-    started = subprocess.run([script, "start"], env=env, capture_output=True, text=True, timeout=180)
+    started = subprocess.run(
+        [script, "start"], env=env, capture_output=True, text=True, timeout=180
+    )
     if started.returncode != 0:
-        pytest.fail(f"could not start a test broker on {PORT}: {started.stdout}{started.stderr}",
-                    pytrace=False)
+        pytest.fail(
+            f"could not start a test broker on {PORT}: {started.stdout}{started.stderr}",
+            pytrace=False,
+        )
     broker = f"127.0.0.1:{PORT}"
     try:
         ensure_topics(Settings(broker=broker))
@@ -61,9 +70,14 @@ def caught_up(broker: str, group: str, generation: int = 1) -> bool:
     consumer = group_offsets.lookup_consumer(s, "test")
     try:
         inputs = group_offsets.partitions_of(admin, INPUT_TOPICS.values())
-        state = reprocess.measure(admin, consumer, group, consumer.beginning_offsets(inputs),
-                                  consumer.end_offsets(inputs),
-                                  output_topics(generation).values())
+        state = reprocess.measure(
+            admin,
+            consumer,
+            group,
+            consumer.beginning_offsets(inputs),
+            consumer.end_offsets(inputs),
+            output_topics(generation).values(),
+        )
         return state.done
     finally:
         consumer.close()
@@ -111,15 +125,23 @@ def test_live_and_reprocessed_rows_are_identical(own_broker, tmp_path, monkeypat
 
     db_url = f"sqlite:///{tmp_path / 'sink.db'}"
     app_id = f"replay-{uuid.uuid4().hex[:8]}"
-    with running_worker(own_broker, app_id, db_url, tmp_path / "live.log",
-                        BLOGPULSE_AUTHOR_SECRET=SECRET) as live:
+    with running_worker(
+        own_broker, app_id, db_url, tmp_path / "live.log", BLOGPULSE_AUTHOR_SECRET=SECRET
+    ) as live:
         wait_until(lambda: caught_up(own_broker, app_id), 180, "live worker caught up", live)
         env = worker_env(own_broker, app_id, 0, db_url, BLOGPULSE_AUTHOR_SECRET=SECRET)
         env.pop("BLOGPULSE_WEB_PORT")
-        done = subprocess.run([*CLI, "reprocess", "start", "--timeout", "240",
-                               "--log", str(tmp_path / "g2.log")], cwd=REPO, env=env,
-                              capture_output=True, text=True, timeout=300)
-        assert done.returncode == 0, done.stdout + done.stderr + (tmp_path / "g2.log").read_text()[-3000:]
+        done = subprocess.run(
+            [*CLI, "reprocess", "start", "--timeout", "240", "--log", str(tmp_path / "g2.log")],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, (
+            done.stdout + done.stderr + (tmp_path / "g2.log").read_text()[-3000:]
+        )
         assert "generation 2 has caught up" in done.stdout
         live.check_alive()  # the live generation kept running throughout
 
@@ -128,13 +150,25 @@ def test_live_and_reprocessed_rows_are_identical(own_broker, tmp_path, monkeypat
         assert live_rows["posts"] and live_rows["threads"] and live_rows["windows"]
         assert rebuilt == live_rows
 
-        switched = subprocess.run([*CLI, "reprocess", "switch", "2"], cwd=REPO, env=env,
-                                  capture_output=True, text=True, timeout=60)
+        switched = subprocess.run(
+            [*CLI, "reprocess", "switch", "2"],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert switched.returncode == 0, switched.stderr
         with engine.connect() as conn:
-            current = set(conn.execute(text(
-                "SELECT site, post_id, comments, replies, threads FROM post_engagement_current "
-                "WHERE site = :s"), {"s": site}).all())
+            current = set(
+                conn.execute(
+                    text(
+                        "SELECT site, post_id, comments, replies, threads FROM post_engagement_current "
+                        "WHERE site = :s"
+                    ),
+                    {"s": site},
+                ).all()
+            )
             assert generations.active(conn) == 2
         assert current == {r[:4] + (r[6],) for r in rebuilt["posts"]}
         engine.dispose()
@@ -148,8 +182,14 @@ def test_replayed_wxr_matches_an_independent_count(own_broker, tmp_path):
     assert min(p["max_depth"] for p in want_posts.values()) >= 10
 
     env = worker_env(own_broker, "unused", 0, "sqlite://", BLOGPULSE_AUTHOR_SECRET=SECRET)
-    done = subprocess.run([*CLI, "replay", str(wxr), "--site", site], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [*CLI, "replay", str(wxr), "--site", site],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert "replay: " in done.stderr and "(100%)" in done.stderr
     total = sum(1 for _ in wxr_entries(wxr))
@@ -157,21 +197,33 @@ def test_replayed_wxr_matches_an_independent_count(own_broker, tmp_path):
 
     db_url = f"sqlite:///{tmp_path / 'sink.db'}"
     app_id = f"replay-{uuid.uuid4().hex[:8]}"
-    with running_worker(own_broker, app_id, db_url, tmp_path / "w.log",
-                        BLOGPULSE_AUTHOR_SECRET=SECRET) as worker:
+    with running_worker(
+        own_broker, app_id, db_url, tmp_path / "w.log", BLOGPULSE_AUTHOR_SECRET=SECRET
+    ) as worker:
         wait_until(lambda: caught_up(own_broker, app_id), 180, "worker caught up", worker)
     engine = db.make_engine(db_url)
     got = rows(engine, 1, site)
     engine.dispose()
-    cols = ("site", "post_id", "comments", "replies", "pingbacks", "trackbacks", "threads",
-            "participants", "post_author_replies", "max_depth")
+    cols = (
+        "site",
+        "post_id",
+        "comments",
+        "replies",
+        "pingbacks",
+        "trackbacks",
+        "threads",
+        "participants",
+        "post_author_replies",
+        "max_depth",
+    )
     got_posts = {}
     for r in got["posts"]:
         v = dict(zip(cols, r))
         got_posts[v["post_id"]] = {k: v[k] for k in want_posts[v["post_id"]]}
     assert got_posts == want_posts
-    got_threads = {(r[1], r[2]): {"replies": r[3], "depth": r[4], "participants": r[5]}
-                   for r in got["threads"]}
+    got_threads = {
+        (r[1], r[2]): {"replies": r[3], "depth": r[4], "participants": r[5]} for r in got["threads"]
+    }
     assert got_threads == want_threads
 
 

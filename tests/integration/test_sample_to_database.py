@@ -2,6 +2,7 @@
 with the numbers a reader of the post sees; its output messages validate against the shipped
 JSON Schemas; and re-applying every output message of the run twice,
 or in a shuffled order, to a fresh database gives the same rows (the sink's version guard)."""
+
 from __future__ import annotations
 
 import contextlib
@@ -46,20 +47,25 @@ def rows_of(url: str, site: str) -> dict[str, list[tuple]]:
     try:
         with engine.connect() as conn:
             for table in TABLES:
-                result = conn.execute(sa.text(f"select * from {table} where site = :site"),
-                                      {"site": site})
+                result = conn.execute(
+                    sa.text(f"select * from {table} where site = :site"), {"site": site}
+                )
                 cols = [c for c in result.keys() if c != "updated_at"]
-                out[table] = sorted((tuple(row._mapping[c] for c in cols) for row in result), key=repr)
+                out[table] = sorted(
+                    (tuple(row._mapping[c] for c in cols) for row in result), key=repr
+                )
     finally:
         engine.dispose()
     return out
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
-def test_sample_lands_with_seed_numbers_and_replays_to_same_rows(kind, broker, unique, tmp_path, request):
-    from streams.publisher import publish_file
+def test_sample_lands_with_seed_numbers_and_replays_to_same_rows(
+    kind, broker, unique, tmp_path, request
+):
     from sinks import db
     from sinks.upsert import write_batch
+    from streams.publisher import publish_file
     from streams.settings import Settings
 
     pg_url = request.getfixturevalue("pg_url") if kind == "postgresql" else None
@@ -78,13 +84,19 @@ def test_sample_lands_with_seed_numbers_and_replays_to_same_rows(kind, broker, u
         engine = sa.create_engine(url)
         try:
             with engine.connect() as conn:
-                post = conn.execute(sa.text(
-                    "select comments, replies, pingbacks, trackbacks, threads, post_author_replies,"
-                    " max_depth, waiting_replies from post_engagement where site = :s"),
-                    {"s": site}).one()
-                answered = conn.execute(sa.text(
-                    "select count(*) from thread_engagement where site = :s and post_author_answered"),
-                    {"s": site}).scalar()
+                post = conn.execute(
+                    sa.text(
+                        "select comments, replies, pingbacks, trackbacks, threads, post_author_replies,"
+                        " max_depth, waiting_replies from post_engagement where site = :s"
+                    ),
+                    {"s": site},
+                ).one()
+                answered = conn.execute(
+                    sa.text(
+                        "select count(*) from thread_engagement where site = :s and post_author_answered"
+                    ),
+                    {"s": site},
+                ).scalar()
         finally:
             engine.dispose()
         assert tuple(post) == (10, 2, 4, 0, 10, 2, 1, 0)
@@ -95,8 +107,11 @@ def test_sample_lands_with_seed_numbers_and_replays_to_same_rows(kind, broker, u
     assert len(messages) >= 1 + 10  # the post and every thread at least once
     # every real output message (deletions included) validates against the shipped schemas
     seen = assert_valid_outputs(messages)
-    assert {topic for topic, _ in seen} == {"engagement.posts", "engagement.threads",
-                                            "engagement.windows"}
+    assert {topic for topic, _ in seen} == {
+        "engagement.posts",
+        "engagement.threads",
+        "engagement.windows",
+    }
     shuffled = messages[:]
     random.Random(7).shuffle(shuffled)
     for name, sequence in (("twice", messages + messages), ("shuffled", shuffled)):
@@ -105,7 +120,7 @@ def test_sample_lands_with_seed_numbers_and_replays_to_same_rows(kind, broker, u
             engine = db.make_engine(fresh)
             try:
                 for start in range(0, len(sequence), 7):  # several batches, as the sink writes
-                    write_batch(engine, sequence[start:start + 7])
+                    write_batch(engine, sequence[start : start + 7])
             finally:
                 engine.dispose()
             assert rows_of(fresh, site) == live, name

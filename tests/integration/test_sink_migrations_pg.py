@@ -1,4 +1,5 @@
 """The Alembic migrations build exactly the ORM's schema on PostgreSQL."""
+
 from __future__ import annotations
 
 from tests.integration.sink_pg import pg_schema_engine

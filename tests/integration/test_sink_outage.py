@@ -2,6 +2,7 @@
 retrying writer holds its batch, resumes, and the final rows equal those of a run without the
 outage. Stops the shared local PostgreSQL for a few seconds: run it alone, not next to other
 database tests."""
+
 from __future__ import annotations
 
 import random
@@ -29,7 +30,7 @@ def pg(action: str) -> None:
 
 
 def batches_of(messages: list, size: int) -> list:
-    return [messages[i:i + size] for i in range(0, len(messages), size)]
+    return [messages[i : i + size] for i in range(0, len(messages), size)]
 
 
 def test_postgres_outage_mid_run_loses_nothing(pg_url):

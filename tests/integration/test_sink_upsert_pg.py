@@ -1,4 +1,5 @@
 """The sink upsert suite of tests/unit/test_sink_upsert.py, run on the real PostgreSQL."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,6 +1,7 @@
 """The walking skeleton through the real stack: one comment published with kafka-python -> the faust
 worker counts it for its post -> the count is in PostgreSQL (through SQLAlchemy) -> the worker's
 /metrics shows it consumed and written."""
+
 from __future__ import annotations
 
 import re
@@ -20,8 +21,8 @@ def _metric(text: str, name: str, **labels: str) -> float:
 
 
 def test_one_comment_reaches_postgresql_and_metrics(broker, pg_url, unique, tmp_path):
-    from streams.publisher import Publisher, ensure_topics
     from schemas.wire import make_event
+    from streams.publisher import Publisher, ensure_topics
     from streams.settings import Settings
 
     site = f"skeleton-{unique}.example"
@@ -29,18 +30,29 @@ def test_one_comment_reaches_postgresql_and_metrics(broker, pg_url, unique, tmp_
         before = worker.metrics()
         settings = Settings(broker=broker)
         ensure_topics(settings)
-        comment = make_event(type="comment", site=site, post_id=7, comment_id=1,
-                             author_key="c" * 64, event_time="2024-06-01T12:00:00Z")
+        comment = make_event(
+            type="comment",
+            site=site,
+            post_id=7,
+            comment_id=1,
+            author_key="c" * 64,
+            event_time="2024-06-01T12:00:00Z",
+        )
         with Publisher(settings) as publisher:
             assert publisher.publish([comment]) == {"comment": 1}
 
         engine = sa.create_engine(pg_url)
         try:
+
             def row():
                 with engine.connect() as conn:
-                    return conn.execute(sa.text(
-                        "select comments, threads, version from post_engagement "
-                        "where site = :site and post_id = 7"), {"site": site}).first()
+                    return conn.execute(
+                        sa.text(
+                            "select comments, threads, version from post_engagement "
+                            "where site = :site and post_id = 7"
+                        ),
+                        {"site": site},
+                    ).first()
 
             comments, threads, version = wait_until(row, 60, "post row in PostgreSQL", worker)
         finally:
@@ -49,6 +61,8 @@ def test_one_comment_reaches_postgresql_and_metrics(broker, pg_url, unique, tmp_
 
         after = worker.metrics()
         applied = "blogpulse_events_consumed_total"
-        assert _metric(after, applied, type="comment", outcome="applied") >= \
-            _metric(before, applied, type="comment", outcome="applied") + 1
+        assert (
+            _metric(after, applied, type="comment", outcome="applied")
+            >= _metric(before, applied, type="comment", outcome="applied") + 1
+        )
         assert _metric(after, "blogpulse_sink_rows_written_total", table="post_engagement") >= 1

@@ -9,17 +9,18 @@ agent emits again every aggregate of the posts its newest flush wrote, with tomb
 threads and windows they no longer have (streams/agents.py module doc). Reproduced here
 without a broker: the recording producer is the topics, and a "killed" flush is one whose
 records are dropped from it."""
+
 from __future__ import annotations
 
 from streams import agents
-from tests.unit.test_agents_aggregate import (  # noqa: F401  (fixtures)
-    KEY, event, feed, latest, mod, outputs, restart)
+from tests.unit.test_agents_aggregate import KEY, event, feed, latest, mod, outputs, restart  # noqa: F401  (fixtures)
 
 
 def _drop(producer, since: int, changelog: bool) -> None:
     """Forget the records sent since `since`: the changelog's or the outputs' ones."""
-    producer.records[since:] = [r for r in producer.records[since:]
-                                if (r[0] == agents.CHANGELOG_TOPIC) != changelog]
+    producer.records[since:] = [
+        r for r in producer.records[since:] if (r[0] == agents.CHANGELOG_TOPIC) != changelog
+    ]
 
 
 async def test_changelog_is_delivered_before_the_outputs(outputs):

@@ -1,6 +1,7 @@
 """The aggregation agent through faust's agent.test_context(): events in, state, changelog and
 output records out. The producer and the DLQ/tick topics are replaced by recorders, and loading a
 partition reads the recorded changelog back (no broker in unit tests)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -14,7 +15,7 @@ from faust.types import Message
 
 from schemas import times
 from schemas.topic_names import BASE_OUTPUT_TOPICS, TICK_TOPIC
-from streams import agents, engine
+from streams import agents
 from streams.app import create_app
 from streams.settings import Settings
 from streams.state_cache import StateCache
@@ -40,16 +41,36 @@ class Recorder:
         return fut
 
 
-def event(cid, *, type="comment", parent=0, status="approved", minute=0, author="ann",
-          post_author=False, kind=None, site=SITE, post_id=POST):
+def event(
+    cid,
+    *,
+    type="comment",
+    parent=0,
+    status="approved",
+    minute=0,
+    author="ann",
+    post_author=False,
+    kind=None,
+    site=SITE,
+    post_id=POST,
+):
     et = f"2012-03-01T10:{minute:02d}:00Z"
     eid = hashlib.sha256(f"{site}/{post_id}/{cid}/{type}/{status}/{et}".encode()).hexdigest()[:32]
     return {
-        "schema_version": 1, "event_id": eid, "type": type, "site": site, "post_id": post_id,
-        "comment_id": cid, "parent_id": parent, "post_author": post_author,
+        "schema_version": 1,
+        "event_id": eid,
+        "type": type,
+        "site": site,
+        "post_id": post_id,
+        "comment_id": cid,
+        "parent_id": parent,
+        "post_author": post_author,
         "author_key": "" if type == "moderation" else hashlib.sha256(author.encode()).hexdigest(),
         "kind": kind or ("pingback" if type == "pingback" else "comment"),
-        "source_url": None, "event_time": et, "post_time": "2012-03-01T09:00:00Z", "status": status,
+        "source_url": None,
+        "event_time": et,
+        "post_time": "2012-03-01T09:00:00Z",
+        "status": status,
     }
 
 
@@ -103,8 +124,10 @@ class TopicView:
 @pytest.fixture
 def outputs(monkeypatch):
     producer = RecordingProducer()
-    recorders = {name: TopicView(producer, BASE_OUTPUT_TOPICS[name])
-                 for name in ("posts", "threads", "windows")}
+    recorders = {
+        name: TopicView(producer, BASE_OUTPUT_TOPICS[name])
+        for name in ("posts", "threads", "windows")
+    }
     recorders.update(dlq=Recorder(), tick=Recorder(), producer=producer)
     monkeypatch.setattr(agents, "dlq_topic", recorders["dlq"])
     monkeypatch.setattr(agents, "tick_topic", recorders["tick"])
@@ -151,7 +174,7 @@ async def agent(outputs):
 async def feed(agent, events, key=KEY, topic="blog.comments", timestamp=None):
     """Put raw messages; return once the agent has processed them all (batch yields)."""
     before = len(agent.results)
-    for i, value in enumerate(events):
+    for _i, value in enumerate(events):
         raw = value if isinstance(value, bytes) else orjson.dumps(value)
         k = key.encode() if isinstance(key, str) else key
         agent.to_message = _message_on(agent, topic, timestamp)
@@ -165,13 +188,22 @@ async def feed(agent, events, key=KEY, topic="blog.comments", timestamp=None):
 
 
 def _message_on(agent, topic, timestamp=None):
-    def to_message(key, value, *, partition=None, offset=0, timestamp_type=0, headers=None,
-                   **_):
-        return Message(topic=topic, partition=agents.store.partition_of(key.decode()),
-                       offset=offset, timestamp=time.time() if timestamp is None else timestamp,
-                       timestamp_type=0, headers=headers, key=key, value=value, checksum=b"",
-                       serialized_key_size=0, serialized_value_size=0,
-                       generation_id=agent.app.consumer_generation_id)
+    def to_message(key, value, *, partition=None, offset=0, timestamp_type=0, headers=None, **_):
+        return Message(
+            topic=topic,
+            partition=agents.store.partition_of(key.decode()),
+            offset=offset,
+            timestamp=time.time() if timestamp is None else timestamp,
+            timestamp_type=0,
+            headers=headers,
+            key=key,
+            value=value,
+            checksum=b"",
+            serialized_key_size=0,
+            serialized_value_size=0,
+            generation_id=agent.app.consumer_generation_id,
+        )
+
     return to_message
 
 
@@ -189,17 +221,46 @@ def state_of(key=KEY):
 
 
 async def test_counts_visible_entries_and_emits_versioned_post(agent, outputs):
-    await feed(agent, [event(1), event(2, author="bob"), event(3, type="reply", parent=1, minute=5,
-                                                               author="owner", post_author=True),
-                       event(4, type="pingback"), event(5, type="pingback", kind="trackback"),
-                       event(6, status="spam")])
+    await feed(
+        agent,
+        [
+            event(1),
+            event(2, author="bob"),
+            event(3, type="reply", parent=1, minute=5, author="owner", post_author=True),
+            event(4, type="pingback"),
+            event(5, type="pingback", kind="trackback"),
+            event(6, status="spam"),
+        ],
+    )
     post = latest(outputs["posts"], KEY)
-    assert {k: post[k] for k in ("site", "post_id", "comments", "replies", "pingbacks",
-                                 "trackbacks", "threads", "participants", "post_author_replies",
-                                 "max_depth", "waiting_replies")} == {
-        "site": SITE, "post_id": POST, "comments": 2, "replies": 1, "pingbacks": 1,
-        "trackbacks": 1, "threads": 2, "participants": 3, "post_author_replies": 1,
-        "max_depth": 1, "waiting_replies": 0}
+    assert {
+        k: post[k]
+        for k in (
+            "site",
+            "post_id",
+            "comments",
+            "replies",
+            "pingbacks",
+            "trackbacks",
+            "threads",
+            "participants",
+            "post_author_replies",
+            "max_depth",
+            "waiting_replies",
+        )
+    } == {
+        "site": SITE,
+        "post_id": POST,
+        "comments": 2,
+        "replies": 1,
+        "pingbacks": 1,
+        "trackbacks": 1,
+        "threads": 2,
+        "participants": 3,
+        "post_author_replies": 1,
+        "max_depth": 1,
+        "waiting_replies": 0,
+    }
     assert post["version"] == state_of()["v"] >= 1
     thread = latest(outputs["threads"], f"{KEY}/1")
     assert thread["root_comment_id"] == 1 and thread["replies"] == 1
@@ -230,7 +291,11 @@ async def test_replies_ten_levels_deep_arriving_before_parents(agent, outputs):
     await feed(agent, [event(1)])
     post = latest(outputs["posts"], KEY)
     assert (post["replies"], post["max_depth"], post["threads"], post["waiting_replies"]) == (
-        10, 10, 1, 0)
+        10,
+        10,
+        1,
+        0,
+    )
     assert latest(outputs["threads"], f"{KEY}/1")["depth"] == 10
     assert KEY not in agents.store.waiting
 
@@ -246,8 +311,13 @@ async def test_duplicates_change_nothing_and_emit_nothing(agent, outputs):
 
 
 async def test_arrival_order_does_not_change_the_result(outputs):
-    events = [event(1), event(2, type="reply", parent=1, minute=2), mod(1, "hold", 3),
-              mod(1, "approved", 4), event(3, type="reply", parent=2, minute=5, post_author=True)]
+    events = [
+        event(1),
+        event(2, type="reply", parent=1, minute=2),
+        mod(1, "hold", 3),
+        mod(1, "approved", 4),
+        event(3, type="reply", parent=2, minute=5, post_author=True),
+    ]
     finals = set()
     for order in itertools.islice(itertools.permutations(events), 0, 120, 17):
         restart()
@@ -264,16 +334,21 @@ async def test_arrival_order_does_not_change_the_result(outputs):
 
 
 async def test_bad_events_go_to_dead_letter_topic_and_processing_continues(agent, outputs):
-    await feed(agent, [b"\xff\xfe not utf-8", b"{not json", orjson.dumps({"type": "comment"}),
-                       event(1)])
+    await feed(
+        agent, [b"\xff\xfe not utf-8", b"{not json", orjson.dumps({"type": "comment"}), event(1)]
+    )
     await feed(agent, [event(2, post_id=8)])  # key says post 7, event says post 8
     dlq = outputs["dlq"].sent
     assert len(dlq) == 4
     key, value, headers = dlq[0]
     assert value == b"\xff\xfe not utf-8" and key == KEY.encode()
     names = dict(headers)
-    assert set(names) == {"blogpulse.reason", "blogpulse.source_topic",
-                          "blogpulse.source_partition", "blogpulse.source_offset"}
+    assert set(names) == {
+        "blogpulse.reason",
+        "blogpulse.source_topic",
+        "blogpulse.source_partition",
+        "blogpulse.source_offset",
+    }
     assert names["blogpulse.source_topic"] == b"blog.comments"
     assert dict(dlq[3][2])["blogpulse.reason"].startswith(b"key:")
     assert latest(outputs["posts"], KEY)["comments"] == 1
@@ -313,10 +388,13 @@ def test_reason_codes_are_bounded():
 async def test_same_outputs_whether_the_cache_holds_every_post_or_none(outputs, monkeypatch):
     """The derivation cache only saves work: with a budget too small for any post every batch
     derives the post in full, and emits the same aggregates."""
-    batches = [[event(1), event(2, type="reply", parent=1, minute=1)],
-               [event(3, minute=2), event(4, type="reply", parent=2, minute=3, author="bob")],
-               [mod(1, "spam", 4)], [event(5, type="reply", parent=9, minute=5)],
-               [event(9, minute=6), event(6, type="pingback", minute=7)]]
+    batches = [
+        [event(1), event(2, type="reply", parent=1, minute=1)],
+        [event(3, minute=2), event(4, type="reply", parent=2, minute=3, author="bob")],
+        [mod(1, "spam", 4)],
+        [event(5, type="reply", parent=9, minute=5)],
+        [event(9, minute=6), event(6, type="pingback", minute=7)],
+    ]
     emitted = {}
     for budget in (10**9, 0):
         monkeypatch.setattr(agents, "_derived", StateCache(budget))
@@ -327,10 +405,16 @@ async def test_same_outputs_whether_the_cache_holds_every_post_or_none(outputs, 
             for batch in batches:
                 await feed(a, batch)
         # Per key in emission order (a batch may emit different keys in another order).
-        emitted[budget] = {name: sorted(((k, {f: v for f, v in orjson.loads(value).items()
-                                              if f != "version"})
-                                         for k, value, _ in outputs[name].sent), key=lambda kv: kv[0])
-                           for name in ("posts", "threads", "windows")}
+        emitted[budget] = {
+            name: sorted(
+                (
+                    (k, {f: v for f, v in orjson.loads(value).items() if f != "version"})
+                    for k, value, _ in outputs[name].sent
+                ),
+                key=lambda kv: kv[0],
+            )
+            for name in ("posts", "threads", "windows")
+        }
         assert len(agents._derived) == (1 if budget else 0)
     assert emitted[10**9] == emitted[0]
     assert emitted[0]["threads"]  # something was emitted
@@ -341,8 +425,15 @@ async def test_a_restart_rebuilds_the_state_from_the_changelog(outputs):
     happened (same state, and a late moderation of an early entry is applied to it)."""
     agents.app.flow_control.resume()
     async with agents.aggregate.test_context() as a:
-        await feed(a, [event(1), event(2, type="reply", parent=1, minute=1), mod(2, "hold", 2),
-                       event(3, type="reply", parent=9, minute=3)])
+        await feed(
+            a,
+            [
+                event(1),
+                event(2, type="reply", parent=1, minute=1),
+                mod(2, "hold", 2),
+                event(3, type="reply", parent=9, minute=3),
+            ],
+        )
         await feed(a, [event(4, minute=4)])
     before = orjson.dumps(state_of(), option=orjson.OPT_SORT_KEYS)
     waiting = dict(agents.store.waiting)
@@ -378,7 +469,9 @@ async def test_records_go_to_the_posts_partition_with_the_input_timestamp(agent,
     mine = agents.store.partition_of(KEY)
     records = outputs["producer"].records
     assert records and {p for _, p, *_ in records} == {mine}
-    assert {ts for t, _, _, _, ts in records if t in BASE_OUTPUT_TOPICS.values()} == {int(published * 1000)}
+    assert {ts for t, _, _, _, ts in records if t in BASE_OUTPUT_TOPICS.values()} == {
+        int(published * 1000)
+    }
 
 
 async def test_while_catching_up_a_post_is_written_once_per_flush(agent, outputs, monkeypatch):

@@ -1,5 +1,6 @@
 """bench/: the synthetic events follow the wire contract, the done signal adds up, the table shows
 ratios to the baseline (no timing here: benchmarks measure, tests check the measuring code)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -25,8 +26,10 @@ def test_events_follow_the_wire_contract():
         value = orjson.loads(ev.value)
         assert ev.key == f"{SITE}/{value['post_id']}".encode()
         assert ev.topic == INPUT_TOPICS[value["type"]]
-        raw = (f"{value['site']}/{value['post_id']}/{value['comment_id']}/{value['type']}/"
-               f"{value['status']}/{value['event_time']}")
+        raw = (
+            f"{value['site']}/{value['post_id']}/{value['comment_id']}/{value['type']}/"
+            f"{value['status']}/{value['event_time']}"
+        )
         assert value["event_id"] == hashlib.sha256(raw.encode()).hexdigest()[:32]
         assert value["event_id"] not in seen_ids
         seen_ids.add(value["event_id"])
@@ -65,23 +68,47 @@ def test_quantile_is_nearest_rank():
 
 def test_table_gives_ratios_and_marks_failures():
     results = {
-        "shapes": [{"shape": "a", "entries": 1000, "posts": 10, "store": "memory",
-                    "baseline": {"events": 1000, "events_per_s": 40_000.0},
-                    "floor": {"events": 1000, "events_per_s": 20_000.0,
-                              "cpu_us_per_event": 40.0},
-                    "quix": {"events": 1000, "events_per_s": 5_000.0, "peak_rss_mb": 90.0,
-                             "output_messages": 4000, "changelog": {"bytes_per_event": 300.0}},
-                    "e2e": {"events": 1000, "posts": 10, "events_per_s": 1_000.0,
-                            "peak_rss_mb": [150.2],
-                            "cpu_us_per_event": {"worker": 60.0, "sink": 20.0}}}],
+        "shapes": [
+            {
+                "shape": "a",
+                "entries": 1000,
+                "posts": 10,
+                "store": "memory",
+                "baseline": {"events": 1000, "events_per_s": 40_000.0},
+                "floor": {"events": 1000, "events_per_s": 20_000.0, "cpu_us_per_event": 40.0},
+                "quix": {
+                    "events": 1000,
+                    "events_per_s": 5_000.0,
+                    "peak_rss_mb": 90.0,
+                    "output_messages": 4000,
+                    "changelog": {"bytes_per_event": 300.0},
+                },
+                "e2e": {
+                    "events": 1000,
+                    "posts": 10,
+                    "events_per_s": 1_000.0,
+                    "peak_rss_mb": [150.2],
+                    "cpu_us_per_event": {"worker": 60.0, "sink": 20.0},
+                },
+            }
+        ],
         "e2e_2_workers": {"events": 1000, "posts": 10, "events_per_s": None},
-        "latency": {"rate": 1000, "p50_ms": 120.0, "p95_ms": 300.0, "p99_ms": 450.0,
-                    "max_ms": 700.0},
-        "changelog_pair": [{"entries": 1000, "posts": 1, "bytes_per_event": 5000.0},
-                           {"entries": 1000, "posts": 50, "bytes_per_event": 500.0}],
+        "latency": {
+            "rate": 1000,
+            "p50_ms": 120.0,
+            "p95_ms": 300.0,
+            "p99_ms": 450.0,
+            "max_ms": 700.0,
+        },
+        "changelog_pair": [
+            {"entries": 1000, "posts": 1, "bytes_per_event": 5000.0},
+            {"entries": 1000, "posts": 50, "bytes_per_event": 500.0},
+        ],
     }
-    rows = {re.sub(r" \([^)]*\)", "", figure): (value, ratio)
-            for figure, value, ratio in report.rows(results)}
+    rows = {
+        re.sub(r" \([^)]*\)", "", figure): (value, ratio)
+        for figure, value, ratio in report.rows(results)
+    }
     assert rows["shape a: baseline, aiokafka + orjson read"] == ("40,000 events/s", "1.00")
     assert rows["shape a: blogpulse to the database, 1 worker"] == ("1,000 events/s", "0.0250")
     assert rows["shape a: blogpulse / Quix"] == ("0.20", "-")
@@ -91,8 +118,10 @@ def test_table_gives_ratios_and_marks_failures():
     assert rows["shape a: faust floor CPU / blogpulse worker+sink CPU per event"] == ("0.50", "-")
     assert rows["latency publish -> database p99 at 1,000 events/s, 1 worker"] == ("450 ms", "-")
     assert rows["changelog bytes per event: big posts / small posts"] == ("10.0x", "-")
-    assert rows["shape a: Quix changelog bytes per event / output messages per event"] \
-        == ("300 B / 4.00", "-")
+    assert rows["shape a: Quix changelog bytes per event / output messages per event"] == (
+        "300 B / 4.00",
+        "-",
+    )
     assert rows["peak RSS, blogpulse worker, memory store, shape a"] == ("150 MB", "-")
     assert rows["peak RSS, Quix app, shape a"] == ("90 MB", "-")
     text = report.table(results)

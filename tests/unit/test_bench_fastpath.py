@@ -2,6 +2,7 @@
 exactly what a full derive + diff gives. Random histories of one post, cut into random batches and
 run the way streams.agents does: fast path when merge_batch says the batch only creates new
 approved entries, full derive otherwise; after every batch both must agree."""
+
 from __future__ import annotations
 
 from hypothesis import given, settings
@@ -23,16 +24,36 @@ def batched_histories(draw):
     for cid in range(1, n + 1):
         typ = draw(st.sampled_from(["comment", "reply", "reply", "reply", "pingback"]))
         # mostly earlier parents (the fast path), sometimes later, missing (99) or itself
-        parents = st.integers(1, max(1, cid - 1)) if clean else st.one_of(
-            st.integers(1, max(1, cid - 1)), st.integers(1, n + 1), st.just(99))
+        parents = (
+            st.integers(1, max(1, cid - 1))
+            if clean
+            else st.one_of(st.integers(1, max(1, cid - 1)), st.integers(1, n + 1), st.just(99))
+        )
         parent = draw(parents) if typ == "reply" else 0
         kind = draw(st.sampled_from(["pingback", "trackback"])) if typ == "pingback" else "comment"
-        events.append(make(cid, typ, parent, kind, draw(st.integers(0, 3 * 86400)),
-                           draw(st.sampled_from(statuses)),
-                           draw(st.sampled_from(["ann", "bob", "cy", "owner", ""]))))
+        events.append(
+            make(
+                cid,
+                typ,
+                parent,
+                kind,
+                draw(st.integers(0, 3 * 86400)),
+                draw(st.sampled_from(statuses)),
+                draw(st.sampled_from(["ann", "bob", "cy", "owner", ""])),
+            )
+        )
         if not clean and draw(st.integers(0, 9)) == 0:  # an occasional moderation change or re-send
-            events.append(make(cid, "moderation", 0, "comment", draw(st.integers(0, 4 * 86400)),
-                               draw(st.sampled_from(STATUSES)), ""))
+            events.append(
+                make(
+                    cid,
+                    "moderation",
+                    0,
+                    "comment",
+                    draw(st.integers(0, 4 * 86400)),
+                    draw(st.sampled_from(STATUSES)),
+                    "",
+                )
+            )
     if not clean and draw(st.booleans()):
         events = draw(st.permutations(events))
     cuts = sorted(draw(st.lists(st.integers(0, len(events)), max_size=6)))
@@ -40,13 +61,14 @@ def batched_histories(draw):
     for cut in cuts + [len(events)]:
         batches.append(events[last:cut])
         last = cut
-    timeout = draw(st.sampled_from([0.0, 3600.0, 10 ** 9]))
+    timeout = draw(st.sampled_from([0.0, 3600.0, 10**9]))
     return batches, timeout
 
 
 def _changes_key(changes):
-    return sorted((c.aggregate, repr(c.ident), repr(sorted(c.value.items())), c.deleted)
-                  for c in changes)
+    return sorted(
+        (c.aggregate, repr(c.ident), repr(sorted(c.value.items())), c.deleted) for c in changes
+    )
 
 
 @settings(max_examples=150, deadline=None)
@@ -81,8 +103,11 @@ def test_fast_path_is_taken_for_new_replies_and_refused_for_moderation():
     derived, totals = engine.derive_with_totals(state, engine.now_of(state), 3600.0)
     _, ids = engine.merge_batch(state, [make(2, "reply", 1, "comment", 60, "approved", "owner")])
     got, totals2, changes = engine.derive_more(state, derived, totals, ids)
-    assert (got.post["replies"], got.threads[1]["replies"], got.threads[1]["post_author_answered"]) \
-        == (1, 1, True)
+    assert (
+        got.post["replies"],
+        got.threads[1]["replies"],
+        got.threads[1]["post_author_answered"],
+    ) == (1, 1, True)
     assert {c.aggregate for c in changes} == {"posts", "threads", "windows"}
     assert got is not derived and totals2 is totals  # updated in place, not copied
     _, ids = engine.merge_batch(state, [make(1, "moderation", 0, "comment", 90, "spam", "")])
@@ -91,8 +116,13 @@ def test_fast_path_is_taken_for_new_replies_and_refused_for_moderation():
 
 def test_fast_path_refuses_the_missing_parent_of_a_promoted_orphan():
     state = engine.new_state()
-    engine.merge_batch(state, [make(5, "reply", 4, "comment", 0, "approved", "ann"),
-                               make(6, "comment", 0, "comment", 7200, "approved", "bob")])
+    engine.merge_batch(
+        state,
+        [
+            make(5, "reply", 4, "comment", 0, "approved", "ann"),
+            make(6, "comment", 0, "comment", 7200, "approved", "bob"),
+        ],
+    )
     derived, totals = engine.derive_with_totals(state, engine.now_of(state), 3600.0)
     assert derived.threads[5]["depth"] == 0  # promoted after the timeout
     _, ids = engine.merge_batch(state, [make(4, "comment", 0, "comment", 10, "approved", "cy")])
@@ -124,4 +154,8 @@ def test_fast_path_takes_replies_that_come_before_their_parent():
     got, totals, changes = engine.derive_more(state, got, totals, ids, 3600.0)
     full = engine.derive(state, engine.now_of(state), 3600.0)
     assert got == full
-    assert (full.post["replies"], full.post["waiting_replies"], full.threads[1]["depth"]) == (2, 0, 2)
+    assert (full.post["replies"], full.post["waiting_replies"], full.threads[1]["depth"]) == (
+        2,
+        0,
+        2,
+    )

@@ -1,5 +1,6 @@
 """bench/quix_app.py's aggregation (no broker, no Quix runtime: a dict stands in for Quix's
 per-key State) and bench/shapes.py's scaling: small histories counted by hand."""
+
 from __future__ import annotations
 
 import orjson
@@ -31,10 +32,19 @@ class DictState:
 
 
 def ev(cid, typ="comment", parent=0, status="approved", minute=0, kind="comment", post=1):
-    return make_event(type=typ, site=SITE, post_id=post, comment_id=cid, parent_id=parent,
-                      post_author=False, author_key="" if typ == "moderation" else "a" * 64,
-                      kind=kind, event_time=f"2024-01-01T0{minute // 60}:{minute % 60:02d}:00Z",
-                      post_time=None, status=status)
+    return make_event(
+        type=typ,
+        site=SITE,
+        post_id=post,
+        comment_id=cid,
+        parent_id=parent,
+        post_author=False,
+        author_key="" if typ == "moderation" else "a" * 64,
+        kind=kind,
+        event_time=f"2024-01-01T0{minute // 60}:{minute % 60:02d}:00Z",
+        post_time=None,
+        status=status,
+    )
 
 
 def run(events):
@@ -58,11 +68,20 @@ def test_counts_a_history_with_a_duplicate_and_a_moderation_flip():
     back = ev(3, "moderation", status="approved", minute=90)
     latest, _ = run([c1, c2, r3, r3, r4, ping, spam])  # r3 twice: the duplicate changes nothing
     post = latest[f"{SITE}/1"]
-    assert (post["comments"], post["replies"], post["pingbacks"], post["trackbacks"]) == \
-        (2, 1, 0, 1)
+    assert (post["comments"], post["replies"], post["pingbacks"], post["trackbacks"]) == (
+        2,
+        1,
+        0,
+        1,
+    )
     assert latest[f"{SITE}/1/1"]["replies"] == 1  # r4 only: r3 is spam
-    assert latest[f"{SITE}/1/2"] == {"site": SITE, "post_id": 1, "root_comment_id": 2,
-                                     "replies": 0, "deleted": False}
+    assert latest[f"{SITE}/1/2"] == {
+        "site": SITE,
+        "post_id": 1,
+        "root_comment_id": 2,
+        "replies": 0,
+        "deleted": False,
+    }
     assert f"{SITE}/1/5" not in latest  # a ping is never a thread root
     hour1 = latest[f"{SITE}/1/hour/2024-01-01T01:00:00Z"]
     assert (hour1["comments"], hour1["replies"], hour1["trackbacks"]) == (1, 1, 1)

@@ -1,6 +1,7 @@
 """PostgreSQL's driver is the `postgres` extra: SQLite users run without it, and a PostgreSQL URL
 without it is a one-line error naming the extra. "Without it" is a subprocess where importing psycopg
 fails, as it does when the package is not installed."""
+
 from __future__ import annotations
 
 import os
@@ -14,25 +15,42 @@ import pytest
 from sinks import db
 
 REPO = Path(__file__).resolve().parents[2]
-WITHOUT_PSYCOPG = "import sys; sys.modules['psycopg'] = None; from streams.cli import main; sys.exit(main())"
+WITHOUT_PSYCOPG = (
+    "import sys; sys.modules['psycopg'] = None; from streams.cli import main; sys.exit(main())"
+)
 
 
 def cli_without_psycopg(*args: str, db_url: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "BLOGPULSE_DB": db_url,
-           "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.run([sys.executable, "-c", WITHOUT_PSYCOPG, *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=60)
+    env = {
+        **os.environ,
+        "BLOGPULSE_DB": db_url,
+        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+    }
+    return subprocess.run(
+        [sys.executable, "-c", WITHOUT_PSYCOPG, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 @pytest.mark.parametrize("command", [["db", "upgrade"], ["stats"], ["worker"]])
-@pytest.mark.parametrize("url", ["postgresql://blogpulse:pw@127.0.0.1:1/blogpulse",
-                                 "postgresql+psycopg://blogpulse:pw@127.0.0.1:1/blogpulse"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://blogpulse:pw@127.0.0.1:1/blogpulse",
+        "postgresql+psycopg://blogpulse:pw@127.0.0.1:1/blogpulse",
+    ],
+)
 def test_postgresql_url_without_the_driver_names_the_extra(tmp_path, command, url):
     result = cli_without_psycopg(*command, db_url=url, cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
         "blogpulse: BLOGPULSE_DB is a PostgreSQL URL but its driver psycopg is not installed: "
-        "install the postgres extra (pip install 'blogpulse[postgres]')"]
+        "install the postgres extra (pip install 'blogpulse[postgres]')"
+    ]
     assert "pw" not in result.stderr  # the URL's password is never printed
 
 

@@ -3,6 +3,7 @@ without it. Data lands on the volumes (the paths the images write to), the broke
 of deploy/local/kafka, every blogpulse command is one the real CLI parser accepts, every variable set
 for blogpulse is one the code reads, every service has a health check, the image installs its
 dependencies before the source and does not run as root."""
+
 from __future__ import annotations
 
 import re
@@ -21,12 +22,19 @@ from streams.settings import load_settings
 REPO = Path(__file__).resolve().parents[2]
 OUR_IMAGE = "deploy/Dockerfile"
 # Where each image keeps its data when nothing overrides it.
-IMAGE_DATA_DIR = {"postgres": "/var/lib/postgresql/data",  # the image's PGDATA
-                  "apache/kafka": "/tmp/kraft-combined-logs"}  # log.dirs of the image's default config
+IMAGE_DATA_DIR = {
+    "postgres": "/var/lib/postgresql/data",  # the image's PGDATA
+    "apache/kafka": "/tmp/kraft-combined-logs",
+}  # log.dirs of the image's default config
 # deploy/local/kafka settings that name this host; compose names its own network instead.
 # set per node, and with a SASL_SSL listener when deploy/local adds one
-HOST_SPECIFIC = {"listeners", "advertised.listeners", "controller.quorum.voters", "log.dirs",
-                 "listener.security.protocol.map"}
+HOST_SPECIFIC = {
+    "listeners",
+    "advertised.listeners",
+    "controller.quorum.voters",
+    "log.dirs",
+    "listener.security.protocol.map",
+}
 
 
 def _compose() -> dict:
@@ -39,7 +47,9 @@ def _services() -> dict:
 
 def _ours() -> dict:
     """The services built from our Dockerfile."""
-    return {n: s for n, s in _services().items() if s.get("build", {}).get("dockerfile") == OUR_IMAGE}
+    return {
+        n: s for n, s in _services().items() if s.get("build", {}).get("dockerfile") == OUR_IMAGE
+    }
 
 
 def _image(svc: dict) -> str:
@@ -56,8 +66,15 @@ def _mounts(svc: dict) -> dict[str, str]:
 
 
 def test_compose_has_every_service():
-    assert set(_services()) == {"kafka", "postgres", "prometheus", "grafana", "worker", "ingest",
-                                "poller"}
+    assert set(_services()) == {
+        "kafka",
+        "postgres",
+        "prometheus",
+        "grafana",
+        "worker",
+        "ingest",
+        "poller",
+    }
     assert set(_ours()) == {"worker", "ingest", "poller"}
     assert _services()["poller"]["profiles"] == ["poller"]  # it needs a config file to start
 
@@ -74,7 +91,7 @@ def test_compose_kafka_version_matches_local_broker():
 def test_compose_mounts_exist_and_depends_on_services():
     services = _services()
     for name, svc in services.items():
-        for target, src in _mounts(svc).items():
+        for _target, src in _mounts(svc).items():
             if src.startswith("./"):
                 assert (REPO / src).exists(), f"{name} mounts missing {src}"
         for dep in svc.get("depends_on", []):
@@ -93,12 +110,16 @@ def test_data_is_kept_where_each_image_writes_it():
     pgdata = postgres.get("environment", {}).get("PGDATA", IMAGE_DATA_DIR["postgres"])
     assert _mounts(postgres)[pgdata] == "pg-data"
     prometheus = services["prometheus"]
-    tsdb = [a.split("=", 1)[1] for a in prometheus["command"] if a.startswith("--storage.tsdb.path=")]
+    tsdb = [
+        a.split("=", 1)[1] for a in prometheus["command"] if a.startswith("--storage.tsdb.path=")
+    ]
     assert tsdb and _mounts(prometheus)[tsdb[0]] == "prometheus-data"
     poller = services["poller"]
     state = poller["command"][poller["command"].index("--state-file") + 1]
     assert _mounts(poller)[str(Path(state).parent)] == "poller-state"
-    assert str(Path(state).parent) == _dockerfile_value("WORKDIR")  # the image creates it for its user
+    assert str(Path(state).parent) == _dockerfile_value(
+        "WORKDIR"
+    )  # the image creates it for its user
     used = {src for svc in services.values() for src in _mounts(svc).values()}
     assert volumes <= used, f"declared but never mounted: {volumes - used}"
 
@@ -110,8 +131,9 @@ SINGLE_NODE = {"$i": "1", "$INTERNAL_RF": "1", "$INTERNAL_MIN_ISR": "1"}
 def _local_kafka_settings() -> dict[str, str]:
     script = (REPO / "deploy/local/kafka").read_text()
     block = script.split("<<CONF", 1)[1].split("\nCONF", 1)[0]
-    settings = dict(line.split("=", 1) for line in block.splitlines()
-                    if re.match(r"[a-z][a-z.]*=", line))
+    settings = dict(
+        line.split("=", 1) for line in block.splitlines() if re.match(r"[a-z][a-z.]*=", line)
+    )
     return {k: SINGLE_NODE.get(v, v) for k, v in settings.items()}
 
 
@@ -119,8 +141,11 @@ def test_broker_settings_match_deploy_local():
     local = _local_kafka_settings()
     assert "transaction.state.log.num.partitions" in local and "log.segment.bytes" in local
     env = _services()["kafka"]["environment"]
-    compose = {k[len("KAFKA_"):].lower().replace("_", "."): str(v) for k, v in env.items()
-               if k.startswith("KAFKA_")}
+    compose = {
+        k[len("KAFKA_") :].lower().replace("_", "."): str(v)
+        for k, v in env.items()
+        if k.startswith("KAFKA_")
+    }
     want = {k: v for k, v in local.items() if k not in HOST_SPECIFIC}
     got = {k: v for k, v in compose.items() if k not in HOST_SPECIFIC}
     assert got == want
@@ -135,8 +160,13 @@ def _blogpulse_commands(command) -> list[list[str]]:
 
 
 def _blogpulse_help() -> str:
-    result = subprocess.run([sys.executable, "-m", "streams.cli", "--help"], cwd=REPO,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "--help"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -183,10 +213,12 @@ def test_every_service_has_a_health_check_and_waits_for_healthy_ones():
     for name, svc in services.items():
         assert svc.get("healthcheck", {}).get("test"), f"{name} has no health check"
         deps = svc.get("depends_on", {})
-        for dep, cond in (deps.items() if isinstance(deps, dict) else []):
+        for dep, cond in deps.items() if isinstance(deps, dict) else []:
             assert cond["condition"] == "service_healthy", f"{name} -> {dep}"
     worker_check = " ".join(services["worker"]["healthcheck"]["test"])
-    assert f"127.0.0.1:{load_settings().web_port}/metrics" in worker_check  # where the worker serves them
+    assert (
+        f"127.0.0.1:{load_settings().web_port}/metrics" in worker_check
+    )  # where the worker serves them
     assert "BLOGPULSE_WEB_PORT" not in services["worker"]["environment"]
     ingest = services["ingest"]
     port = ingest["command"][ingest["command"].index("--port") + 1]
@@ -201,20 +233,29 @@ def _dockerfile() -> list[str]:
 
 
 def _dockerfile_value(instruction: str) -> str:
-    return [line.split(None, 1)[1] for line in _dockerfile() if line.startswith(instruction + " ")][-1]
+    return [line.split(None, 1)[1] for line in _dockerfile() if line.startswith(instruction + " ")][
+        -1
+    ]
 
 
 def test_image_installs_dependencies_before_the_source_and_runs_as_a_user():
     lines = _dockerfile()
-    first_source = min(i for i, line in enumerate(lines) if re.match(r"COPY (schemas|streams|sinks) ", line))
+    first_source = min(
+        i for i, line in enumerate(lines) if re.match(r"COPY (schemas|streams|sinks) ", line)
+    )
     deps = next(i for i, line in enumerate(lines) if "pip install -r" in line)
     assert deps < first_source  # the dependency layer does not depend on the source
-    assert all(re.match(r"COPY (pyproject\.toml|README\.md) ", line)
-               for line in lines[:deps] if line.startswith("COPY"))
+    assert all(
+        re.match(r"COPY (pyproject\.toml|README\.md) ", line)
+        for line in lines[:deps]
+        if line.startswith("COPY")
+    )
     assert any(line.startswith("RUN pip install --no-deps .") for line in lines[first_source:])
     user = _dockerfile_value("USER")
     assert user not in ("root", "0")
-    assert lines.index(f"USER {user}") < next(i for i, line in enumerate(lines) if line.startswith("CMD"))
+    assert lines.index(f"USER {user}") < next(
+        i for i, line in enumerate(lines) if line.startswith("CMD")
+    )
 
 
 def test_image_dependency_list_is_the_projects(tmp_path):
@@ -222,8 +263,9 @@ def test_image_dependency_list_is_the_projects(tmp_path):
     extra of pyproject.toml (compose uses PostgreSQL)."""
     run = next(line for line in _dockerfile() if "pip install -r" in line)
     snippet = re.search(r'python -c "(.*?)" >', run).group(1)
-    result = subprocess.run(["sh", "-c", f'python -c "{snippet}"'], cwd=REPO, capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        ["sh", "-c", f'python -c "{snippet}"'], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     extra = project["optional-dependencies"]["postgres"]

@@ -1,7 +1,7 @@
 """The worker's faust producer and topics get the publisher's durability: acks=all, idempotence,
 the configured min ISR and replication factor (streams/durability.py, streams/app.py)."""
-from __future__ import annotations
 
+from __future__ import annotations
 
 import pytest
 
@@ -56,4 +56,7 @@ def test_publisher_topics_carry_min_isr():
 
     s = Settings(replication_factor=3, min_insync_replicas=2)
     assert topic_configs(s) == {"min.insync.replicas": "2"}
-    assert topic_configs(s, compacted=True) == {"min.insync.replicas": "2", "cleanup.policy": "compact"}
+    assert topic_configs(s, compacted=True) == {
+        "min.insync.replicas": "2",
+        "cleanup.policy": "compact",
+    }

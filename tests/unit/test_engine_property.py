@@ -1,10 +1,11 @@
 """Property: for random histories of one post (shuffled, duplicated, with moderation changes) the
 engine's aggregates equal a straightforward recount written independently here."""
+
 from __future__ import annotations
 
 import hashlib
 from collections import Counter, defaultdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -17,8 +18,7 @@ STATUSES = ["approved", "approved", "approved", "hold", "spam", "trash", "delete
 
 
 def iso(ts):
-    return None if ts is None else datetime.fromtimestamp(ts, tz=timezone.utc).strftime(
-        "%Y-%m-%dT%H:%M:%SZ")
+    return None if ts is None else datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @st.composite
@@ -34,15 +34,26 @@ def histories(draw):
         t = draw(st.integers(0, 4 * 3600))
         status = draw(st.sampled_from(STATUSES))
         author = draw(st.sampled_from(["ann", "bob", "cy", "owner"]))
-        for _ in range(draw(st.integers(1, 2))):  # sometimes the creation is re-sent with a new status
+        for _ in range(
+            draw(st.integers(1, 2))
+        ):  # sometimes the creation is re-sent with a new status
             events.append(make(cid, typ, parent, kind, t, status, author))
             status = draw(st.sampled_from(STATUSES))
         for _ in range(draw(st.integers(0, 2))):
-            events.append(make(cid, "moderation", 0, "comment", draw(st.integers(0, 5 * 3600)),
-                               draw(st.sampled_from(STATUSES)), ""))
+            events.append(
+                make(
+                    cid,
+                    "moderation",
+                    0,
+                    "comment",
+                    draw(st.integers(0, 5 * 3600)),
+                    draw(st.sampled_from(STATUSES)),
+                    "",
+                )
+            )
     dups = draw(st.lists(st.sampled_from(events), max_size=5))
     order = draw(st.permutations(events + dups))
-    timeout = draw(st.sampled_from([0.0, 60.0, 3600.0, 10 ** 9]))
+    timeout = draw(st.sampled_from([0.0, 60.0, 3600.0, 10**9]))
     return order, timeout
 
 
@@ -88,17 +99,23 @@ def recount(events, timeout):
 
     places = {cid: place(cid) for cid in created}
     visible = {c: p for c, p in places.items() if isinstance(p, tuple)}
-    kinds = Counter(created[c].kind if created[c].type == "pingback" else created[c].type
-                    for c in visible)
+    kinds = Counter(
+        created[c].kind if created[c].type == "pingback" else created[c].type for c in visible
+    )
     people = {created[c].author_key for c in visible if created[c].type != "pingback"}
     roots = [c for c, (root, _) in visible.items() if root == c and created[c].type != "pingback"]
     times = [created[c].event_time for c in visible]
     talk = [created[c].event_time for c in visible if created[c].type != "pingback"]
     post = {
-        "comments": kinds["comment"], "replies": kinds["reply"], "pingbacks": kinds["pingback"],
-        "trackbacks": kinds["trackback"], "threads": len(roots), "participants": len(people),
-        "post_author_replies": sum(1 for c in visible
-                                   if created[c].type == "reply" and created[c].post_author),
+        "comments": kinds["comment"],
+        "replies": kinds["reply"],
+        "pingbacks": kinds["pingback"],
+        "trackbacks": kinds["trackback"],
+        "threads": len(roots),
+        "participants": len(people),
+        "post_author_replies": sum(
+            1 for c in visible if created[c].type == "reply" and created[c].post_author
+        ),
         "max_depth": max((d for _, d in visible.values()), default=0),
         "first_activity": iso(min(times, default=None)),
         "last_activity": iso(max(times, default=None)),
@@ -114,13 +131,18 @@ def recount(events, timeout):
             "depth": max((visible[c][1] for c in members), default=0),
             "participants": len({created[c].author_key for c in members + [r]}),
             "post_author_answered": any(created[c].post_author for c in members),
-            "time_to_first_reply_seconds": (int(min(reply_times) - created[r].event_time)
-                                            if members else None),
+            "time_to_first_reply_seconds": (
+                int(min(reply_times) - created[r].event_time) if members else None
+            ),
             "last_activity": iso(max(reply_times + [created[r].event_time])),
         }
     windows = defaultdict(Counter)
-    names = {"comment": "comments", "reply": "replies", "pingback": "pingbacks",
-             "trackback": "trackbacks"}
+    names = {
+        "comment": "comments",
+        "reply": "replies",
+        "pingback": "pingbacks",
+        "trackback": "trackbacks",
+    }
     for c in visible:
         e = created[c]
         label = names[e.kind if e.type == "pingback" else e.type]

@@ -1,4 +1,5 @@
 """One test per aggregation rule of streams.engine (docs/architecture.md, issue 4)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -7,8 +8,8 @@ import random
 
 import pytest
 
-from streams import engine
 from schemas.times import epoch as parse_time
+from streams import engine
 from streams.engine import EventFields, derive, diff, merge_event, new_state
 
 T0 = parse_time("2012-03-01T10:00:00Z")
@@ -16,8 +17,17 @@ POST_TIME = parse_time("2012-03-01T09:00:00Z")
 TIMEOUT = 3600.0
 
 
-def ev(cid, *, type="comment", parent=0, status="approved", t=0.0, author="a", post_author=False,
-       kind=None):
+def ev(
+    cid,
+    *,
+    type="comment",
+    parent=0,
+    status="approved",
+    t=0.0,
+    author="a",
+    post_author=False,
+    kind=None,
+):
     """An event `t` seconds after T0 (event_id as the contract computes it)."""
     kind = kind or ("pingback" if type == "pingback" else "comment")
     et = T0 + t
@@ -38,12 +48,18 @@ def run(events, timeout=TIMEOUT, now=None):
 
 
 def test_visible_counts_by_type():
-    d = run([
-        ev(1), ev(2, author="b"),
-        ev(3, type="reply", parent=1, author="owner", post_author=True, t=60),
-        ev(4, type="pingback"), ev(5, type="pingback", kind="trackback"),
-        ev(6, status="spam"), ev(7, status="hold"), ev(8, status="trash"),
-    ]).post
+    d = run(
+        [
+            ev(1),
+            ev(2, author="b"),
+            ev(3, type="reply", parent=1, author="owner", post_author=True, t=60),
+            ev(4, type="pingback"),
+            ev(5, type="pingback", kind="trackback"),
+            ev(6, status="spam"),
+            ev(7, status="hold"),
+            ev(8, status="trash"),
+        ]
+    ).post
     assert (d["comments"], d["replies"], d["pingbacks"], d["trackbacks"]) == (2, 1, 1, 1)
     assert d["threads"] == 2
     assert d["participants"] == 3  # a, b, owner; pings excluded
@@ -88,7 +104,9 @@ def test_moderation_before_entry_applies_when_entry_arrives():
 
 
 def test_replies_ten_levels_deep():
-    events = [ev(1)] + [ev(i, type="reply", parent=i - 1, t=i, author=f"p{i}") for i in range(2, 12)]
+    events = [ev(1)] + [
+        ev(i, type="reply", parent=i - 1, t=i, author=f"p{i}") for i in range(2, 12)
+    ]
     d = run(events)
     assert d.post["max_depth"] == 10
     assert d.post["replies"] == 10
@@ -127,12 +145,18 @@ def test_orphan_timeout_by_watermark_promotes_to_own_thread():
     assert after.post["waiting_replies"] == 0
     assert after.post["threads"] == 2 and after.post["replies"] == 2
     assert after.threads[2] == {
-        "replies": 1, "depth": 1, "participants": 1, "post_author_answered": True,
-        "time_to_first_reply_seconds": 10, "last_activity": "2012-03-01T10:00:10Z",
+        "replies": 1,
+        "depth": 1,
+        "participants": 1,
+        "post_author_answered": True,
+        "time_to_first_reply_seconds": 10,
+        "last_activity": "2012-03-01T10:00:10Z",
     }
     # the parent arriving later still wins: the reply joins the parent's thread
     joined = run([orphan, child, ev(4, t=TIMEOUT), ev(99, t=-5)])
-    assert joined.post["threads"] == 2 and 2 not in joined.threads and joined.threads[99]["depth"] == 2
+    assert (
+        joined.post["threads"] == 2 and 2 not in joined.threads and joined.threads[99]["depth"] == 2
+    )
 
 
 def test_orphan_timeout_by_worker_clock():
@@ -148,8 +172,12 @@ def test_orphan_timeout_by_worker_clock():
 
 
 def test_cycles_and_self_replies_wait_then_become_roots():
-    cycle = [ev(1, type="reply", parent=2), ev(2, type="reply", parent=1, t=5),
-             ev(3, type="reply", parent=3, t=5), ev(4, type="reply", parent=1, t=6)]
+    cycle = [
+        ev(1, type="reply", parent=2),
+        ev(2, type="reply", parent=1, t=5),
+        ev(3, type="reply", parent=3, t=5),
+        ev(4, type="reply", parent=1, t=6),
+    ]
     d = run(cycle)
     assert d.post["waiting_replies"] == 4 and d.post["threads"] == 0
     late = run(cycle, now=T0 + TIMEOUT + 10)
@@ -171,22 +199,48 @@ def test_duplicates_change_nothing():
 
 
 def test_windows_hour_and_day_by_event_time():
-    d = run([ev(1, t=0), ev(2, t=1800), ev(3, type="reply", parent=1, t=3700),
-             ev(4, type="pingback", t=86400), ev(5, status="spam", t=10)]).windows
-    assert d[("hour", "2012-03-01T10:00:00Z")] == {"comments": 2, "replies": 0, "pingbacks": 0,
-                                                   "trackbacks": 0}
+    d = run(
+        [
+            ev(1, t=0),
+            ev(2, t=1800),
+            ev(3, type="reply", parent=1, t=3700),
+            ev(4, type="pingback", t=86400),
+            ev(5, status="spam", t=10),
+        ]
+    ).windows
+    assert d[("hour", "2012-03-01T10:00:00Z")] == {
+        "comments": 2,
+        "replies": 0,
+        "pingbacks": 0,
+        "trackbacks": 0,
+    }
     assert d[("hour", "2012-03-01T11:00:00Z")]["replies"] == 1
-    assert d[("day", "2012-03-01T00:00:00Z")] == {"comments": 2, "replies": 1, "pingbacks": 0,
-                                                  "trackbacks": 0}
+    assert d[("day", "2012-03-01T00:00:00Z")] == {
+        "comments": 2,
+        "replies": 1,
+        "pingbacks": 0,
+        "trackbacks": 0,
+    }
     assert d[("day", "2012-03-02T00:00:00Z")]["pingbacks"] == 1
     assert len(d) == 5
 
 
 def test_thread_fields():
-    d = run([ev(1, author="root"), ev(2, type="reply", parent=1, t=30, author="x"),
-             ev(3, type="reply", parent=2, t=90, author="root")]).threads[1]
-    assert d == {"replies": 2, "depth": 2, "participants": 2, "post_author_answered": False,
-                 "time_to_first_reply_seconds": 30, "last_activity": "2012-03-01T10:01:30Z"}
+    d = run(
+        [
+            ev(1, author="root"),
+            ev(2, type="reply", parent=1, t=30, author="x"),
+            ev(3, type="reply", parent=2, t=90, author="root"),
+        ]
+    ).threads[1]
+    assert d == {
+        "replies": 2,
+        "depth": 2,
+        "participants": 2,
+        "post_author_answered": False,
+        "time_to_first_reply_seconds": 30,
+        "last_activity": "2012-03-01T10:01:30Z",
+    }
     lone = run([ev(1)]).threads[1]
     assert lone["depth"] == 0 and lone["time_to_first_reply_seconds"] is None
 
@@ -197,8 +251,12 @@ def test_diff_emits_only_changes_and_deletions():
     assert diff(old, old) == []
     new = run([ev(1), ev(2, t=4000), mod(2, "spam", 4001)])
     changes = {(c.aggregate, c.ident): c for c in diff(old, new)}
-    assert set(changes) == {("posts", None), ("threads", 2), ("windows", ("hour", "2012-03-01T11:00:00Z")),
-                            ("windows", ("day", "2012-03-01T00:00:00Z"))}
+    assert set(changes) == {
+        ("posts", None),
+        ("threads", 2),
+        ("windows", ("hour", "2012-03-01T11:00:00Z")),
+        ("windows", ("day", "2012-03-01T00:00:00Z")),
+    }
     assert changes[("threads", 2)].deleted
     assert changes[("windows", ("hour", "2012-03-01T11:00:00Z"))].deleted
     assert not changes[("windows", ("day", "2012-03-01T00:00:00Z"))].deleted
@@ -209,10 +267,13 @@ def test_state_round_trips_through_json():
     for e in [ev(1), ev(2, type="reply", parent=1, t=3), mod(7, "spam", 1)]:
         merge_event(state, e)
     again = engine.loads_state(engine.dumps_state(state))
-    assert derive(again, engine.now_of(again), TIMEOUT) == derive(state, engine.now_of(state), TIMEOUT)
+    assert derive(again, engine.now_of(again), TIMEOUT) == derive(
+        state, engine.now_of(state), TIMEOUT
+    )
 
 
-@pytest.mark.parametrize("text,expected", [("2012-03-01T10:00:00Z", T0),
-                                           ("2012-03-01T10:00:00+00:00", T0)])
+@pytest.mark.parametrize(
+    "text,expected", [("2012-03-01T10:00:00Z", T0), ("2012-03-01T10:00:00+00:00", T0)]
+)
 def test_parse_time(text, expected):
     assert parse_time(text) == expected

@@ -1,5 +1,6 @@
 """Every exception class of blogpulse derives from schemas.errors.BlogpulseError, so that the CLI
 can turn each expected error into one line and an exit code (streams/cli.py)."""
+
 from __future__ import annotations
 
 import importlib

@@ -1,6 +1,7 @@
 """The worker's consumer-group session (BLOGPULSE_SESSION_TIMEOUT, BLOGPULSE_HEARTBEAT_INTERVAL):
 validated in streams/settings.py and passed to faust's consumer (streams/app.py). What they buy is
 measured by the SIGKILL fault test (docs/reliability.md)."""
+
 from __future__ import annotations
 
 import os
@@ -42,14 +43,29 @@ def test_settings_reach_the_worker_consumer():
     assert got == {"session_ms": 30000, "heartbeat_ms": 2500}
 
 
-@pytest.mark.parametrize("env, message", [
-    ({"BLOGPULSE_SESSION_TIMEOUT": "ten"}, "BLOGPULSE_SESSION_TIMEOUT: expected a positive number"),
-    ({"BLOGPULSE_SESSION_TIMEOUT": "0"}, "BLOGPULSE_SESSION_TIMEOUT: expected a positive"),
-    ({"BLOGPULSE_HEARTBEAT_INTERVAL": "-1"}, "BLOGPULSE_HEARTBEAT_INTERVAL: expected a positive"),
-    ({"BLOGPULSE_HEARTBEAT_INTERVAL": "nan"}, "BLOGPULSE_HEARTBEAT_INTERVAL: expected a positive"),
-    ({"BLOGPULSE_SESSION_TIMEOUT": "91"}, "at most 90"),
-    ({"BLOGPULSE_SESSION_TIMEOUT": "6", "BLOGPULSE_HEARTBEAT_INTERVAL": "3"}, "at most a third"),
-])
+@pytest.mark.parametrize(
+    "env, message",
+    [
+        (
+            {"BLOGPULSE_SESSION_TIMEOUT": "ten"},
+            "BLOGPULSE_SESSION_TIMEOUT: expected a positive number",
+        ),
+        ({"BLOGPULSE_SESSION_TIMEOUT": "0"}, "BLOGPULSE_SESSION_TIMEOUT: expected a positive"),
+        (
+            {"BLOGPULSE_HEARTBEAT_INTERVAL": "-1"},
+            "BLOGPULSE_HEARTBEAT_INTERVAL: expected a positive",
+        ),
+        (
+            {"BLOGPULSE_HEARTBEAT_INTERVAL": "nan"},
+            "BLOGPULSE_HEARTBEAT_INTERVAL: expected a positive",
+        ),
+        ({"BLOGPULSE_SESSION_TIMEOUT": "91"}, "at most 90"),
+        (
+            {"BLOGPULSE_SESSION_TIMEOUT": "6", "BLOGPULSE_HEARTBEAT_INTERVAL": "3"},
+            "at most a third",
+        ),
+    ],
+)
 def test_bad_values_are_refused_with_the_variable_named(monkeypatch, env, message):
     from streams.settings import SettingError, Settings
 
@@ -60,11 +76,21 @@ def test_bad_values_are_refused_with_the_variable_named(monkeypatch, env, messag
 
 
 def test_worker_says_it_in_one_line():
-    done = subprocess.run([sys.executable, "-m", "streams.cli", "worker"], cwd=REPO,
-                          capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "PYTHONPATH": str(REPO),
-                               "BLOGPULSE_SESSION_TIMEOUT": "5", "BLOGPULSE_HEARTBEAT_INTERVAL": "2"})
+    done = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "worker"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={
+            **os.environ,
+            "PYTHONPATH": str(REPO),
+            "BLOGPULSE_SESSION_TIMEOUT": "5",
+            "BLOGPULSE_HEARTBEAT_INTERVAL": "2",
+        },
+    )
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
         "blogpulse: BLOGPULSE_HEARTBEAT_INTERVAL (2 s) must be at most a third of "
-        "BLOGPULSE_SESSION_TIMEOUT (5 s)"]
+        "BLOGPULSE_SESSION_TIMEOUT (5 s)"
+    ]

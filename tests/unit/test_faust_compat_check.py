@@ -1,6 +1,7 @@
 """streams/faust_compat.py check(): the worker refuses to start when the installed faust is not the
 one the patches were written for (version or a patched method's source), with one line naming what
 differs and the override; BLOGPULSE_FAUST_COMPAT=ignore starts anyway."""
+
 from __future__ import annotations
 
 import tomllib
@@ -28,8 +29,11 @@ def test_pyproject_pins_the_checked_versions_exactly():
 
 def test_another_faust_version_refuses_in_one_line(monkeypatch):
     real = faust_compat.installed_version
-    monkeypatch.setattr(faust_compat, "installed_version",
-                        lambda dist: "0.15.4" if dist == "faust-streaming" else real(dist))
+    monkeypatch.setattr(
+        faust_compat,
+        "installed_version",
+        lambda dist: "0.15.4" if dist == "faust-streaming" else real(dist),
+    )
     with pytest.raises(faust_compat.FaustMismatch) as caught:
         faust_compat.check("check")
     message = str(caught.value)
@@ -40,8 +44,11 @@ def test_another_faust_version_refuses_in_one_line(monkeypatch):
 
 def test_a_changed_patched_method_refuses(monkeypatch):
     monkeypatch.setitem(faust_compat.FINGERPRINTS, "Consumer._new_offset", "0" * 16)
-    with pytest.raises(faust_compat.FaustMismatch, match=r"changed since faust 0\.15\.3: "
-                                                         r"Consumer\._new_offset \("):
+    with pytest.raises(
+        faust_compat.FaustMismatch,
+        match=r"changed since faust 0\.15\.3: "
+        r"Consumer\._new_offset \(",
+    ):
         faust_compat.check()
 
 
@@ -54,8 +61,10 @@ def test_the_override_starts_anyway(monkeypatch, caplog):
 
 
 def test_an_unknown_override_value_is_refused():
-    with pytest.raises(faust_compat.FaustMismatch, match="BLOGPULSE_FAUST_COMPAT: expected one of "
-                                                         "check, ignore, got 'yes'"):
+    with pytest.raises(
+        faust_compat.FaustMismatch,
+        match="BLOGPULSE_FAUST_COMPAT: expected one of check, ignore, got 'yes'",
+    ):
         faust_compat.check("yes")
 
 
@@ -69,10 +78,13 @@ def test_a_patch_whose_methods_changed_is_not_installed(monkeypatch):
 def test_the_worker_refuses_to_start(monkeypatch, capsys):
     from streams.cli import main
 
-    monkeypatch.setattr(faust_compat, "mismatches", lambda: ["faust-streaming 0.16.0 installed, "
-                                                             "0.15.3 expected"])
-    monkeypatch.setattr("streams.publisher.ensure_topics",
-                        lambda *a, **k: pytest.fail("started although faust differs"))
+    monkeypatch.setattr(
+        faust_compat, "mismatches", lambda: ["faust-streaming 0.16.0 installed, 0.15.3 expected"]
+    )
+    monkeypatch.setattr(
+        "streams.publisher.ensure_topics",
+        lambda *a, **k: pytest.fail("started although faust differs"),
+    )
     monkeypatch.setenv("BLOGPULSE_DB", "sqlite://")
     assert main(["worker"]) == 2
     err = capsys.readouterr().err.strip()

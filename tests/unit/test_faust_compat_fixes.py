@@ -1,6 +1,7 @@
 """streams/faust_compat.py: stream partitions are seeked to their committed offsets before they are
 resumed when table recovery ends (the other order let the fetcher run ahead of the seek and lose
 records, see the module docstring)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -43,7 +44,8 @@ def _recovery(calls: list) -> SimpleNamespace:
         await coro
 
     app = SimpleNamespace(
-        consumer=FakeConsumer(calls), consumer_generation_id=3,
+        consumer=FakeConsumer(calls),
+        consumer_generation_id=3,
         on_rebalance_complete=SimpleNamespace(send=nothing),
         conf=SimpleNamespace(broker_request_timeout=1.0),
         flow_control=SimpleNamespace(resume=lambda: calls.append("flow_control")),
@@ -52,11 +54,15 @@ def _recovery(calls: list) -> SimpleNamespace:
         on_rebalance_end=lambda: None,
     )
     return SimpleNamespace(
-        app=app, log=SimpleNamespace(info=lambda *a: None, warning=lambda *a: None),
-        _set_recovery_ended=lambda: None, tables={}, _wait=wait,
+        app=app,
+        log=SimpleNamespace(info=lambda *a: None, warning=lambda *a: None),
+        _set_recovery_ended=lambda: None,
+        tables={},
+        _wait=wait,
         _is_changelog_tp=lambda tp: tp.topic.endswith("-changelog"),
         completed=SimpleNamespace(set=lambda: calls.append("completed")),
-        actives_for_table={}, standbys_for_table={},
+        actives_for_table={},
+        standbys_for_table={},
     )
 
 
@@ -67,8 +73,9 @@ def test_the_fix_is_installed():
 def test_seek_happens_before_stream_partitions_resume():
     calls: list = []
     rec = _recovery(calls)
-    rec.tables = SimpleNamespace(values=lambda: [], on_actives_ready=lambda: None,
-                                 on_standbys_ready=lambda: None)
+    rec.tables = SimpleNamespace(
+        values=lambda: [], on_actives_ready=lambda: None, on_standbys_ready=lambda: None
+    )
     asyncio.run(faust_compat._on_recovery_completed(rec, generation_id=3))
     assert calls[:2] == ["seek", ("resume", ["blog.comments"])]
     assert calls.index("flow_control") > calls.index("seek")
@@ -77,13 +84,15 @@ def test_seek_happens_before_stream_partitions_resume():
 def test_nothing_resumes_when_a_new_rebalance_started():
     calls: list = []
     rec = _recovery(calls)
-    rec.tables = SimpleNamespace(values=lambda: [], on_actives_ready=lambda: None,
-                                 on_standbys_ready=lambda: None)
+    rec.tables = SimpleNamespace(
+        values=lambda: [], on_actives_ready=lambda: None, on_standbys_ready=lambda: None
+    )
     asyncio.run(faust_compat._on_recovery_completed(rec, generation_id=2))  # app is at 3
     assert calls == []
 
 
 # --- commits over compacted offsets ---------------------------------------------------------------
+
 
 class Partition:
     """One partition as faust's consumer sees it: the same bookkeeping as Consumer (acked list and
@@ -133,8 +142,8 @@ def _consume(partition: Partition, offsets: list[int], rnd: random.Random) -> No
                 partition.read_record(offsets[i])
                 unacked.append(offsets[i])
                 i += 1
-        batch = unacked[:rnd.randint(0, 30)]
-        del unacked[:len(batch)]
+        batch = unacked[: rnd.randint(0, 30)]
+        del unacked[: len(batch)]
         for offset in batch:
             partition.ack(offset)
             acked.add(offset)
@@ -202,6 +211,7 @@ class _Service:
 
     def __init__(self) -> None:
         from mode.utils.locks import Event
+
         self._stopped, self._crashed = Event(), Event()
         self.loop = asyncio.get_running_loop()
 

@@ -4,6 +4,7 @@ Walks every module of schemas/, sinks/ and streams/ and fails on `x._name` where
 cls, on getattr/setattr/hasattr/delattr with a literal "_name", and on `self._name` inside a class
 derived from a faust or mode class (a faust Record's `_options`, a Service's `_stopped`). Our own
 private names used across modules are in ALLOWED, each with the reason, reviewed by hand."""
+
 from __future__ import annotations
 
 import ast
@@ -17,8 +18,10 @@ THIRD_PARTY = ("faust", "mode", "aiokafka")
 # (module, attribute): why it is not faust's private API
 ALLOWED = {
     ("streams/worker.py", "_flush_lock"): "streams.agents' own lock (blogpulse, not faust)",
-    ("streams/ingest/delivery.py", "_producer"):
-        "streams.publisher.Publisher's kafka-python producer (blogpulse's class, not faust)",
+    (
+        "streams/ingest/delivery.py",
+        "_producer",
+    ): "streams.publisher.Publisher's kafka-python producer (blogpulse's class, not faust)",
 }
 
 
@@ -30,8 +33,11 @@ def _third_party_names(tree: ast.Module) -> set[str]:
             for alias in node.names:
                 if alias.name.split(".")[0] in THIRD_PARTY:
                     names.add((alias.asname or alias.name).split(".")[0])
-        elif isinstance(node, ast.ImportFrom) and node.module \
-                and node.module.split(".")[0] in THIRD_PARTY:
+        elif (
+            isinstance(node, ast.ImportFrom)
+            and node.module
+            and node.module.split(".")[0] in THIRD_PARTY
+        ):
             names.update(alias.asname or alias.name for alias in node.names)
     return names
 
@@ -58,15 +64,24 @@ def _uses(path: Path) -> list[tuple[int, str]]:
             owner = node.value
             if not (isinstance(owner, ast.Name) and owner.id in ("self", "cls")):
                 found.append((node.lineno, node.attr))
-        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
-                and node.func.id in ("getattr", "setattr", "hasattr", "delattr") \
-                and len(node.args) >= 2 and isinstance(node.args[1], ast.Constant) \
-                and isinstance(node.args[1].value, str) and _private(node.args[1].value):
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in ("getattr", "setattr", "hasattr", "delattr")
+            and len(node.args) >= 2
+            and isinstance(node.args[1], ast.Constant)
+            and isinstance(node.args[1].value, str)
+            and _private(node.args[1].value)
+        ):
             found.append((node.lineno, node.args[1].value))
     for cls in faust_classes:
         for node in ast.walk(cls):
-            if isinstance(node, ast.Attribute) and _private(node.attr) \
-                    and isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"):
+            if (
+                isinstance(node, ast.Attribute)
+                and _private(node.attr)
+                and isinstance(node.value, ast.Name)
+                and node.value.id in ("self", "cls")
+            ):
                 found.append((node.lineno, node.attr))
     return found
 
@@ -81,9 +96,10 @@ def test_only_the_compat_module_touches_faust_private_api():
             for line, attr in _uses(path):
                 if (module, attr) not in ALLOWED:
                     offences.append(f"{module}:{line}: .{attr}")
-    assert not offences, ("private attributes outside streams/faust_compat.py (move them behind "
-                          "a named function there, or add a reviewed ALLOWED entry):\n"
-                          + "\n".join(offences))
+    assert not offences, (
+        "private attributes outside streams/faust_compat.py (move them behind "
+        "a named function there, or add a reviewed ALLOWED entry):\n" + "\n".join(offences)
+    )
 
 
 def test_the_walk_sees_what_it_should():

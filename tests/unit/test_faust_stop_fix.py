@@ -2,6 +2,7 @@
 streams to be acknowledged, the WHILE_WAIT_EMPTY tasks run (the worker's flushes what the agent
 holds, streams/worker.py) and are cancelled once the wait is over. The worker run is
 tests/faults/test_faults.py::test_worker_sigterm_while_catching_up_stops_at_once."""
+
 from __future__ import annotations
 
 import asyncio

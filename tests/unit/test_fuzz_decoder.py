@@ -2,23 +2,34 @@
 
 Inputs are random bytes, random JSON values, and valid events with one field mutated, so the fuzzer
 reaches the validator's field checks and not only the JSON parser."""
+
 from __future__ import annotations
 
 import json
 
 import orjson
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from schemas.wire import InvalidEvent, decode_event, make_event
 
 FUZZ = settings(max_examples=200, deadline=500, suppress_health_check=[HealthCheck.too_slow])
 
-VALID = make_event(type="reply", site="fuzz.example", post_id=3, comment_id=9, parent_id=4,
-                   author_key="a" * 64, event_time="2020-01-02T03:04:05Z")
+VALID = make_event(
+    type="reply",
+    site="fuzz.example",
+    post_id=3,
+    comment_id=9,
+    parent_id=4,
+    author_key="a" * 64,
+    event_time="2020-01-02T03:04:05Z",
+)
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
+    ),
     max_leaves=12,
 )
 
@@ -34,7 +45,12 @@ def _decodes_or_rejects(raw: bytes) -> None:
     except InvalidEvent as exc:
         assert exc.args, "InvalidEvent must say which field and why"
         return
-    assert isinstance(event, dict) and event["type"] in ("comment", "reply", "pingback", "moderation")
+    assert isinstance(event, dict) and event["type"] in (
+        "comment",
+        "reply",
+        "pingback",
+        "moderation",
+    )
 
 
 @FUZZ

@@ -2,28 +2,51 @@
 
 Seeds are the shared WordPress export test files and the sample export; mutations flip, insert and
 delete bytes and splice in XML-significant fragments (entities, CDATA, tags, DOCTYPE)."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from schemas.identity import AuthorKeyer
-from schemas.wire import InvalidEvent
 from schemas.wxr import ReadError, read_wxr
 
 REPO = Path(__file__).resolve().parents[2]
-SEEDS = sorted((REPO.parent / "shared" / "wxr").glob("*.xml")) + [REPO / "schemas/sample/sample-export.xml"]
+SEEDS = sorted((REPO.parent / "shared" / "wxr").glob("*.xml")) + [
+    REPO / "schemas/sample/sample-export.xml"
+]
 SEED_BYTES = [p.read_bytes() for p in SEEDS if p.stat().st_size < 30_000]
 KEYER = AuthorKeyer(b"fuzz-secret")
-FRAGMENTS = [b"<", b">", b"&", b"&amp;", b"&#0;", b"&#x110000;", b"]]>", b"<![CDATA[", b"</item>",
-             b"<item>", b"<wp:comment>", b"</wp:comment>", b"<!DOCTYPE x [<!ENTITY a 'aaaa'>]>",
-             b"&a;", b"\xff\xfe", b"\x00", b"<wp:comment_parent>-1</wp:comment_parent>",
-             b"<wp:comment_date_gmt>9999-99-99 99:99:99</wp:comment_date_gmt>",
-             b"<wp:comment_id>0</wp:comment_id>", b"<wp:wxr_version>x</wp:wxr_version>"]
+FRAGMENTS = [
+    b"<",
+    b">",
+    b"&",
+    b"&amp;",
+    b"&#0;",
+    b"&#x110000;",
+    b"]]>",
+    b"<![CDATA[",
+    b"</item>",
+    b"<item>",
+    b"<wp:comment>",
+    b"</wp:comment>",
+    b"<!DOCTYPE x [<!ENTITY a 'aaaa'>]>",
+    b"&a;",
+    b"\xff\xfe",
+    b"\x00",
+    b"<wp:comment_parent>-1</wp:comment_parent>",
+    b"<wp:comment_date_gmt>9999-99-99 99:99:99</wp:comment_date_gmt>",
+    b"<wp:comment_id>0</wp:comment_id>",
+    b"<wp:wxr_version>x</wp:wxr_version>",
+]
 
-FUZZ = settings(max_examples=120, deadline=2000,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+FUZZ = settings(
+    max_examples=120,
+    deadline=2000,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 
 
 def _mutate(data, raw: bytes) -> bytes:
@@ -36,7 +59,7 @@ def _mutate(data, raw: bytes) -> bytes:
         elif op == "insert":
             buf[pos:pos] = data.draw(st.binary(min_size=1, max_size=16))
         elif op == "delete":
-            del buf[pos:pos + data.draw(st.integers(1, 64))]
+            del buf[pos : pos + data.draw(st.integers(1, 64))]
         else:
             buf[pos:pos] = data.draw(st.sampled_from(FRAGMENTS))
     return bytes(buf)

@@ -1,16 +1,22 @@
 """The endpoint's refusals, with a stand-in publisher (the real broker is in tests/integration)."""
+
 from __future__ import annotations
 
 import orjson
 from aiohttp.test_utils import TestClient, TestServer
 
 from schemas.identity import AuthorKeyer
-from streams.publisher import BrokerUnavailable
 from streams.ingest.http import IngestConfig, build_app, sign
+from streams.publisher import BrokerUnavailable
 
 SECRET = b"s"
-ROW = {"comment_ID": "1", "comment_post_ID": "2", "comment_approved": "1",
-       "comment_date_gmt": "2012-03-01 10:00:00", "comment_author_email": "a@example.org"}
+ROW = {
+    "comment_ID": "1",
+    "comment_post_ID": "2",
+    "comment_approved": "1",
+    "comment_date_gmt": "2012-03-01 10:00:00",
+    "comment_author_email": "a@example.org",
+}
 
 
 class StubPublisher:
@@ -27,16 +33,18 @@ class StubPublisher:
 
 
 async def _client(publisher, max_bytes=1024):
-    app = build_app(IngestConfig(secret=SECRET, max_bytes=max_bytes, site="blog"), publisher,
-                    AuthorKeyer(b"k"))
+    app = build_app(
+        IngestConfig(secret=SECRET, max_bytes=max_bytes, site="blog"), publisher, AuthorKeyer(b"k")
+    )
     client = TestClient(TestServer(app))
     await client.start_server()
     return client
 
 
 async def _post(client, raw, secret=SECRET, **kw):
-    resp = await client.post("/ingest/wordpress", data=raw,
-                             headers={"X-Blogpulse-Signature": sign(secret, raw)}, **kw)
+    resp = await client.post(
+        "/ingest/wordpress", data=raw, headers={"X-Blogpulse-Signature": sign(secret, raw)}, **kw
+    )
     return resp.status, await resp.json()
 
 
@@ -53,7 +61,10 @@ async def test_202_only_after_publish_and_refusals():
         async def chunked():  # no Content-Length: the bound holds while streaming
             for _ in range(5):
                 yield b" " * 400
-        resp = await client.post("/ingest/wordpress", data=chunked(), headers={"X-Blogpulse-Signature": "x"})
+
+        resp = await client.post(
+            "/ingest/wordpress", data=chunked(), headers={"X-Blogpulse-Signature": "x"}
+        )
         assert resp.status == 413
         assert len(pub.published) == 2
     finally:
@@ -63,8 +74,11 @@ async def test_202_only_after_publish_and_refusals():
 async def test_broker_unavailable_is_503_and_surprises_are_opaque_500():
     client = await _client(StubPublisher(BrokerUnavailable("gone")))
     try:
-        resp = await client.post("/ingest/wordpress", data=orjson.dumps(ROW),
-                                 headers={"X-Blogpulse-Signature": sign(SECRET, orjson.dumps(ROW))})
+        resp = await client.post(
+            "/ingest/wordpress",
+            data=orjson.dumps(ROW),
+            headers={"X-Blogpulse-Signature": sign(SECRET, orjson.dumps(ROW))},
+        )
         assert resp.status == 503 and resp.headers["Retry-After"] == "5"
     finally:
         await client.close()

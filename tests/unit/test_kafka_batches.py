@@ -1,6 +1,7 @@
 """streams/kafka_batches.py: records go out in aiokafka record batches per topic partition, and
 every batch is closed when handed over, which is what makes aiokafka send it without waiting for
 the producer's linger time (checked on aiokafka's own batch classes)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -36,8 +37,10 @@ def test_batches_per_partition_are_closed_so_they_do_not_linger():
     producer = Producer()
     futures = asyncio.run(sender.send(producer))
     assert len(futures) == 2 and sender.count == 0
-    assert sorted(producer.sent) == [("engagement.posts", 0, 3, None),
-                                     ("engagement.posts", 1, 2, None)]
+    assert sorted(producer.sent) == [
+        ("engagement.posts", 0, 3, None),
+        ("engagement.posts", 1, 2, None),
+    ]
 
 
 def test_a_full_batch_is_split_and_every_part_is_closed():
@@ -53,10 +56,12 @@ def test_a_full_batch_is_split_and_every_part_is_closed():
 
 def test_an_open_batch_would_linger():
     """The property the sender relies on, shown the other way round."""
+
     async def linger():
         builder = BatchBuilder(1024, 0)
         builder.append(key=b"k", value=b"v", timestamp=None)
-        return MessageBatch(TopicPartition("t", 0), builder, ttl=30,
-                            linger_time=10.0).remaining_linger()
+        return MessageBatch(
+            TopicPartition("t", 0), builder, ttl=30, linger_time=10.0
+        ).remaining_linger()
 
     assert asyncio.run(linger()) is not None

@@ -6,6 +6,7 @@
     streams/  Kafka, faust, the settings and the CLI: may import both
 
 Every import statement counts, also those inside functions (imports are often deferred there)."""
+
 from __future__ import annotations
 
 import ast
@@ -33,8 +34,12 @@ def _imported(tree: ast.AST) -> list[tuple[int, str]]:
             found += [(node.lineno, alias.name) for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             found.append((node.lineno, node.module))
-        elif isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "import_module" \
-                and node.args and isinstance(node.args[0], ast.Constant):
+        elif (
+            isinstance(node, ast.Call)
+            and getattr(node.func, "attr", None) == "import_module"
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+        ):
             found.append((node.lineno, str(node.args[0].value)))  # importlib.import_module("x")
     return found
 
@@ -51,9 +56,12 @@ def test_the_walk_sees_every_layer():
 @pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(REPO)))
 def test_no_import_runs_up_a_layer(path):
     own = path.relative_to(REPO).parts[0]
-    upward = [f"line {line}: {name}" for line, name in _imported(ast.parse(path.read_text()))
-              if (target := _layer_of(name)) and LAYERS.index(target) > LAYERS.index(own)]
-    assert not upward, f"{own}/ may import only {LAYERS[:LAYERS.index(own) + 1]}: {upward}"
+    upward = [
+        f"line {line}: {name}"
+        for line, name in _imported(ast.parse(path.read_text()))
+        if (target := _layer_of(name)) and LAYERS.index(target) > LAYERS.index(own)
+    ]
+    assert not upward, f"{own}/ may import only {LAYERS[: LAYERS.index(own) + 1]}: {upward}"
 
 
 def _env_reads(tree: ast.AST) -> list[int]:
@@ -61,11 +69,19 @@ def _env_reads(tree: ast.AST) -> list[int]:
     environ`)."""
     lines = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.Attribute) and node.attr in ("environ", "environb", "getenv",
-                                                              "putenv", "unsetenv"):
+        if isinstance(node, ast.Attribute) and node.attr in (
+            "environ",
+            "environb",
+            "getenv",
+            "putenv",
+            "unsetenv",
+        ):
             lines.append(node.lineno)
-        elif isinstance(node, ast.ImportFrom) and node.module == "os" \
-                and any(a.name in ("environ", "environb", "getenv") for a in node.names):
+        elif (
+            isinstance(node, ast.ImportFrom)
+            and node.module == "os"
+            and any(a.name in ("environ", "environb", "getenv") for a in node.names)
+        ):
             lines.append(node.lineno)
     return lines
 
@@ -76,8 +92,10 @@ def test_only_the_settings_module_reads_the_environment(path):
     if name == SETTINGS_MODULE or name in ENV_ALLOWED:
         return
     lines = _env_reads(ast.parse(path.read_text()))
-    assert not lines, (f"{name} reads the environment (lines {lines}): add a field to "
-                       f"{SETTINGS_MODULE} and pass the settings down")
+    assert not lines, (
+        f"{name} reads the environment (lines {lines}): add a field to "
+        f"{SETTINGS_MODULE} and pass the settings down"
+    )
 
 
 def test_the_checks_catch_what_they_are_for():

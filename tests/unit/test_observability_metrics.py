@@ -1,8 +1,7 @@
 """streams.observability without a broker: consumer-lag arithmetic and export, the bounded top-N
 activity gauge, end-to-end latency, and install() on the real faust app object."""
-from __future__ import annotations
 
-from types import SimpleNamespace
+from __future__ import annotations
 
 import pytest
 from faust.types import TP
@@ -58,8 +57,10 @@ async def test_lag_collector_exports_assigned_blogpulse_partitions_only():
     assert lags == {("blog.comments", 0): 20, ("blog.comments", 1): 5, ("engagement.posts", 2): 0}
     assert sample("blogpulse_consumer_lag", topic="blog.comments", partition="0") == 20
     assert sample("blogpulse_consumer_lag", topic="blog.comments", partition="1") == 5
-    assert sample("blogpulse_consumer_lag", topic="blogpulse-post_state-changelog",
-                  partition="0") is None
+    assert (
+        sample("blogpulse_consumer_lag", topic="blogpulse-post_state-changelog", partition="0")
+        is None
+    )
 
     # After a rebalance takes partition 1 away, its series disappears instead of going stale.
     consumer._assignment = {comments0}
@@ -88,8 +89,18 @@ def test_post_activity_publishes_top_ranks_per_window():
     assert not activity.maybe_roll()
     now[0] = 60.0
     assert activity.maybe_roll()
-    assert [sample("blogpulse_top_post_events", rank=str(r)) for r in range(1, 11)] == \
-        [15, 14, 13, 12, 11, 10, 9, 8, 7, 6]
+    assert [sample("blogpulse_top_post_events", rank=str(r)) for r in range(1, 11)] == [
+        15,
+        14,
+        13,
+        12,
+        11,
+        10,
+        9,
+        8,
+        7,
+        6,
+    ]
     assert sample("blogpulse_top_post_events", rank="11") is None  # only 10 ranks, ever
     assert sample("blogpulse_active_posts") == 15
 

@@ -1,4 +1,5 @@
 """streams/process.py: stop_process stops cleanly when it can and kills when it must."""
+
 from __future__ import annotations
 
 import signal
@@ -8,8 +9,10 @@ import time
 
 from streams.process import stop_process
 
-IGNORES_TERM = ("import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
-                "print('ready', flush=True); time.sleep(60)")
+IGNORES_TERM = (
+    "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+    "print('ready', flush=True); time.sleep(60)"
+)
 
 
 def test_a_process_that_obeys_sigterm_stops_with_it():

@@ -1,5 +1,6 @@
 """When `reprocess start` calls a generation caught up (streams.reprocess.measure), with stand-ins
 for the two Kafka clients (only their offset answers matter here)."""
+
 from __future__ import annotations
 
 from kafka import TopicPartition
@@ -36,8 +37,9 @@ class Consumer:
 
 def measure(committed: dict, out_end: int):
     begin, target = {A0: 10, A1: 0}, {A0: 110, A1: 50}  # 150 events to read
-    return reprocess.measure(Admin(committed), Consumer({OUT: out_end}), "g", begin, target,
-                             ["engagement.posts.g2"])
+    return reprocess.measure(
+        Admin(committed), Consumer({OUT: out_end}), "g", begin, target, ["engagement.posts.g2"]
+    )
 
 
 def test_nothing_committed_yet():

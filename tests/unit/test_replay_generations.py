@@ -1,6 +1,7 @@
 """Generations of the sink tables (sinks/generations.py) on SQLite: a rebuild writes its own tables,
 readers (the *_current views, `blogpulse stats`) follow the active generation, switch is atomic,
 cleanup drops only an inactive generation and numbers are never reused."""
+
 from __future__ import annotations
 
 import orjson
@@ -25,13 +26,19 @@ def engine(tmp_path, monkeypatch):
 
 def current_posts(engine) -> list[tuple]:
     with engine.connect() as conn:
-        return conn.execute(text("SELECT site, post_id, comments FROM post_engagement_current "
-                                 "ORDER BY site, post_id")).all()
+        return conn.execute(
+            text(
+                "SELECT site, post_id, comments FROM post_engagement_current ORDER BY site, post_id"
+            )
+        ).all()
 
 
 def fill(engine, generation: int, comments: int) -> None:
-    write_batch(engine, [post("s", 1, comments), thread("s", 1, 7, 2),
-                         window("s", 1, "2012-03-01T10:00:00Z", 2)], generation=generation)
+    write_batch(
+        engine,
+        [post("s", 1, comments), thread("s", 1, 7, 2), window("s", 1, "2012-03-01T10:00:00Z", 2)],
+        generation=generation,
+    )
 
 
 def test_new_generation_is_written_apart_and_readers_switch_atomically(engine, capsys):
@@ -46,7 +53,7 @@ def test_new_generation_is_written_apart_and_readers_switch_atomically(engine, c
     assert current_posts(engine) == [("s", 1, 5)]
     assert main(["stats", "--json"]) == 0
     out = capsys.readouterr().out
-    assert orjson.loads(out[out.index("{"):])["top_posts"][0]["comments"] == 5
+    assert orjson.loads(out[out.index("{") :])["top_posts"][0]["comments"] == 5
     with engine.connect() as conn:  # the views point at the new tables, both of them
         assert conn.execute(text("SELECT count(*) FROM thread_engagement_current")).scalar() == 1
         assert generations.active(conn) == 2
@@ -103,7 +110,11 @@ def test_a_failed_switch_leaves_everything_as_it_was(engine, monkeypatch):
 
 def test_commands_on_an_unmigrated_database_say_what_to_run(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("BLOGPULSE_DB", f"sqlite:///{tmp_path / 'empty.db'}")
-    for argv in (["reprocess", "status"], ["reprocess", "switch", "2"], ["reprocess", "cleanup", "2"]):
+    for argv in (
+        ["reprocess", "status"],
+        ["reprocess", "switch", "2"],
+        ["reprocess", "cleanup", "2"],
+    ):
         assert main(argv) == 1
         err = capsys.readouterr().err
         assert "blogpulse db upgrade" in err and "Traceback" not in err and "SELECT" not in err

@@ -1,4 +1,5 @@
 """`blogpulse replay`: event-time ordering, pacing, progress and the command's errors (no services)."""
+
 from __future__ import annotations
 
 import io
@@ -15,16 +16,22 @@ def ev(n: int, t: str) -> dict:
 
 
 def test_sorted_by_event_time_and_stable_for_equal_times():
-    events = [ev(0, "2012-03-01T10:00:05Z"), ev(1, "2012-03-01T10:00:00Z"),
-              ev(2, "2012-03-01T10:00:05Z"), ev(3, "2011-12-31T23:59:59Z"),
-              ev(4, "2012-03-01T10:00:00Z")]
+    events = [
+        ev(0, "2012-03-01T10:00:05Z"),
+        ev(1, "2012-03-01T10:00:00Z"),
+        ev(2, "2012-03-01T10:00:05Z"),
+        ev(3, "2011-12-31T23:59:59Z"),
+        ev(4, "2012-03-01T10:00:00Z"),
+    ]
     order = [e["n"] for _, e in in_event_time_order(events)]
     assert order == [3, 1, 4, 0, 2]  # equal times keep file order (1 before 4, 0 before 2)
 
 
 def test_stable_sort_on_many_random_events_matches_a_reference():
     rng = random.Random(3)
-    events = [ev(i, f"2012-03-0{rng.randint(1, 3)}T1{rng.randint(0, 2)}:00:00Z") for i in range(5000)]
+    events = [
+        ev(i, f"2012-03-0{rng.randint(1, 3)}T1{rng.randint(0, 2)}:00:00Z") for i in range(5000)
+    ]
     got = [e["n"] for _, e in in_event_time_order(events)]
     # reference: sort by (time text, position); the fixed-width ...Z format sorts like the time
     want = [e["n"] for e in sorted(events, key=lambda e: (e["event_time"], e["n"]))]
@@ -83,7 +90,7 @@ def test_progress_lines_are_rate_limited_and_final():
     fake = FakeClock()
     buf = io.StringIO()
     progress = Progress(4, out=buf, every=1.0, clock=fake.clock)
-    for e in progress.track([ev(i, "2012-03-01T10:00:00Z") for i in range(4)]):
+    for _e in progress.track([ev(i, "2012-03-01T10:00:00Z") for i in range(4)]):
         fake.now += 0.4
     progress.line()
     lines = buf.getvalue().splitlines()
@@ -92,8 +99,14 @@ def test_progress_lines_are_rate_limited_and_final():
     assert lines[-1].startswith("replay: 4/4 events (100%)")
 
 
-@pytest.mark.parametrize("argv", [["replay", "f", "--speed", "0"], ["replay", "f", "--speed", "x"],
-                                  ["replay", "f", "--speed", "2", "--as-fast-as-possible"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["replay", "f", "--speed", "0"],
+        ["replay", "f", "--speed", "x"],
+        ["replay", "f", "--speed", "2", "--as-fast-as-possible"],
+    ],
+)
 def test_bad_replay_arguments_are_usage_errors(argv, capsys):
     with pytest.raises(SystemExit) as exc:
         main(argv)

@@ -1,4 +1,5 @@
 """schemas.identity: deterministic event ids, HMAC author keys and the per-user secret file."""
+
 from __future__ import annotations
 
 import hashlib
@@ -11,8 +12,10 @@ from streams.settings import Settings
 
 def test_event_id_is_the_documented_derivation():
     text = "blog.example.org/42/101/comment/approved/2012-03-01T10:00:00Z"
-    assert event_id("blog.example.org", 42, 101, "comment", "approved", "2012-03-01T10:00:00Z") == \
-        hashlib.sha256(text.encode()).hexdigest()[:32]
+    assert (
+        event_id("blog.example.org", 42, 101, "comment", "approved", "2012-03-01T10:00:00Z")
+        == hashlib.sha256(text.encode()).hexdigest()[:32]
+    )
 
 
 def test_author_key_is_hmac_of_normalised_email():

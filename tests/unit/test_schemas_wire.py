@@ -1,13 +1,15 @@
 """schemas.wire: the per-message decode/encode of input events, and the Records of schemas.events.
 Property tests: any valid event survives model -> JSON -> model; decode_event never raises anything
 but InvalidEvent, on any bytes."""
+
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from schemas.events import Comment, ModerationChange, Pingback, Reply, event_from_wire
 from schemas.identity import event_id
@@ -17,9 +19,15 @@ KEY = "ab" * 32
 
 
 def good(**over):
-    fields = dict(type="comment", site="blog.example.org", post_id=7, comment_id=3,
-                  author_key=KEY, event_time="2012-03-01T10:00:00Z",
-                  post_time="2012-03-01T09:00:00Z")
+    fields = dict(
+        type="comment",
+        site="blog.example.org",
+        post_id=7,
+        comment_id=3,
+        author_key=KEY,
+        event_time="2012-03-01T10:00:00Z",
+        post_time="2012-03-01T09:00:00Z",
+    )
     fields.update(over)
     return make_event(**fields)
 
@@ -34,12 +42,31 @@ def test_valid_event_decodes_to_the_same_dict():
 
 
 def test_wire_json_is_the_contract_and_has_no_faust_metadata():
-    record = Reply(site="s", post_id=1, comment_id=5, parent_id=4, author_key=KEY,
-                   event_time=datetime(2012, 3, 1, 10, tzinfo=timezone.utc))
+    record = Reply(
+        site="s",
+        post_id=1,
+        comment_id=5,
+        parent_id=4,
+        author_key=KEY,
+        event_time=datetime(2012, 3, 1, 10, tzinfo=UTC),
+    )
     obj = orjson.loads(encode_event(record))
-    assert list(obj) == ["schema_version", "event_id", "type", "site", "post_id", "comment_id",
-                         "parent_id", "post_author", "author_key", "kind", "source_url",
-                         "event_time", "post_time", "status"]
+    assert list(obj) == [
+        "schema_version",
+        "event_id",
+        "type",
+        "site",
+        "post_id",
+        "comment_id",
+        "parent_id",
+        "post_author",
+        "author_key",
+        "kind",
+        "source_url",
+        "event_time",
+        "post_time",
+        "status",
+    ]
     assert obj["type"] == "reply" and obj["event_time"] == "2012-03-01T10:00:00Z"
     assert obj["event_id"] == event_id("s", 1, 5, "reply", "approved", "2012-03-01T10:00:00Z")
     assert "__faust" not in encode_event(record).decode()
@@ -47,48 +74,60 @@ def test_wire_json_is_the_contract_and_has_no_faust_metadata():
 
 def _rebuilt(event):
     """The event with event_id derived again (after a test changed a field on purpose)."""
-    return {**event, "event_id": event_id(event["site"], event["post_id"], event["comment_id"],
-                                          event["type"], event["status"], event["event_time"])}
+    return {
+        **event,
+        "event_id": event_id(
+            event["site"],
+            event["post_id"],
+            event["comment_id"],
+            event["type"],
+            event["status"],
+            event["event_time"],
+        ),
+    }
 
 
-FUTURE = (datetime.now(timezone.utc) + timedelta(days=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
+FUTURE = (datetime.now(UTC) + timedelta(days=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-@pytest.mark.parametrize("data, field", [
-    (b"\xff\xfe{", "utf8"),
-    (b'{"type": "comment",', "json"),
-    (b"[1, 2]", "schema"),
-    (b'"comment"', "schema"),
-    (raw(_rebuilt({**good(), "type": "like"})), "type"),
-    (raw({k: v for k, v in good().items() if k != "post_id"}), "post_id"),
-    (raw(_rebuilt({**good(), "post_id": "7"})), "post_id"),
-    (raw(_rebuilt({**good(), "post_id": 0})), "post_id"),
-    (raw(_rebuilt({**good(), "comment_id": -3})), "comment_id"),
-    (raw(_rebuilt({**good(), "comment_id": True})), "comment_id"),
-    (raw(_rebuilt({**good(), "status": "approve"})), "status"),
-    (raw(_rebuilt({**good(), "site": "blog/example"})), "site"),
-    (raw(_rebuilt({**good(), "site": ""})), "site"),
-    (raw(_rebuilt({**good(), "event_time": "2012-03-01 10:00:00"})), "event_time"),
-    (raw(_rebuilt({**good(), "event_time": "2012-03-01T10:00:00+01:00"})), "event_time"),
-    (raw(_rebuilt({**good(), "event_time": "2012-02-30T10:00:00Z"})), "event_time"),
-    (raw(_rebuilt({**good(), "event_time": "1994-12-31T23:59:59Z"})), "event_time"),
-    (raw(_rebuilt({**good(), "event_time": FUTURE})), "event_time"),
-    (raw(_rebuilt({**good(), "post_time": "yesterday"})), "post_time"),
-    (raw(good(type="reply", parent_id=3, comment_id=3)), "parent_id"),
-    (raw(good(type="reply", parent_id=0)), "parent_id"),
-    (raw(good(parent_id=2)), "parent_id"),
-    (raw({**good(), "event_id": "0" * 32}), "event_id"),
-    (raw({**good(), "event_id": "xyz"}), "event_id"),
-    (raw(good(author_key="AB" * 32)), "author_key"),
-    (raw(good(author_key="ab" * 31)), "author_key"),
-    (raw(good(author_key="")), "author_key"),
-    (raw({**good(), "schema_version": 2}), "schema_version"),
-    (raw({**good(), "extra": 1}), "schema"),
-    (raw(good(type="pingback", kind="comment")), "kind"),
-    (raw(good(post_author="yes")), "post_author"),
-    (b'{"pad": "' + b"x" * 70000 + b'"}', "schema"),
-    (b"", "json"),
-])
+@pytest.mark.parametrize(
+    "data, field",
+    [
+        (b"\xff\xfe{", "utf8"),
+        (b'{"type": "comment",', "json"),
+        (b"[1, 2]", "schema"),
+        (b'"comment"', "schema"),
+        (raw(_rebuilt({**good(), "type": "like"})), "type"),
+        (raw({k: v for k, v in good().items() if k != "post_id"}), "post_id"),
+        (raw(_rebuilt({**good(), "post_id": "7"})), "post_id"),
+        (raw(_rebuilt({**good(), "post_id": 0})), "post_id"),
+        (raw(_rebuilt({**good(), "comment_id": -3})), "comment_id"),
+        (raw(_rebuilt({**good(), "comment_id": True})), "comment_id"),
+        (raw(_rebuilt({**good(), "status": "approve"})), "status"),
+        (raw(_rebuilt({**good(), "site": "blog/example"})), "site"),
+        (raw(_rebuilt({**good(), "site": ""})), "site"),
+        (raw(_rebuilt({**good(), "event_time": "2012-03-01 10:00:00"})), "event_time"),
+        (raw(_rebuilt({**good(), "event_time": "2012-03-01T10:00:00+01:00"})), "event_time"),
+        (raw(_rebuilt({**good(), "event_time": "2012-02-30T10:00:00Z"})), "event_time"),
+        (raw(_rebuilt({**good(), "event_time": "1994-12-31T23:59:59Z"})), "event_time"),
+        (raw(_rebuilt({**good(), "event_time": FUTURE})), "event_time"),
+        (raw(_rebuilt({**good(), "post_time": "yesterday"})), "post_time"),
+        (raw(good(type="reply", parent_id=3, comment_id=3)), "parent_id"),
+        (raw(good(type="reply", parent_id=0)), "parent_id"),
+        (raw(good(parent_id=2)), "parent_id"),
+        (raw({**good(), "event_id": "0" * 32}), "event_id"),
+        (raw({**good(), "event_id": "xyz"}), "event_id"),
+        (raw(good(author_key="AB" * 32)), "author_key"),
+        (raw(good(author_key="ab" * 31)), "author_key"),
+        (raw(good(author_key="")), "author_key"),
+        (raw({**good(), "schema_version": 2}), "schema_version"),
+        (raw({**good(), "extra": 1}), "schema"),
+        (raw(good(type="pingback", kind="comment")), "kind"),
+        (raw(good(post_author="yes")), "post_author"),
+        (b'{"pad": "' + b"x" * 70000 + b'"}', "schema"),
+        (b"", "json"),
+    ],
+)
 def test_invalid_events_name_the_field(data, field):
     with pytest.raises(InvalidEvent) as info:
         decode_event(data)
@@ -103,11 +142,13 @@ def test_moderation_may_have_empty_author_key():
 
 
 # ---------------------------------------------------------------------------- strategies
-_SITE = st.text(st.characters(categories=("L", "N", "P", "S"), exclude_characters="/"),
-                min_size=1, max_size=30)
+_SITE = st.text(
+    st.characters(categories=("L", "N", "P", "S"), exclude_characters="/"), min_size=1, max_size=30
+)
 _IDS = st.integers(1, 2**63 - 1)
-_TIMES = st.datetimes(min_value=datetime(1995, 1, 1), max_value=datetime(2025, 1, 1),
-                      timezones=st.just(timezone.utc))
+_TIMES = st.datetimes(
+    min_value=datetime(1995, 1, 1), max_value=datetime(2025, 1, 1), timezones=st.just(UTC)
+)
 _HEX64 = st.text("0123456789abcdef", min_size=64, max_size=64)
 _STATUS = st.sampled_from(["approved", "hold", "spam", "trash", "delete"])
 
@@ -116,9 +157,15 @@ _STATUS = st.sampled_from(["approved", "hold", "spam", "trash", "delete"])
 def records(draw):
     cls = draw(st.sampled_from([Comment, Reply, Pingback, ModerationChange]))
     comment_id = draw(_IDS)
-    fields = dict(site=draw(_SITE), post_id=draw(_IDS), comment_id=comment_id,
-                  event_time=draw(_TIMES), status=draw(_STATUS), post_author=draw(st.booleans()),
-                  post_time=draw(st.none() | _TIMES))
+    fields = dict(
+        site=draw(_SITE),
+        post_id=draw(_IDS),
+        comment_id=comment_id,
+        event_time=draw(_TIMES),
+        status=draw(_STATUS),
+        post_author=draw(st.booleans()),
+        post_time=draw(st.none() | _TIMES),
+    )
     if cls is Reply:
         fields["parent_id"] = draw(_IDS.filter(lambda p: p != comment_id))
     if cls is not ModerationChange:
@@ -153,10 +200,16 @@ def test_decode_never_raises_anything_else_on_bytes(data):
 
 
 _JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers(-2**63, 2**64 - 1) | st.floats(allow_nan=False)
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**64 - 1)
+    | st.floats(allow_nan=False)
     | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
-    max_leaves=8)
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
 
 
 @settings(max_examples=200, deadline=None)

@@ -2,6 +2,7 @@
 
 Counts are checked against counts taken independently from the XML with minidom (DOM, whole file),
 not with the streaming reader under test."""
+
 from __future__ import annotations
 
 import os
@@ -26,14 +27,24 @@ REPO = Path(__file__).resolve().parents[2]
 WXR_DIR = Path(__file__).parents[2].parent / "shared" / "wxr"
 SAMPLE = REPO / "schemas" / "sample" / "sample-export.xml"
 KEYER = AuthorKeyer(b"unit-secret")
-ENV = {**os.environ, "BLOGPULSE_AUTHOR_SECRET": "unit-secret",
-       "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-WXR_NAMESPACES = [f"{scheme}://wordpress.org/export/1.{n}/" for scheme in ("http", "https") for n in range(3)]
+ENV = {
+    **os.environ,
+    "BLOGPULSE_AUTHOR_SECRET": "unit-secret",
+    "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+}
+WXR_NAMESPACES = [
+    f"{scheme}://wordpress.org/export/1.{n}/" for scheme in ("http", "https") for n in range(3)
+]
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "streams.cli", *args], cwd=REPO, env=ENV,
-                          capture_output=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "streams.cli", *args],
+        cwd=REPO,
+        env=ENV,
+        capture_output=True,
+        timeout=60,
+    )
 
 
 def _texts(parent, name: str) -> list[str]:
@@ -51,8 +62,14 @@ def dom_counts(path: Path) -> Counter | None:
         doc = minidom.parse(str(path))
     except ExpatError:
         return None
-    versions = [t for ns in WXR_NAMESPACES for t in
-                ("".join(c.data for c in n.childNodes) for n in doc.getElementsByTagNameNS(ns, "wxr_version"))]
+    versions = [
+        t
+        for ns in WXR_NAMESPACES
+        for t in (
+            "".join(c.data for c in n.childNodes)
+            for n in doc.getElementsByTagNameNS(ns, "wxr_version")
+        )
+    ]
     if not versions or not re.fullmatch(r"\d+\.\d+", versions[0].strip()):
         return None
     channel = doc.getElementsByTagName("channel")[0]
@@ -64,9 +81,14 @@ def dom_counts(path: Path) -> Counter | None:
                 continue
             ctype = (_texts(comment, "comment_type") or [""])[0]
             item = comment.parentNode
-            dated = [d for d in _texts(comment, "comment_date_gmt") + _texts(comment, "comment_date")
-                     + _texts(item, "post_date_gmt") + _texts(item, "post_date")
-                     if d and d != "0000-00-00 00:00:00"]
+            dated = [
+                d
+                for d in _texts(comment, "comment_date_gmt")
+                + _texts(comment, "comment_date")
+                + _texts(item, "post_date_gmt")
+                + _texts(item, "post_date")
+                if d and d != "0000-00-00 00:00:00"
+            ]
             if not dated and not export_dated:
                 continue  # no time at all: skipped on purpose (documented in schemas/wxr.py)
             parent = int((_texts(comment, "comment_parent") or ["0"])[0] or 0)
@@ -84,9 +106,13 @@ BROKEN = [p for p in ALL_FILES if dom_counts(p) is None]
 
 def test_shared_files_are_there():
     assert len(ALL_FILES) >= 16, f"expected the WXR test files in {WXR_DIR}"
-    assert {p.name for p in BROKEN} == {"crazy-cdata.xml", "invalid-version-tag.xml",
-                                        "malformed-simple.xml", "malformed.xml",
-                                        "missing-version-tag.xml"}
+    assert {p.name for p in BROKEN} == {
+        "crazy-cdata.xml",
+        "invalid-version-tag.xml",
+        "malformed-simple.xml",
+        "malformed.xml",
+        "missing-version-tag.xml",
+    }
 
 
 @pytest.mark.parametrize("path", VALID, ids=lambda p: p.name)
@@ -102,12 +128,15 @@ def test_events_counts_match_the_xml(path):
 def test_https_namespace_variants_count_the_same(path, tmp_path):
     """The importer's own test files as WordPress.com writes them (https export namespace)."""
     https = tmp_path / path.name
-    https.write_bytes(path.read_bytes().replace(b"http://wordpress.org/export/",
-                                                b"https://wordpress.org/export/"))
+    https.write_bytes(
+        path.read_bytes().replace(b"http://wordpress.org/export/", b"https://wordpress.org/export/")
+    )
     assert dom_counts(https) == dom_counts(path)
     result = cli("events", "--site", "test-site", str(https))
     assert result.returncode == 0, result.stderr.decode()
-    assert Counter(decode_event(line)["type"] for line in result.stdout.splitlines()) == dom_counts(path)
+    assert Counter(decode_event(line)["type"] for line in result.stdout.splitlines()) == dom_counts(
+        path
+    )
 
 
 @pytest.mark.parametrize("path", BROKEN, ids=lambda p: p.name)
@@ -171,15 +200,18 @@ def test_sample_set_has_the_seed_structure():
     assert all(e["post_author"] for e in replies)
     assert sum(e["post_author"] for e in events) == 2
     numbered = [e for e in visible if e["type"] != "reply"]
-    assert [e["type"][0] for e in numbered] == list("cccccccc" "pc" "pp" "cp")
+    assert [e["type"][0] for e in numbered] == list("ccccccccpcppcp")
     by_id = {e["comment_id"]: e for e in events}
     assert [numbered.index(by_id[r["parent_id"]]) + 1 for r in replies] == [5, 13]
     # depth 1: replies answer top-level comments only; distinct commenters
     assert all(by_id[r["parent_id"]]["parent_id"] == 0 for r in replies)
     commenters = [e["author_key"] for e in events if not e["post_author"]]
     assert len(set(commenters)) == len(commenters) == 22
-    assert Counter(e["status"] for e in events if e["status"] != "approved") == \
-        {"hold": 3, "spam": 3, "trash": 2}
+    assert Counter(e["status"] for e in events if e["status"] != "approved") == {
+        "hold": 3,
+        "spam": 3,
+        "trash": 2,
+    }
     assert all(e["post_time"] == "2012-03-01T09:00:00Z" for e in events)
 
 
@@ -195,9 +227,15 @@ def _wxr(body: str, channel: str = "", ns: str = "1.2") -> str:
 
 
 def _comment(cid, **f) -> str:
-    fields = {"comment_date_gmt": "2012-01-02 10:00:00", "comment_approved": "1", "comment_type": "",
-              "comment_parent": "0", "comment_user_id": "0", "comment_author_email": "x@y.example",
-              **f}
+    fields = {
+        "comment_date_gmt": "2012-01-02 10:00:00",
+        "comment_approved": "1",
+        "comment_type": "",
+        "comment_parent": "0",
+        "comment_user_id": "0",
+        "comment_author_email": "x@y.example",
+        **f,
+    }
     inner = "".join(f"<wp:{k}>{v}</wp:{k}>" for k, v in fields.items() if v is not None)
     return f"<wp:comment><wp:comment_id>{cid}</wp:comment_id>{inner}</wp:comment>"
 
@@ -211,27 +249,50 @@ def _read(tmp_path, text: str, **kw):
 
 @pytest.mark.parametrize("ns", ["1.0", "1.1", "1.2"])
 def test_mapping_of_types_statuses_dates_and_post_author(tmp_path, ns):
-    body = "".join([
-        _comment(1),
-        _comment(2, comment_parent="1", comment_user_id="7", comment_date_gmt="0000-00-00 00:00:00",
-                 comment_date="2012-01-02 11:00:00"),
-        _comment(3, comment_type="pingback", comment_author_url="http://a.example/p?x=1&amp;y=2",
-                 comment_approved="0", comment_author_email=""),
-        _comment(4, comment_type="trackback", comment_approved="spam", comment_author_url="http://t.example/"),
-        _comment(5, comment_approved="trash", comment_author_email=" BOSS@example.org "),
-        _comment(6, comment_approved="post-trashed", comment_type="comment"),
-        _comment(7, comment_type="note"),
-        _comment(8, comment_type="woocommerce_order_note"),
-        _comment(9, comment_date_gmt=None, comment_date=None),
-        _comment(10, comment_approved="maybe"),
-    ])
+    body = "".join(
+        [
+            _comment(1),
+            _comment(
+                2,
+                comment_parent="1",
+                comment_user_id="7",
+                comment_date_gmt="0000-00-00 00:00:00",
+                comment_date="2012-01-02 11:00:00",
+            ),
+            _comment(
+                3,
+                comment_type="pingback",
+                comment_author_url="http://a.example/p?x=1&amp;y=2",
+                comment_approved="0",
+                comment_author_email="",
+            ),
+            _comment(
+                4,
+                comment_type="trackback",
+                comment_approved="spam",
+                comment_author_url="http://t.example/",
+            ),
+            _comment(5, comment_approved="trash", comment_author_email=" BOSS@example.org "),
+            _comment(6, comment_approved="post-trashed", comment_type="comment"),
+            _comment(7, comment_type="note"),
+            _comment(8, comment_type="woocommerce_order_note"),
+            _comment(9, comment_date_gmt=None, comment_date=None),
+            _comment(10, comment_approved="maybe"),
+        ]
+    )
     events, skipped = _read(tmp_path, _wxr(body, ns=ns))
     got = {e["comment_id"]: e for e in events}
     assert sorted(got) == [1, 2, 3, 4, 5, 6, 9]
-    assert got[1]["type"] == "comment" and got[1]["status"] == "approved" and not got[1]["post_author"]
-    assert got[2]["type"] == "reply" and got[2]["parent_id"] == 1 and got[2]["post_author"]  # user id
+    assert (
+        got[1]["type"] == "comment" and got[1]["status"] == "approved" and not got[1]["post_author"]
+    )
+    assert (
+        got[2]["type"] == "reply" and got[2]["parent_id"] == 1 and got[2]["post_author"]
+    )  # user id
     assert got[2]["event_time"] == "2012-01-02T11:00:00Z"  # comment_date taken as UTC
-    assert got[3]["type"] == "pingback" and got[3]["kind"] == "pingback" and got[3]["status"] == "hold"
+    assert (
+        got[3]["type"] == "pingback" and got[3]["kind"] == "pingback" and got[3]["status"] == "hold"
+    )
     assert got[3]["source_url"] == "http://a.example/p?x=1&y=2"  # entity unescaped
     assert got[4]["kind"] == "trackback" and got[4]["status"] == "spam"
     assert got[5]["status"] == "trash" and got[5]["post_author"]  # e-mail of the post's author
@@ -245,8 +306,9 @@ def test_mapping_of_types_statuses_dates_and_post_author(tmp_path, ns):
     assert not any("@" in m for m in skipped)
 
 
-def _undated_post(body: str, pub_date: str = "", post_date: str = "0000-00-00 00:00:00",
-                  scheme: str = "http") -> str:
+def _undated_post(
+    body: str, pub_date: str = "", post_date: str = "0000-00-00 00:00:00", scheme: str = "http"
+) -> str:
     return f"""<?xml version="1.0" encoding="UTF-8"?>
 <rss version="2.0" xmlns:wp="{scheme}://wordpress.org/export/1.2/"><channel>
 <link>http://blog.example.org/</link>{pub_date}<wp:wxr_version>1.2</wp:wxr_version>
@@ -263,7 +325,9 @@ def test_undated_comment_counts_at_the_post_date_else_the_export_pubdate(tmp_pat
     events, skipped = _read(tmp_path, _undated_post(undated, pub_date=channel_date))
     assert [e["event_time"] for e in events] == ["2012-03-07T14:30:00Z"]  # in UTC
     assert events[0]["post_time"] is None
-    assert len(skipped) == 1 and "counted at the export's pubDate 2012-03-07T14:30:00Z" in skipped[0]
+    assert (
+        len(skipped) == 1 and "counted at the export's pubDate 2012-03-07T14:30:00Z" in skipped[0]
+    )
 
     events, skipped = _read(tmp_path, _undated_post(undated, pub_date="<pubDate>soon</pubDate>"))
     assert events == [] and "skipped" in skipped[0] and "comment 1 of post 5" in skipped[0]
@@ -286,8 +350,10 @@ def test_every_export_namespace_is_read(tmp_path, scheme, version):
 
 
 def test_site_argument_and_site_from_base_blog_url(tmp_path):
-    channel = "<wp:base_site_url>https://example.org</wp:base_site_url>" \
-              "<wp:base_blog_url>https://example.org/blog/</wp:base_blog_url>"
+    channel = (
+        "<wp:base_site_url>https://example.org</wp:base_site_url>"
+        "<wp:base_blog_url>https://example.org/blog/</wp:base_blog_url>"
+    )
     events, _ = _read(tmp_path, _wxr(_comment(1), channel))
     assert events[0]["site"] == "example.org_blog"
     events, _ = _read(tmp_path, _wxr(_comment(1), channel), site="mine")
@@ -317,7 +383,9 @@ def test_valid_events_before_a_break_are_kept(tmp_path):
 
 def test_reader_memory_stays_flat_on_a_large_export(tmp_path):
     path = tmp_path / "big.xml"
-    body = "\n".join(_comment(i, comment_author_email=f"user{i}@big.example") for i in range(1, 20001))
+    body = "\n".join(
+        _comment(i, comment_author_email=f"user{i}@big.example") for i in range(1, 20001)
+    )
     path.write_text(_wxr(body))
     assert path.stat().st_size > 4_000_000
     tracemalloc.start()

@@ -1,6 +1,7 @@
 """streams/settings.py through the real CLI: every setting with a bad value is one line on
 stderr and exit 2 (parametrized over the model's fields, so a new field is tried too), and
 `--help` works whatever the environment holds."""
+
 from __future__ import annotations
 
 import os
@@ -24,25 +25,36 @@ BAD = {field: _extra(field)["bad"] for field in FIELDS if _extra(field).get("bad
 
 
 def _env(**variables: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("BLOGPULSE_") and k != "XDG_STATE_HOME"}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("BLOGPULSE_") and k != "XDG_STATE_HOME"
+    }
     # Should a bad value get through, the worker stops at once: no broker answers there.
-    env.update(PYTHONPATH=str(REPO), BLOGPULSE_BROKER=f"127.0.0.1:{free_port()}",
-               BLOGPULSE_DB="sqlite://")
+    env.update(
+        PYTHONPATH=str(REPO), BLOGPULSE_BROKER=f"127.0.0.1:{free_port()}", BLOGPULSE_DB="sqlite://"
+    )
     env.update(variables)
     return env
 
 
 def _cli(*args: str, **variables: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "streams.cli", *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=60, env=_env(**variables))
+    return subprocess.run(
+        [sys.executable, "-m", "streams.cli", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_env(**variables),
+    )
 
 
 def test_every_field_is_declared_with_what_it_expects():
     for field in FIELDS:
         extra = _extra(field)
-        assert extra.get("expected") and "bad" in extra, \
+        assert extra.get("expected") and "bad" in extra, (
             f"Settings.{field}: declare it with setting(default, expected, bad)"
+        )
 
 
 @pytest.mark.parametrize("field", BAD)
@@ -65,16 +77,25 @@ def test_help_and_version_work_whatever_the_environment_holds():
     assert done.returncode == 0 and done.stdout.startswith("blogpulse "), done.stderr
 
 
-@pytest.mark.parametrize("variables, line", [
-    ({"BLOGPULSE_REPLICATION_FACTOR": "2", "BLOGPULSE_MIN_INSYNC_REPLICAS": "3"},
-     "BLOGPULSE_MIN_INSYNC_REPLICAS: expected 1..BLOGPULSE_REPLICATION_FACTOR (2), got '3'"),
-    ({"BLOGPULSE_KAFKA_SECURITY_PROTOCOL": "SASL_SSL"},
-     "BLOGPULSE_KAFKA_SASL_USERNAME and BLOGPULSE_KAFKA_SASL_PASSWORD: expected both with "
-     "BLOGPULSE_KAFKA_SECURITY_PROTOCOL=SASL_SSL"),
-    ({"BLOGPULSE_KAFKA_SSL_CAFILE": __file__},
-     f"BLOGPULSE_KAFKA_SSL_CAFILE: expected unset with BLOGPULSE_KAFKA_SECURITY_PROTOCOL=PLAINTEXT "
-     f"(files are for SSL or SASL_SSL), got {__file__!r}"),
-])
+@pytest.mark.parametrize(
+    "variables, line",
+    [
+        (
+            {"BLOGPULSE_REPLICATION_FACTOR": "2", "BLOGPULSE_MIN_INSYNC_REPLICAS": "3"},
+            "BLOGPULSE_MIN_INSYNC_REPLICAS: expected 1..BLOGPULSE_REPLICATION_FACTOR (2), got '3'",
+        ),
+        (
+            {"BLOGPULSE_KAFKA_SECURITY_PROTOCOL": "SASL_SSL"},
+            "BLOGPULSE_KAFKA_SASL_USERNAME and BLOGPULSE_KAFKA_SASL_PASSWORD: expected both with "
+            "BLOGPULSE_KAFKA_SECURITY_PROTOCOL=SASL_SSL",
+        ),
+        (
+            {"BLOGPULSE_KAFKA_SSL_CAFILE": __file__},
+            f"BLOGPULSE_KAFKA_SSL_CAFILE: expected unset with BLOGPULSE_KAFKA_SECURITY_PROTOCOL=PLAINTEXT "
+            f"(files are for SSL or SASL_SSL), got {__file__!r}",
+        ),
+    ],
+)
 def test_rules_between_settings_are_one_line_too(variables, line):
     done = _cli("stats", **variables)
     assert (done.returncode, done.stderr.splitlines()) == (2, [f"blogpulse: {line}"])
@@ -82,7 +103,9 @@ def test_rules_between_settings_are_one_line_too(variables, line):
 
 def test_secrets_stay_out_of_the_line():
     done = _cli("stats", BLOGPULSE_DB="postgresql//user:pw-1234@db.example/x")
-    assert done.returncode == 2 and "pw-1234" not in done.stderr and "***@db.example/x" in done.stderr
+    assert (
+        done.returncode == 2 and "pw-1234" not in done.stderr and "***@db.example/x" in done.stderr
+    )
 
 
 def test_empty_means_unset_and_blanks_are_stripped(monkeypatch):

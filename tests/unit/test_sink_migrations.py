@@ -1,5 +1,6 @@
 """The Alembic migrations build exactly the ORM's schema (SQLite here; PostgreSQL in
 tests/integration/test_sink_migrations_pg.py)."""
+
 from __future__ import annotations
 
 import pytest
@@ -13,8 +14,9 @@ from sinks.models import Base
 
 def schema_diff(engine, metadata=Base.metadata) -> list:
     with engine.connect() as conn:
-        ctx = MigrationContext.configure(conn, opts={"compare_type": True,
-                                                     "compare_server_default": True})
+        ctx = MigrationContext.configure(
+            conn, opts={"compare_type": True, "compare_server_default": True}
+        )
         return compare_metadata(ctx, metadata)
 
 
@@ -59,5 +61,7 @@ def test_upgrade_from_a_url_string(tmp_path):
 
 
 def test_masked_url_hides_the_password():
-    assert db.masked("postgresql+psycopg://u:s3cret@h:5432/d") == "postgresql+psycopg://u:***@h:5432/d"
+    assert (
+        db.masked("postgresql+psycopg://u:s3cret@h:5432/d") == "postgresql+psycopg://u:***@h:5432/d"
+    )
     assert "s3cret" not in db.masked("postgresql+psycopg://u:s3cret@h/d")

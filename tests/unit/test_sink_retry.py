@@ -1,4 +1,5 @@
 """The retrying writer (sinks.retry) and the sink agent's message decoding."""
+
 from __future__ import annotations
 
 import logging
@@ -43,8 +44,13 @@ def test_write_waits_for_the_database_and_reports_the_outage_once(tmp_path, capl
     assert {r[-1] for r in snapshot(engine)["posts"]} == {3}
     assert writer.failures >= 2 and not writer.down
     assert sample("blogpulse_sink_up") == 1
-    assert sample("blogpulse_sink_errors_total", {"kind": "database"}) - errors_before == writer.failures
-    assert sample("blogpulse_sink_rows_written_total", {"table": "post_engagement"}) - rows_before == 1
+    assert (
+        sample("blogpulse_sink_errors_total", {"kind": "database"}) - errors_before
+        == writer.failures
+    )
+    assert (
+        sample("blogpulse_sink_rows_written_total", {"table": "post_engagement"}) - rows_before == 1
+    )
     messages = [r.getMessage() for r in caplog.records]
     assert sum("unavailable" in m for m in messages) == 1
     assert sum("is back" in m for m in messages) == 1

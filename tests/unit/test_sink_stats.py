@@ -1,4 +1,5 @@
 """`blogpulse db upgrade` and `blogpulse stats` on a SQLite file (BLOGPULSE_DB)."""
+
 from __future__ import annotations
 
 import orjson
@@ -42,14 +43,21 @@ def test_upgrade_then_empty_database(db_url, capsys):
 def test_stats_table_json_and_one_post(db_url, capsys):
     db.upgrade(db_url)
     engine = db.make_engine(db_url)
-    write_batch(engine, [post("blog.example", 7, 4, replies=2), post("other", 1, 1),
-                         thread("blog.example", 7, 70, 3), thread("blog.example", 7, 71, 1),
-                         window("blog.example", 7, "2012-03-01T00:00:00Z", 4, size="day")])
+    write_batch(
+        engine,
+        [
+            post("blog.example", 7, 4, replies=2),
+            post("other", 1, 1),
+            thread("blog.example", 7, 70, 3),
+            thread("blog.example", 7, 71, 1),
+            window("blog.example", 7, "2012-03-01T00:00:00Z", 4, size="day"),
+        ],
+    )
     engine.dispose()
     code, out, _ = run(capsys, "stats")
     assert code == 0 and "2 posts, 2 threads, 1 windows" in out
     lines = out.splitlines()
-    header = next(i for i, l in enumerate(lines) if l.startswith("site"))
+    header = next(i for i, line in enumerate(lines) if line.startswith("site"))
     assert lines[header + 2].split()[:4] == ["blog.example", "7", "4", "2"]  # most comments first
 
     code, out, _ = run(capsys, "stats", "--json", "--limit", "1")
@@ -65,11 +73,14 @@ def test_stats_table_json_and_one_post(db_url, capsys):
     assert detail["post"]["comments"] == 4 and detail["windows"][0]["comments"] == 4
 
 
-@pytest.mark.parametrize("argv, message", [
-    (("stats", "--post", "nosuchformat"), "--post"),
-    (("stats", "--post", "blog/0"), "--post"),
-    (("stats", "--limit", "0"), "--limit"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (("stats", "--post", "nosuchformat"), "--post"),
+        (("stats", "--post", "blog/0"), "--post"),
+        (("stats", "--limit", "0"), "--limit"),
+    ],
+)
 def test_bad_arguments_get_a_clear_error(db_url, capsys, argv, message):
     db.upgrade(db_url)
     code, _, err = run(capsys, *argv)

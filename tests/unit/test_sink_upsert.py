@@ -1,9 +1,10 @@
 """Version-guarded sink writes (sinks.upsert) on SQLite. tests/integration/test_sink_upsert_pg.py
 runs these same tests on PostgreSQL by overriding the `sink_engine` fixture."""
+
 from __future__ import annotations
 
 import random
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import select
@@ -24,27 +25,70 @@ def sink_engine(tmp_path):
 
 # ------------------------------------------------------------------ message builders (contract)
 def post(site: str, post_id: int, version: int, **fields):
-    value = {"schema_version": 1, "site": site, "post_id": post_id, "version": version,
-             "comments": version, "replies": 0, "pingbacks": 0, "trackbacks": 0, "threads": 1,
-             "participants": 1, "post_author_replies": 0, "max_depth": 0,
-             "first_activity": "2012-03-01T10:00:00Z", "last_activity": "2012-03-01T10:00:00Z",
-             "time_to_first_comment_seconds": 60, "waiting_replies": 0, **fields}
+    value = {
+        "schema_version": 1,
+        "site": site,
+        "post_id": post_id,
+        "version": version,
+        "comments": version,
+        "replies": 0,
+        "pingbacks": 0,
+        "trackbacks": 0,
+        "threads": 1,
+        "participants": 1,
+        "post_author_replies": 0,
+        "max_depth": 0,
+        "first_activity": "2012-03-01T10:00:00Z",
+        "last_activity": "2012-03-01T10:00:00Z",
+        "time_to_first_comment_seconds": 60,
+        "waiting_replies": 0,
+        **fields,
+    }
     return "posts", f"{site}/{post_id}", value
 
 
 def thread(site: str, post_id: int, root: int, version: int, deleted: bool = False, **fields):
-    value = {"schema_version": 1, "site": site, "post_id": post_id, "root_comment_id": root,
-             "version": version, "replies": version, "depth": 1, "participants": 2,
-             "post_author_answered": False, "time_to_first_reply_seconds": 12.5,
-             "last_activity": "2012-03-01T11:00:00Z", "deleted": deleted, **fields}
+    value = {
+        "schema_version": 1,
+        "site": site,
+        "post_id": post_id,
+        "root_comment_id": root,
+        "version": version,
+        "replies": version,
+        "depth": 1,
+        "participants": 2,
+        "post_author_answered": False,
+        "time_to_first_reply_seconds": 12.5,
+        "last_activity": "2012-03-01T11:00:00Z",
+        "deleted": deleted,
+        **fields,
+    }
     return "threads", f"{site}/{post_id}/{root}", value
 
 
-def window(site: str, post_id: int, start: str, version: int, deleted: bool = False,
-           size: str = "hour", **fields):
-    value = {"schema_version": 1, "site": site, "post_id": post_id, "window": size,
-             "window_start": start, "version": version, "comments": version, "replies": 0,
-             "pingbacks": 0, "trackbacks": 0, "deleted": deleted, **fields}
+def window(
+    site: str,
+    post_id: int,
+    start: str,
+    version: int,
+    deleted: bool = False,
+    size: str = "hour",
+    **fields,
+):
+    value = {
+        "schema_version": 1,
+        "site": site,
+        "post_id": post_id,
+        "window": size,
+        "window_start": start,
+        "version": version,
+        "comments": version,
+        "replies": 0,
+        "pingbacks": 0,
+        "trackbacks": 0,
+        "deleted": deleted,
+        **fields,
+    }
     return "windows", f"{site}/{post_id}/{size}/{start}", value
 
 
@@ -67,25 +111,67 @@ def expected_rows(_engine, messages) -> dict[str, set[tuple]]:
         if (kind, key) not in newest or value["version"] >= newest[(kind, key)][2]["version"]:
             newest[(kind, key)] = m
     out: dict[str, set[tuple]] = {k: set() for k in TABLES}
-    utc = timezone.utc
+    utc = UTC
     for (kind, _), (_, _, v) in newest.items():
         if v.get("deleted"):
             continue
-        t = lambda s: None if s is None else datetime.fromisoformat(s.replace("Z", "+00:00")).astimezone(utc)
+
+        def t(s):
+            return (
+                None
+                if s is None
+                else datetime.fromisoformat(s.replace("Z", "+00:00")).astimezone(utc)
+            )
+
         if kind == "posts":
-            out[kind].add((v["site"], v["post_id"], v["comments"], v["replies"], v["pingbacks"],
-                           v["trackbacks"], v["threads"], v["participants"],
-                           v["post_author_replies"], v["max_depth"], t(v["first_activity"]),
-                           t(v["last_activity"]), float(v["time_to_first_comment_seconds"]),
-                           v["waiting_replies"], v["version"]))
+            out[kind].add(
+                (
+                    v["site"],
+                    v["post_id"],
+                    v["comments"],
+                    v["replies"],
+                    v["pingbacks"],
+                    v["trackbacks"],
+                    v["threads"],
+                    v["participants"],
+                    v["post_author_replies"],
+                    v["max_depth"],
+                    t(v["first_activity"]),
+                    t(v["last_activity"]),
+                    float(v["time_to_first_comment_seconds"]),
+                    v["waiting_replies"],
+                    v["version"],
+                )
+            )
         elif kind == "threads":
-            out[kind].add((v["site"], v["post_id"], v["root_comment_id"], v["replies"], v["depth"],
-                           v["participants"], v["post_author_answered"],
-                           v["time_to_first_reply_seconds"], t(v["last_activity"]), v["version"]))
+            out[kind].add(
+                (
+                    v["site"],
+                    v["post_id"],
+                    v["root_comment_id"],
+                    v["replies"],
+                    v["depth"],
+                    v["participants"],
+                    v["post_author_answered"],
+                    v["time_to_first_reply_seconds"],
+                    t(v["last_activity"]),
+                    v["version"],
+                )
+            )
         else:
-            out[kind].add((v["site"], v["post_id"], v["window"], t(v["window_start"]),
-                           v["comments"], v["replies"], v["pingbacks"], v["trackbacks"],
-                           v["version"]))
+            out[kind].add(
+                (
+                    v["site"],
+                    v["post_id"],
+                    v["window"],
+                    t(v["window_start"]),
+                    v["comments"],
+                    v["replies"],
+                    v["pingbacks"],
+                    v["trackbacks"],
+                    v["version"],
+                )
+            )
     return out
 
 
@@ -108,19 +194,29 @@ def history(rng: random.Random, posts: int = 6) -> list:
 
 # ------------------------------------------------------------------ tests
 def test_writes_every_kind_with_converted_values(sink_engine):
-    result = write_batch(sink_engine, [post("s", 1, 3), thread("s", 1, 7, 3),
-                                       window("s", 1, "2012-03-01T10:00:00Z", 3, size="day")])
+    result = write_batch(
+        sink_engine,
+        [
+            post("s", 1, 3),
+            thread("s", 1, 7, 3),
+            window("s", 1, "2012-03-01T10:00:00Z", 3, size="day"),
+        ],
+    )
     assert result.upserted == {"post_engagement": 1, "thread_engagement": 1, "engagement_window": 1}
     with Session(sink_engine) as s:
         from sinks.models import EngagementWindow, PostEngagement, ThreadEngagement
 
         p = s.get(PostEngagement, ("s", 1))
         assert (p.comments, p.version, p.time_to_first_comment_seconds) == (3, 3, 60.0)
-        assert p.first_activity == datetime(2012, 3, 1, 10, tzinfo=timezone.utc)
+        assert p.first_activity == datetime(2012, 3, 1, 10, tzinfo=UTC)
         assert p.first_activity.tzinfo is not None and p.updated_at.tzinfo is not None
         t = s.get(ThreadEngagement, ("s", 1, 7))
-        assert (t.replies, t.time_to_first_reply_seconds, t.post_author_answered) == (3, 12.5, False)
-        w = s.get(EngagementWindow, ("s", 1, "day", datetime(2012, 3, 1, 10, tzinfo=timezone.utc)))
+        assert (t.replies, t.time_to_first_reply_seconds, t.post_author_answered) == (
+            3,
+            12.5,
+            False,
+        )
+        w = s.get(EngagementWindow, ("s", 1, "day", datetime(2012, 3, 1, 10, tzinfo=UTC)))
         assert w.comments == 3
 
 
@@ -147,11 +243,11 @@ def test_batch_collapses_to_newest_version_per_key(sink_engine):
 def test_replaying_everything_twice_leaves_the_same_rows(sink_engine):
     msgs = history(random.Random(1))
     for i in range(0, len(msgs), 7):
-        write_batch(sink_engine, msgs[i:i + 7])
+        write_batch(sink_engine, msgs[i : i + 7])
     first = snapshot(sink_engine)
     assert first == expected_rows(sink_engine, msgs)
     for i in range(0, len(msgs), 7):
-        write_batch(sink_engine, msgs[i:i + 7])
+        write_batch(sink_engine, msgs[i : i + 7])
     assert snapshot(sink_engine) == first
 
 
@@ -164,7 +260,7 @@ def test_shuffled_versions_in_random_batches_end_in_the_newest_rows(sink_engine,
     i = 0
     while i < len(shuffled):
         n = rng.randint(1, 20)
-        write_batch(sink_engine, shuffled[i:i + n])
+        write_batch(sink_engine, shuffled[i : i + n])
         i += n
     expected = expected_rows(sink_engine, msgs)
     assert snapshot(sink_engine) == expected
@@ -175,11 +271,14 @@ def test_delete_is_version_guarded_and_not_undone_by_older_messages(sink_engine)
     start = "2012-03-01T10:00:00Z"
     write_batch(sink_engine, [thread("s", 1, 7, 4), window("s", 1, start, 4)])
     # An older delete leaves the newer row alone.
-    write_batch(sink_engine, [thread("s", 1, 7, 3, deleted=True), window("s", 1, start, 3, deleted=True)])
+    write_batch(
+        sink_engine, [thread("s", 1, 7, 3, deleted=True), window("s", 1, start, 3, deleted=True)]
+    )
     assert len(snapshot(sink_engine)["threads"]) == 1 and len(snapshot(sink_engine)["windows"]) == 1
     # A newer delete removes the row.
-    result = write_batch(sink_engine, [thread("s", 1, 7, 5, deleted=True),
-                                       window("s", 1, start, 5, deleted=True)])
+    result = write_batch(
+        sink_engine, [thread("s", 1, 7, 5, deleted=True), window("s", 1, start, 5, deleted=True)]
+    )
     assert result.deleted == {"thread_engagement": 1, "engagement_window": 1}
     assert snapshot(sink_engine)["threads"] == set() and snapshot(sink_engine)["windows"] == set()
     # A late older upsert does not bring it back ...
@@ -198,13 +297,20 @@ def test_delete_of_a_row_never_written_is_harmless(sink_engine):
 
 
 def test_mixed_kinds_sites_and_topic_names_in_one_batch(sink_engine):
-    msgs = [post("a", 1, 1), post("b", 1, 1), thread("a", 1, 5, 1), thread("b", 1, 5, 2),
-            window("a", 1, "2012-03-01T10:00:00Z", 1), window("a", 1, "2012-03-01T00:00:00Z", 1, size="day"),
-            ("engagement.posts", "a/2", post("a", 2, 7)[2])]
+    msgs = [
+        post("a", 1, 1),
+        post("b", 1, 1),
+        thread("a", 1, 5, 1),
+        thread("b", 1, 5, 2),
+        window("a", 1, "2012-03-01T10:00:00Z", 1),
+        window("a", 1, "2012-03-01T00:00:00Z", 1, size="day"),
+        ("engagement.posts", "a/2", post("a", 2, 7)[2]),
+    ]
     result = write_batch(sink_engine, msgs)
     assert result.upserted == {"post_engagement": 3, "thread_engagement": 2, "engagement_window": 2}
-    assert snapshot(sink_engine) == expected_rows(sink_engine, [
-        m if m[0] != "engagement.posts" else ("posts",) + m[1:] for m in msgs])
+    assert snapshot(sink_engine) == expected_rows(
+        sink_engine, [m if m[0] != "engagement.posts" else ("posts",) + m[1:] for m in msgs]
+    )
 
 
 def test_empty_batch_writes_nothing(sink_engine):
@@ -219,17 +325,20 @@ def test_time_variants_of_one_window_are_one_key(sink_engine):
     assert {r[-1] for r in snapshot(sink_engine)["windows"]} == {2}
 
 
-@pytest.mark.parametrize("message, field", [
-    (post("s", 1, 1, comments="3"), "comments"),
-    (post("s", 1, 1, first_activity="yesterday"), "first_activity"),
-    (post("s", 1, -1), "version"),
-    (post("s", 0, 1), "post_id"),
-    (thread("s", 1, 7, 1, deleted="yes"), "deleted"),
-    (window("s", 1, "2012-03-01T10:00:00Z", 1, size="week"), "window"),
-    (window("s", 1, "2012-03-01T10:00:00", 1), "window_start"),
-    (("threads", "s/1/2", {"site": "s", "post_id": 1, "version": 1}), "root_comment_id"),
-    (("likes", "s/1", {"version": 1}), "kind"),
-])
+@pytest.mark.parametrize(
+    "message, field",
+    [
+        (post("s", 1, 1, comments="3"), "comments"),
+        (post("s", 1, 1, first_activity="yesterday"), "first_activity"),
+        (post("s", 1, -1), "version"),
+        (post("s", 0, 1), "post_id"),
+        (thread("s", 1, 7, 1, deleted="yes"), "deleted"),
+        (window("s", 1, "2012-03-01T10:00:00Z", 1, size="week"), "window"),
+        (window("s", 1, "2012-03-01T10:00:00", 1), "window_start"),
+        (("threads", "s/1/2", {"site": "s", "post_id": 1, "version": 1}), "root_comment_id"),
+        (("likes", "s/1", {"version": 1}), "kind"),
+    ],
+)
 def test_invalid_message_names_the_field_and_writes_nothing(sink_engine, message, field):
     with pytest.raises(InvalidAggregate) as err:
         write_batch(sink_engine, [post("s", 9, 1), message])
@@ -242,8 +351,16 @@ def test_invalid_message_names_the_field_and_writes_nothing(sink_engine, message
 
 def test_delete_needs_only_the_key(sink_engine):
     write_batch(sink_engine, [thread("s", 1, 7, 1)])
-    write_batch(sink_engine, [("threads", "s/1/7", {"site": "s", "post_id": 1, "root_comment_id": 7,
-                                                    "version": 2, "deleted": True})])
+    write_batch(
+        sink_engine,
+        [
+            (
+                "threads",
+                "s/1/7",
+                {"site": "s", "post_id": 1, "root_comment_id": 7, "version": 2, "deleted": True},
+            )
+        ],
+    )
     assert snapshot(sink_engine)["threads"] == set()
 
 

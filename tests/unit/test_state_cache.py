@@ -1,5 +1,6 @@
 """streams/state_cache.py: the agent's per-post cache stays within its entry budget, dropping the
 least recently stored posts first, but not posts used within MIN_IDLE seconds."""
+
 from __future__ import annotations
 
 from streams.state_cache import MIN_IDLE, StateCache
@@ -43,7 +44,7 @@ def test_a_cyclic_scan_keeps_what_is_held_instead_of_evicting_the_next_post():
     cache = StateCache(max_entries=50, clock=clock)
     posts = [f"p{i}" for i in range(10)]
     hits = 0
-    for round_ in range(5):
+    for _round in range(5):
         for post in posts:
             held = cache.pop(post)  # as the agent does: take it, derive, put it back
             hits += held is not None

@@ -1,9 +1,11 @@
 """schemas/times.py: one implementation per time operation, and the fast paths agree with the
 general ones."""
+
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from schemas import times
 

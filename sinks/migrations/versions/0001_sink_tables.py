@@ -4,6 +4,7 @@ Revision ID: 0001_sink_tables
 Revises:
 Create Date: 2026-11-26
 """
+
 from __future__ import annotations
 
 import sqlalchemy as sa

@@ -7,9 +7,10 @@ Create Date: 2026-11-26
 The aggregate tables of generation 1 are not touched (no rewrite or lock of large live tables);
 a rebuild's tables (<table>_g<N>) are created by `blogpulse reprocess start` (sinks/generations.py).
 """
+
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from alembic import op
@@ -40,11 +41,21 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("generation"),
     )
     op.bulk_insert(active, [{"id": 1, "generation": 1}])
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     if op.get_bind().dialect.name == "sqlite":
         now = now.replace(tzinfo=None)  # the models store naive UTC text on SQLite
-    op.bulk_insert(registry, [{"generation": 1, "app_id": "(live)", "from_time": None,
-                               "started_at": now, "caught_up_at": now}])
+    op.bulk_insert(
+        registry,
+        [
+            {
+                "generation": 1,
+                "app_id": "(live)",
+                "from_time": None,
+                "started_at": now,
+                "caught_up_at": now,
+            }
+        ],
+    )
     for table in AGGREGATE_TABLES:
         op.execute(f"CREATE VIEW {table}_current AS SELECT * FROM {table}")
 

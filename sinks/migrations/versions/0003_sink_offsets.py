@@ -4,6 +4,7 @@ Revision ID: 0003_sink_offsets
 Revises: 0002_generations
 Create Date: 2026-12-01
 """
+
 from __future__ import annotations
 
 import sqlalchemy as sa
