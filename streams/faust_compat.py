@@ -74,6 +74,18 @@ Upstream: no upstream issue found for idempotence or min ISR; behaviour in faust
 faust/transport/drivers/aiokafka.py:Producer._settings_extra and Transport._topic_config.
 The metadata race: faust-streaming/faust#390 shows the min ISR side; robinhood/faust#499 (PR #500:
 metadata not refreshed for topics created at start-up).
+
+6. Short fetch wait (faust/transport/drivers/aiokafka.py,
+AIOKafkaConsumerThread._create_worker_consumer): faust creates the worker's consumer with
+fetch_max_wait_ms=1500, fixed. aiokafka keeps one fetch request in flight per broker and leaves out
+of it every partition whose fetched records the drain loop has not taken yet. When the agent is
+busy, the request goes out for the partitions that get no records (the pingback and moderation
+topics, the ticks), and the broker holds it for the full 1.5 s; the partitions that do get records
+wait behind it, their backlog grows, the next drain is slower again, and latency stays at 2-4 s
+(bench.faust_latency, docs/performance.md "Latency"). The wrapper sets FETCH_MAX_WAIT_MS.
+Upstream: no upstream issue found; behaviour in faust 0.15.3
+faust/transport/drivers/aiokafka.py:AIOKafkaConsumerThread._create_worker_consumer and aiokafka
+0.14 aiokafka/consumer/fetcher.py:Fetcher._get_actions_per_node.
 """
 
 from __future__ import annotations
@@ -117,6 +129,10 @@ TARGETS: dict[str, tuple[type, str]] = {
     "Transport._topic_config": (faust_kafka.Transport, "_topic_config"),
     "Transport._really_create_topic": (faust_kafka.Transport, "_really_create_topic"),
     "AIOKafkaClient._wait_on_metadata": (AIOKafkaClient, "_wait_on_metadata"),
+    "AIOKafkaConsumerThread._create_worker_consumer": (
+        faust_kafka.AIOKafkaConsumerThread,
+        "_create_worker_consumer",
+    ),
 }
 # Taken at import, before anything is patched: what fingerprints are computed on and what the
 # wrappers call.
@@ -135,6 +151,7 @@ FINGERPRINTS: dict[str, str] = {
     "Transport._topic_config": "0e2a00c5c24077fc",
     "Transport._really_create_topic": "aabe5ba233456c88",
     "AIOKafkaClient._wait_on_metadata": "07fc3fdf7abf2203",
+    "AIOKafkaConsumerThread._create_worker_consumer": "70e4db0e4dd3a466",
 }
 
 # faust's methods that apply() replaced, by "Class.method" (the tests run them to show the bug).
@@ -410,6 +427,18 @@ def _durable_wrappers(min_insync_replicas: int) -> list[tuple[type, str, Any]]:
     ]
 
 
+# ------------------------------------------------------------------------------------ patch 6
+# The longest a fetch request waits at the broker for records (faust: 1,500 ms). An idle worker
+# sends one empty fetch per this interval.
+FETCH_MAX_WAIT_MS = 100
+
+
+def _create_worker_consumer(self: Any, transport: Any) -> Any:
+    consumer = ORIGINALS["AIOKafkaConsumerThread._create_worker_consumer"](self, transport)
+    consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # read by start(), which builds the fetcher
+    return consumer
+
+
 # ------------------------------------------------------------------------------------ installing
 @dataclass(frozen=True)
 class Patch:
@@ -436,6 +465,16 @@ PATCHES = (
         "per-message fast path",
         lambda: [(Consumer, "wait_first", _wait_first)],
         relies_on=("Service.wait_first", "Consumer._drain_messages"),
+    ),
+    Patch(
+        "short fetch wait",
+        lambda: [
+            (
+                faust_kafka.AIOKafkaConsumerThread,
+                "_create_worker_consumer",
+                _create_worker_consumer,
+            )
+        ],
     ),
 )
 _applied: set[str] = set()
@@ -467,7 +506,7 @@ def _install(patch: Patch) -> None:
 
 
 def apply() -> None:
-    """Install patches 1-4 (once; streams.app calls it before the app is built)."""
+    """Install patches 1-4 and 6 (once; streams.app calls it before the app is built)."""
     for patch in PATCHES:
         _install(patch)
 
