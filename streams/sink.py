@@ -28,6 +28,7 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError
 
 from schemas.topic_names import output_kind
 from sinks import metrics
@@ -185,9 +186,19 @@ class DatabaseSink:
         for ts in stamps:
             observe_end_to_end((now_ms - ts) / 1000)
         # for lag monitoring (blogpulse_consumer_lag); the database holds the real position
-        committed = {TopicPartition(t, p): o for (t, p), o in offsets.items()}
         consumer = self._started()
-        await consumer.commit(committed)
+        # A rebalance during the write may have moved partitions away: the commit of those would
+        # fail (and a failing sink restarts and rejoins, which rebalances the others again).
+        assigned = consumer.assignment()
+        committed = {
+            tp: o for (t, p), o in offsets.items() if (tp := TopicPartition(t, p)) in assigned
+        }
+        try:
+            if committed:
+                await consumer.commit(committed)
+        except (CommitFailedError, IllegalStateError) as exc:
+            log.info("sink: offsets for lag monitoring not committed (%s)", type(exc).__name__)
+            return
         for tp, offset in committed.items():
             end = consumer.highwater(tp)
             if end is not None:
