@@ -8,11 +8,12 @@ import subprocess
 import sys
 import time
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, delete, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from bench.workers import REPO
+from sinks.models import SinkOffset, table_of
 
 
 def upgrade(db_url: str) -> None:
@@ -103,3 +104,10 @@ def _delete_site(eng: Engine, site: str) -> None:
                     conn.execute(text(f"DELETE FROM {table} WHERE site = :site"), {"site": site})
             except Exception:  # table not there (older schema): nothing to clean
                 pass
+
+
+def forget_sink_offsets(eng: Engine, topics) -> None:
+    """Drop the sink's stored positions of these topics (sinks.models.SinkOffset)."""
+    offsets = table_of(SinkOffset)
+    with eng.begin() as conn:
+        conn.execute(delete(offsets).where(offsets.c.topic.in_(sorted(topics))))

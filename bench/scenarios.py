@@ -53,6 +53,10 @@ def start_workers(
     ends = kafka_io.end_offsets(ctx.broker, APP_TOPICS)
     kafka_io.pin_group(ctx.broker, app_id, {**ends, **(inputs_from or {})})
     # The sink's position lives in the database: start it at the end of the output topics too.
+    # Positions stored there by runs on an earlier broker can be past these ends (stored positions
+    # only move forward, and a sink reads a topic whose end is behind its position from the
+    # start): the benchmark's database is its own, so they are replaced.
+    db.forget_sink_offsets(ctx.engine, BASE_OUTPUT_TOPICS.values())
     store_offsets(
         ctx.engine,
         {
