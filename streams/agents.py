@@ -42,7 +42,7 @@ import mode
 import orjson
 
 from schemas.topic_names import INPUT_TOPICS, TICK_TOPIC
-from schemas.wire import InvalidEvent, cached_epoch_of, decode_event, epoch_of
+from schemas.wire import FIELDS, InvalidEvent, cached_epoch_of, decode_event, epoch_of
 from streams import engine, metrics, observability
 from streams.kafka_batches import BatchSender, aiokafka_producer
 from streams.post_store import PostStore, load
@@ -64,26 +64,8 @@ FLUSH_MAX_EVENTS = 100_000
 _INPUTS = frozenset(INPUT_TOPICS.values())
 
 # Contract field names are a bounded set, so they may be label values; anything else is "other".
-_REASON_CODES = {
-    "json",
-    "utf8",
-    "schema",
-    "key",
-    "schema_version",
-    "event_id",
-    "type",
-    "site",
-    "post_id",
-    "comment_id",
-    "parent_id",
-    "post_author",
-    "author_key",
-    "kind",
-    "source_url",
-    "event_time",
-    "post_time",
-    "status",
-}
+# The contract's fields, and the reasons the decoder and the key check name besides them.
+_REASON_CODES = frozenset({"json", "utf8", "schema", "key", *FIELDS})
 
 _load_lock = asyncio.Lock()
 
