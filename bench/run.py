@@ -174,7 +174,8 @@ def _latency(ctx, procs, rate: int, args, key: str, results: dict, label: str) -
     r["peak_rss_mb"] = [w.peak_rss_mb() for w in procs]
     print(f"  -> p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, max {r['max_ms']} ms")
     print(
-        f"     CPU µs/event worker {r['worker_cpu_us_per_event']}, sink {r['sink_cpu_us_per_event']};"
+        f"     CPU µs/event worker {r['cpu_us_per_event']['worker']},"
+        f" sink {r['cpu_us_per_event']['sink']};"
         f" worst per second (ms): {r['worst_ms_by_second']}"
     )
 

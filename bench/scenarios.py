@@ -220,7 +220,7 @@ def latency(
             break
         time.sleep(poll)
     publisher.join()
-    out_cpu = _cpu_per_event(cpu_before, [w.cpu() for w in procs], n)
+    cpu = _cpu_per_event(cpu_before, [w.cpu() for w in procs], n)
     lat = []
     missing = 0
     for ev, t in zip(events, sent_at):
@@ -251,23 +251,10 @@ def latency(
     for q, name in ((0.5, "p50"), (0.95, "p95"), (0.99, "p99"), (1.0, "max")):
         out[f"{name}_ms"] = round(_quantile(lat, q) * 1000, 1) if lat and not missing else None
     out["mean_ms"] = round(sum(lat) / len(lat) * 1000, 1) if lat else None
-    out.update(out_cpu)
+    out["cpu_us_per_event"] = cpu
     out["worst_ms_by_second"] = [
         round(worst.get(s, 0.0) * 1000) for s in range(max(worst, default=-1) + 1)
     ]
-    return out
-
-
-def _cpu_per_event(before: list[dict], after: list[dict], events: int) -> dict[str, float | None]:
-    """CPU µs per event of the workers' aggregation processes and of their sink processes."""
-    out: dict[str, float | None] = {}
-    for part in ("worker", "sink"):
-        spent = [
-            a[part] - b[part]
-            for b, a in zip(before, after)
-            if a[part] is not None and b[part] is not None
-        ]
-        out[f"{part}_cpu_us_per_event"] = round(sum(spent) / events * 1e6, 1) if spent else None
     return out
 
 
