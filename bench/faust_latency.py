@@ -49,14 +49,17 @@ def _worker() -> None:
     source = app.topic(*INPUT_TOPICS.values(), key_type=bytes, value_type=bytes, partitions=4)
     seen: list[tuple[float, float]] = []  # (record timestamp, latency)
 
+    def finish_when_all_seen() -> None:
+        if len(seen) >= wanted:
+            out.write_text(json.dumps(seen))
+            os._exit(0)  # no clean stop: the figures are written
+
     async def read_each(stream):
         async for event in stream.events():
             now = time.time()
             if event.message.key.startswith(site):
                 seen.append((event.message.timestamp, now - event.message.timestamp))
-            if len(seen) >= wanted:
-                out.write_text(json.dumps(seen))
-                os._exit(0)
+            finish_when_all_seen()
 
     async def read(stream):
         last = time.time()
@@ -78,9 +81,7 @@ def _worker() -> None:
             while time.perf_counter() < end:  # the agent's work, without its allocations
                 pass
             last = time.time()
-            if len(seen) >= wanted:
-                out.write_text(json.dumps(seen))
-                os._exit(0)
+            finish_when_all_seen()
 
     app.agent(source)(read_each if os.environ.get("BENCH_FL_EACH") == "1" else read)
     faust.Worker(app, loglevel="warning").execute_from_commandline()
