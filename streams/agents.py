@@ -304,7 +304,7 @@ async def fold(
         for fields, ok in zip(events, applied):
             consumed[(fields.type, "applied" if ok else "unchanged")] += 1
             if ok:
-                changed_ids.add(str(fields.comment_id))
+                changed_ids.add(fields.comment_id)
         changed = bool(changed_ids)
         if post_key in ticks:
             changed |= engine.merge_tick(state, ticks[post_key])

@@ -1,16 +1,23 @@
 """The pure aggregation engine: per-post state, merge, derive, diff. No faust, no I/O.
 
-State of one post (plain JSON types, so it serialises compactly to the table changelog):
+State of one post:
     {"v": version of the last emitted change set,
      "wm": event-time watermark (max event_time seen, epoch seconds),
      "clk": worker clock (max tick time seen, epoch seconds),
      "pt": post publish time or None,
-     "e": {comment_id: [type, kind, parent_id, author_key, post_author, created, event_id]},
-     "s": {comment_id: [event_time, is_moderation, event_id, status]}}
+     "e": {comment_id: (type, kind, parent_id, author_key, post_author, created, event_id,
+                        status_time, is_moderation, status_event_id, status)},
+     "s": {comment_id: (status_time, is_moderation, status_event_id, status)}}
+One flat tuple per entry, int keys and event ids as ints (the 32 hex digits, same order): the
+state of every post of a worker's partitions is held, so its size per entry is the worker's memory
+(docs/performance.md). "s" holds only statuses of entries not created yet (a moderation that came
+first); the creation merges them into the entry's tuple.
 Creation fields come from the creation event with the least (event_time, event_id) and the status is
 the one with the greatest (event_time, is_moderation, event_id): both are a max/min over a set, so
-merging is commutative, associative and idempotent by construction. A moderation for an entry that
-has not arrived only fills "s" and applies once the entry is created.
+merging is commutative, associative and idempotent by construction.
+The changelog (streams/post_store.py) and dumps_state() use the JSON form: entry
+[type, kind, parent_id, author_key, post_author, created, event_id] and status
+[event_time, is_moderation, event_id, status], ids as hex strings.
 
 derive() is a pure function of (state, now, timeout): it recomputes every aggregate from the entries.
 derive_more() is its incremental twin for the common batch (only new approved entries under visible
@@ -36,8 +43,11 @@ HOUR = 3600
 DAY = 86400
 WINDOWS = (("hour", HOUR), ("day", DAY))
 
-# positions in an entry list
+# positions in an entry tuple: its creation fields, then its status (a status tuple is the tail)
 _TYPE, _KIND, _PARENT, _AUTHOR, _POST_AUTHOR, _CREATED, _CEID = range(7)
+_STIME, _SMOD, _SEID, _STATUS = range(7, 11)
+_CREATION = slice(0, 7)
+_STATUS_PART = slice(7, 11)
 
 
 class EventFields(NamedTuple):
@@ -108,12 +118,72 @@ def new_state() -> dict[str, Any]:
     return {"v": 0, "wm": None, "clk": None, "pt": None, "e": {}, "s": {}}
 
 
+def entry_of_json(entry: list) -> tuple:
+    """A changelog entry (JSON form) as held: shared words, interned author, int event id."""
+    typ, kind, parent, author, post_author, created, eid = entry
+    return (
+        _WORD(typ, typ),
+        _WORD(kind, kind),
+        parent,
+        sys.intern(author),
+        post_author,
+        created,
+        int(eid, 16),
+    )
+
+
+def status_of_json(status: list) -> tuple:
+    event_time, is_mod, eid, word = status
+    return (event_time, is_mod, int(eid, 16), _WORD(word, word))
+
+
+def entry_json(row: tuple) -> list:
+    return [*row[:_CEID], format(row[_CEID], "032x")]
+
+
+def status_json(status: tuple) -> list:
+    return [status[0], status[1], format(status[2], "032x"), status[3]]
+
+
+def json_of(state: dict[str, Any], cid: int) -> list:
+    """[entry or null, status or null] of one comment id, in the JSON form."""
+    row = state["e"].get(cid)
+    if row is not None:
+        return [entry_json(row), status_json(row[_STATUS_PART])]
+    status = state["s"].get(cid)
+    return [None, None if status is None else status_json(status)]
+
+
 def dumps_state(state: dict[str, Any]) -> bytes:
-    return orjson.dumps(state)
+    """The state in the JSON form (sorted keys): what the changelog holds, as one document."""
+    cids = sorted({*state["e"], *state["s"]})
+    entries = {str(c): json_of(state, c) for c in cids}
+    return orjson.dumps(
+        {
+            **{k: state[k] for k in ("v", "wm", "clk", "pt")},
+            "e": {c: ej for c, (ej, _) in entries.items() if ej is not None},
+            "s": {c: sj for c, (_, sj) in entries.items()},
+        },
+        option=orjson.OPT_SORT_KEYS,
+    )
 
 
 def loads_state(raw: bytes | None) -> dict[str, Any]:
-    return new_state() if raw is None else orjson.loads(raw)
+    state = new_state()
+    if raw is None:
+        return state
+    doc = orjson.loads(raw)
+    for k in ("v", "wm", "clk", "pt"):
+        state[k] = doc[k]
+    for c, status in doc["s"].items():
+        entry = doc["e"].get(c)
+        merge_entry(
+            state,
+            int(c),
+            None if entry is None else entry_of_json(entry),
+            status_of_json(status),
+        )
+    return state
 
 
 def max_opt(a: float | None, b: float | None) -> float | None:
@@ -147,57 +217,62 @@ _WORD = {
 }.get
 
 
-def shared_strings(entry: list | None, status: list | None) -> None:
-    """Replace an entry's and a status's strings by shared objects, in place (before holding)."""
-    if entry is not None:
-        entry[_TYPE] = _WORD(entry[_TYPE], entry[_TYPE])
-        entry[_KIND] = _WORD(entry[_KIND], entry[_KIND])
-        entry[_AUTHOR] = sys.intern(entry[_AUTHOR])
-    if status is not None:
-        status[3] = _WORD(status[3], status[3])
-
-
 def merge_event(state: dict[str, Any], ev: EventFields) -> bool:
     """Merge one event into state in place; True when the state changed."""
     before = (state["wm"], state["pt"])
     state["wm"] = max_opt(state["wm"], ev.event_time)
     state["pt"] = min_opt(state["pt"], ev.post_time)
     is_mod = ev.type == "moderation"
+    eid = int(ev.event_id, 16)
     entry = (
         None
         if is_mod
-        else [
-            ev.type,
-            ev.kind,
+        else (
+            _WORD(ev.type, ev.type),
+            _WORD(ev.kind, ev.kind),
             ev.parent_id,
-            ev.author_key,
+            sys.intern(ev.author_key),
             bool(ev.post_author),
             ev.event_time,
-            ev.event_id,
-        ]
+            eid,
+        )
     )
-    status = [ev.event_time, 1 if is_mod else 0, ev.event_id, ev.status]
-    shared_strings(entry, status)
-    changed = merge_entry(state, str(ev.comment_id), entry, status)
+    status = (ev.event_time, 1 if is_mod else 0, eid, _WORD(ev.status, ev.status))
+    changed = merge_entry(state, ev.comment_id, entry, status)
     return changed or before != (state["wm"], state["pt"])
 
 
-def merge_entry(state: dict[str, Any], cid: str, entry: list | None, status: list | None) -> bool:
+def merge_entry(state: dict[str, Any], cid: int, entry: tuple | None, status: tuple | None) -> bool:
     """Merge an entry's creation fields (least (created, event_id) wins) and status (greatest
     (event_time, is_moderation, event_id) wins) into state; True when either changed. Used for
-    events (merge_event) and for stored changelog records (streams/post_store.py)."""
-    changed = False
-    if entry is not None:
-        old = state["e"].get(cid)
-        if old is None or (entry[_CREATED], entry[_CEID]) < (old[_CREATED], old[_CEID]):
-            state["e"][cid] = entry
-            changed = True
-    if status is not None:
-        old_status = state["s"].get(cid)
-        if old_status is None or status[:3] > old_status[:3]:
-            state["s"][cid] = status
-            changed = True
-    return changed
+    events (merge_event) and for stored changelog records (streams/post_store.py). An entry
+    always comes with a status (its creation event's, or a stored one)."""
+    held = state["e"]
+    row = held.get(cid)
+    if row is not None:
+        creation, current = row[_CREATION], row[_STATUS_PART]
+        changed = False
+        if entry is not None and (entry[_CREATED], entry[_CEID]) < (row[_CREATED], row[_CEID]):
+            creation, changed = entry, True
+        if status is not None and status[:3] > current[:3]:
+            current, changed = status, True
+        if changed:
+            held[cid] = creation + current
+        return changed
+    waiting_status = state["s"].get(cid)
+    if status is not None and (waiting_status is None or status[:3] > waiting_status[:3]):
+        best, changed = status, True
+    else:
+        best, changed = waiting_status, False
+    if entry is None:
+        if changed:
+            state["s"][cid] = best
+        return changed
+    if best is None:
+        raise ValueError(f"entry {cid} without a status")
+    state["s"].pop(cid, None)
+    held[cid] = entry + best
+    return True
 
 
 def merge_batch(
@@ -211,7 +286,7 @@ def merge_batch(
     applied: list[bool] = []
     for ev in events:
         if new_ids is not None:
-            cid = str(ev.comment_id)
+            cid = ev.comment_id
             if ev.type == "moderation" or ev.status != APPROVED or cid in known_e or cid in known_s:
                 new_ids = None
             else:
@@ -236,7 +311,7 @@ def now_of(state: dict[str, Any]) -> float | None:
 
 # ---------------------------------------------------------------------------- derive
 def _resolve(
-    entries: dict[int, list], statuses: dict[int, list], now: float | None, timeout: float
+    entries: dict[int, tuple], now: float | None, timeout: float
 ) -> tuple[dict[int, tuple[int, int]], list[int]]:
     """Place every entry: visible ones -> (root_id, depth); also return the waiting replies.
 
@@ -248,9 +323,9 @@ def _resolve(
     VISIBLE, HIDDEN, WAITING = 0, 1, 2
     result: dict[int, tuple] = {}  # cid -> (VISIBLE, root, depth) | (HIDDEN,) | (WAITING,)
 
-    def own_state(cid: int, entry: list) -> tuple | None:
+    def own_state(cid: int, entry: tuple) -> tuple | None:
         """State when it does not depend on the parent; None when it follows the parent."""
-        if statuses[cid][3] != APPROVED:
+        if entry[_STATUS] != APPROVED:
             return (HIDDEN,)
         parent = entry[_PARENT]
         if parent <= 0:
@@ -259,7 +334,7 @@ def _resolve(
             return _orphan(cid, entry)
         return None
 
-    def _orphan(cid: int, entry: list) -> tuple:
+    def _orphan(cid: int, entry: tuple) -> tuple:
         if now is not None and now >= entry[_CREATED] + timeout:
             return (VISIBLE, cid, 0)
         return (WAITING,)
@@ -338,12 +413,12 @@ class _Totals:
         self.touched_threads: dict[int, None] | None = None  # None: everything is new
         self.touched_windows: dict[tuple[str, str], None] | None = None
 
-    def open_thread(self, cid: int, e: list) -> None:
+    def open_thread(self, cid: int, e: tuple) -> None:
         self.threads[cid] = [0, 0, e[_AUTHOR], False, None, e[_CREATED], e[_CREATED]]
         if self.touched_threads is not None:
             self.touched_threads[cid] = None
 
-    def add(self, cid: int, root: int, depth: int, e: list) -> None:
+    def add(self, cid: int, root: int, depth: int, e: tuple) -> None:
         """Count one visible entry (its thread must be open already when it is a reply)."""
         self.placed[cid] = (root, depth)
         typ, created, author = e[_TYPE], e[_CREATED], e[_AUTHOR]
@@ -464,9 +539,8 @@ def derive_with_totals(
     state: dict[str, Any], now_watermark: float | None, orphan_timeout: float
 ) -> Derivation:
     """derive() plus the running totals derive_more() continues from."""
-    entries = {int(k): v for k, v in state["e"].items()}
-    statuses = {int(k): state["s"][k] for k in state["e"]}
-    placed, waiting = _resolve(entries, statuses, now_watermark, orphan_timeout)
+    entries = state["e"]
+    placed, waiting = _resolve(entries, now_watermark, orphan_timeout)
     totals = _Totals()
     # roots that are threads: visible comments and promoted orphan replies (pings are not threads)
     for cid, (root, _depth) in placed.items():
@@ -520,10 +594,10 @@ def derive_more(
     `old` and `totals` are updated in place and returned (the previous derivation is consumed);
     None means nothing was changed. So the cost is O(new entries + the replies they release): no
     copy of the post's threads, windows or placements."""
-    entries, statuses = state["e"], state["s"]
+    entries = state["e"]
     placed, waiting = totals.placed, totals.waiting
     planned: dict[int, tuple[int, int]] = {}
-    pending: list[tuple[int, list, int, int]] = []
+    pending: list[tuple[int, tuple, int, int]] = []
     released: list[int] = []  # waiting replies that become visible
     new_waiting: dict[int, float] = {}
     new_waiting_by_parent: dict[int, list[int]] = {}
@@ -531,9 +605,8 @@ def derive_more(
     for cid in new_ids:  # check everything before changing anything
         if cid in totals.orphan_parents:
             return None
-        key = str(cid)
-        e, st = entries.get(key), statuses.get(key)
-        if e is None or st is None or st[3] != APPROVED or st[1]:
+        e = entries.get(cid)
+        if e is None or e[_STATUS] != APPROVED or e[_SMOD]:
             return None
         new.append((e[_CREATED], cid, e))
     new.sort(key=lambda item: (item[0], item[1]))  # parents were created before their replies
@@ -555,7 +628,7 @@ def derive_more(
 
     def place(cid: int, root: int, depth: int) -> None:
         planned[cid] = (root, depth)
-        pending.append((cid, entries[str(cid)], root, depth))
+        pending.append((cid, entries[cid], root, depth))
 
     for _, cid, e in new:
         parent = e[_PARENT]
@@ -564,7 +637,7 @@ def derive_more(
         else:
             up = placed.get(parent) or planned.get(parent)
             if up is None:
-                if parent in waiting or parent in new_waiting or (str(parent) not in entries):
+                if parent in waiting or parent in new_waiting or parent not in entries:
                     new_waiting[cid] = e[_CREATED]  # its parent is missing or waits: it waits
                     new_waiting_by_parent.setdefault(parent, []).append(cid)
                     continue
@@ -589,7 +662,7 @@ def derive_more(
         del waiting[cid]
     for cid, created in new_waiting.items():
         waiting[cid] = created
-        totals.waiting_by_parent.setdefault(entries[str(cid)][_PARENT], []).append(cid)
+        totals.waiting_by_parent.setdefault(entries[cid][_PARENT], []).append(cid)
     if released:
         totals.waiting_by_parent = {
             parent: kids
@@ -627,8 +700,7 @@ def absent(state: dict[str, Any], new: Derived) -> list[AggregateChange]:
     deletion is keyed, its values are not stored."""
     changes: list[AggregateChange] = []
     windows: set[tuple[str, str]] = set()
-    for key, e in state["e"].items():
-        cid = int(key)
+    for cid, e in state["e"].items():
         if cid not in new.threads and e[_TYPE] != "pingback":
             changes.append(
                 AggregateChange(

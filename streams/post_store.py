@@ -46,8 +46,8 @@ def header_value(state: dict[str, Any], waiting: tuple[float | None, int], flush
     return orjson.dumps([state["v"], state["wm"], state["clk"], state["pt"], *waiting, flush])
 
 
-def entry_value(state: dict[str, Any], cid: str) -> bytes:
-    return orjson.dumps([state["e"].get(cid), state["s"].get(cid)])
+def entry_value(state: dict[str, Any], cid: int) -> bytes:
+    return orjson.dumps(engine.json_of(state, cid))
 
 
 class PostStore:
@@ -57,7 +57,7 @@ class PostStore:
         self.partitions = partitions
         self.states: dict[str, dict[str, Any]] = {}
         self.loaded: set[int] = set()
-        self._dirty: dict[str, set[str]] = {}  # post key -> entry ids changed since the last drain
+        self._dirty: dict[str, set[int]] = {}  # post key -> entry ids changed since the last drain
         # posts with replies waiting for their parent: (earliest waiting event_time, count), for
         # the orphan timer; kept in the header so that a loaded partition knows it too
         self.waiting: dict[str, tuple[float | None, int]] = {}
@@ -80,7 +80,7 @@ class PostStore:
             state = self.states[post_key] = engine.new_state()
         return state
 
-    def changed(self, post_key: str, entry_ids: Iterable[str]) -> None:
+    def changed(self, post_key: str, entry_ids: Iterable[int]) -> None:
         self._dirty.setdefault(post_key, set()).update(entry_ids)
 
     def set_waiting(self, post_key: str, since: float | None, count: int) -> None:
@@ -110,7 +110,7 @@ class PostStore:
             )
             prefix = post_key + "/"
             for cid in cids:
-                yield partition, (prefix + cid).encode(), entry_value(state, cid)
+                yield partition, f"{prefix}{cid}".encode(), entry_value(state, cid)
 
     def apply(self, key: bytes, value: bytes | None) -> None:
         """Merge one changelog record into the state (loading)."""
@@ -132,8 +132,12 @@ class PostStore:
             state["pt"] = engine.min_opt(state["pt"], pt)
             return
         entry, status = fields
-        engine.shared_strings(entry, status)
-        engine.merge_entry(state, cid[0], entry, status)
+        engine.merge_entry(
+            state,
+            int(cid[0]),
+            None if entry is None else engine.entry_of_json(entry),
+            None if status is None else engine.status_of_json(status),
+        )
 
     def last_flush(self, partitions: Iterable[int]) -> set[str]:
         """Posts of these partitions written by their partition's newest flush (see module doc)."""

@@ -5,6 +5,7 @@ windows gone after a moderation) and the refresh tombstones of engine.absent()."
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -28,7 +29,7 @@ def _event(
     post_author: bool = False,
 ) -> engine.EventFields:
     return engine.EventFields(
-        f"{type_}{cid}{status}{t}",
+        hashlib.md5(f"{type_}{cid}{status}{t}".encode()).hexdigest(),  # 32 hex, as on the wire
         type_,
         cid,
         parent,
