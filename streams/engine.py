@@ -399,12 +399,13 @@ class _Totals:
         self.post_author_replies = 0
         self.max_depth = 0
         self.first = self.last = self.first_comment = None
-        # root -> [replies, depth, authors, answered, first_reply, last, root_created]; authors
+        # root -> its entry tuple while the thread has no replies (most threads: nothing more to
+        # hold), then [replies, depth, authors, answered, first_reply, last, root_created]; authors
         # is "" (none), the one author key, or a set once there are two: most threads have one
         # participant, and a set per thread was the largest part of the totals
-        self.threads: dict[int, list] = {}
+        self.threads: dict[int, tuple | list] = {}
         self.windows: dict[tuple[str, str], dict[str, int]] = {}
-        self.placed: dict[int, tuple[int, int]] = {}  # visible cid -> (root, depth)
+        self.placed: dict[int, int | tuple[int, int]] = {}  # visible cid -> _place(...)
         # missing parents of promoted orphans: if one arrives, the orphan moves under it
         self.orphan_parents: frozenset[int] = frozenset()
         # waiting replies: cid -> created; and parent id -> its waiting replies
@@ -414,13 +415,13 @@ class _Totals:
         self.touched_windows: dict[tuple[str, str], None] | None = None
 
     def open_thread(self, cid: int, e: tuple) -> None:
-        self.threads[cid] = [0, 0, e[_AUTHOR], False, None, e[_CREATED], e[_CREATED]]
+        self.threads[cid] = e
         if self.touched_threads is not None:
             self.touched_threads[cid] = None
 
     def add(self, cid: int, root: int, depth: int, e: tuple) -> None:
         """Count one visible entry (its thread must be open already when it is a reply)."""
-        self.placed[cid] = (root, depth)
+        self.placed[cid] = _place(cid, root, depth)
         typ, created, author = e[_TYPE], e[_CREATED], e[_AUTHOR]
         label = e[_KIND] if typ == "pingback" else typ
         counts = self.counts
@@ -441,7 +442,8 @@ class _Totals:
         if self.last is None or created > self.last:
             self.last = created
         if root != cid:
-            acc = self.threads.get(root)
+            held = self.threads.get(root)
+            acc: list | None = None if held is None else _open_thread_acc(self.threads, root, held)
             if acc is not None:
                 if self.touched_threads is not None:
                     self.touched_threads[root] = None
@@ -496,7 +498,35 @@ class _Totals:
         }
 
 
-def _thread_value(acc: list) -> ThreadValue:
+def _open_acc(root: tuple) -> list:
+    return [0, 0, root[_AUTHOR], False, None, root[_CREATED], root[_CREATED]]
+
+
+def _open_thread_acc(threads: dict[int, tuple | list], root: int, held: tuple | list) -> list:
+    """The thread's accumulator, made from its root's entry at its first reply."""
+    if type(held) is tuple:
+        acc = threads[root] = _open_acc(held)
+        return acc
+    return held  # type: ignore[return-value]  # a list
+
+
+def _place(cid: int, root: int, depth: int) -> int | tuple[int, int]:
+    """A visible entry's (root, depth) as held in _Totals.placed: 0 for a root (most entries: no
+    object held), one int for a reply, a tuple only below depth 65,535."""
+    if root == cid:
+        return 0
+    return root << 16 | depth if depth < 0x10000 else (root, depth)
+
+
+def _placement(cid: int, held: int | tuple[int, int]) -> tuple[int, int]:
+    if type(held) is tuple:
+        return held
+    return (cid, 0) if held == 0 else (held >> 16, held & 0xFFFF)  # type: ignore[operator]
+
+
+def _thread_value(acc: tuple | list) -> ThreadValue:
+    if type(acc) is tuple:
+        acc = _open_acc(acc)
     replies, depth, authors, answered, first_reply, last_act, root_created = acc
     return {
         "replies": replies,
@@ -519,7 +549,7 @@ class ThreadValues(Mapping):
 
     __slots__ = ("_threads",)
 
-    def __init__(self, threads: dict[int, list]) -> None:
+    def __init__(self, threads: dict[int, tuple | list]) -> None:
         self._threads = threads
 
     def __getitem__(self, root: int) -> ThreadValue:
@@ -635,7 +665,8 @@ def derive_more(
         if parent <= 0:
             root, depth = cid, 0
         else:
-            up = placed.get(parent) or planned.get(parent)
+            held = placed.get(parent)
+            up = planned.get(parent) if held is None else _placement(parent, held)
             if up is None:
                 if parent in waiting or parent in new_waiting or parent not in entries:
                     new_waiting[cid] = e[_CREATED]  # its parent is missing or waits: it waits
