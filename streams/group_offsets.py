@@ -4,6 +4,8 @@ group has got, and where a group that has never committed starts."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient
@@ -11,6 +13,8 @@ from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from streams.settings import Settings
+
+T = TypeVar("T")
 
 
 def admin_client(settings: Settings, client_id: str) -> KafkaAdminClient:
@@ -53,27 +57,33 @@ def partitions_of(admin: KafkaAdminClient, topics) -> list[TopicPartition]:
     )
 
 
-def committed(
-    admin: KafkaAdminClient, group: str, patience: float = 30.0
-) -> dict[TopicPartition, int]:
-    """The group's committed offsets. A fresh broker has no group coordinator until it has created
-    __consumer_offsets: retriable errors are retried for `patience` seconds."""
+def _coordinated(call: Callable[[], T], patience: float) -> T:
+    """call() with the retriable errors of a fresh broker retried for `patience` seconds: it has
+    no group coordinator until it has created __consumer_offsets."""
     deadline = time.monotonic() + patience
     while True:
         try:
-            offsets = admin.list_group_offsets({group: None}).get(group, {})
-            return {tp: om.offset for tp, om in offsets.items() if om.offset >= 0}
+            return call()
         except KafkaError as exc:
             if not getattr(exc, "retriable", False) or time.monotonic() > deadline:
                 raise
             time.sleep(0.5)
 
 
-def pin(admin: KafkaAdminClient, group: str, offsets: dict[TopicPartition, int]) -> None:
+def committed(
+    admin: KafkaAdminClient, group: str, patience: float = 30.0
+) -> dict[TopicPartition, int]:
+    """The group's committed offsets."""
+    offsets = _coordinated(lambda: admin.list_group_offsets({group: None}), patience)
+    return {tp: om.offset for tp, om in offsets.get(group, {}).items() if om.offset >= 0}
+
+
+def pin(
+    admin: KafkaAdminClient, group: str, offsets: dict[TopicPartition, int], patience: float = 30.0
+) -> None:
     """Commit `offsets` for a group with no members (a group's members own its offsets)."""
-    admin.alter_group_offsets(
-        group, {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in offsets.items()}
-    )
+    request = {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in offsets.items()}
+    _coordinated(lambda: admin.alter_group_offsets(group, request), patience)
 
 
 def start_new_group_at_ends(settings: Settings, group: str, topics) -> int:
