@@ -1,9 +1,10 @@
 """The aggregation hot path in one process, without a broker: decode, group by post, fold (merge,
 derive, diff) and flush (render, changelog records), as streams.agents does per batch, with the
 producer replaced by a counter. Shows how many events/s the agent's
-Python code can do at all, and (--profile) where the time goes.
+Python code can do at all, (--profile) where the time goes and (--memory) what the held state
+costs per entry.
 
-    python -m bench.hotpath --events 100000 --posts 1000 [--profile]
+    python -m bench.hotpath --events 100000 --posts 1000 [--profile | --memory]
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import gc
 import time
+import tracemalloc
 from collections import defaultdict
 
 from bench.events import generate
@@ -68,6 +71,33 @@ async def _run(events, batch: int, producer: _NullProducer) -> float:
     return time.perf_counter() - began
 
 
+def _rss_mb(field: str) -> float:
+    """VmRSS / VmHWM of this process from /proc, in MB."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _held_bytes() -> tuple[int, int, int, int]:
+    """Traced bytes freed by dropping the derivation cache, then the post states: what each
+    holds, with the entries each covers."""
+    from streams import agents
+
+    cached = agents._derived.entries
+    states = agents.store.entries()
+    gc.collect()
+    before = tracemalloc.get_traced_memory()[0]
+    agents._derived.clear()
+    gc.collect()
+    middle = tracemalloc.get_traced_memory()[0]
+    agents.store.clear()
+    gc.collect()
+    after = tracemalloc.get_traced_memory()[0]
+    return before - middle, cached, middle - after, states
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m bench.hotpath",
@@ -78,9 +108,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--posts", type=int, default=1_000)
     p.add_argument("--batch", type=int, default=None, help="events per batch (agents.BATCH_MAX)")
     p.add_argument("--profile", action="store_true", help="pyinstrument profile of the run")
+    p.add_argument(
+        "--memory",
+        action="store_true",
+        help="trace allocations (slow): bytes per entry of the post states and of the "
+        "derivation cache after the run, and the process's RSS",
+    )
     args = p.parse_args(argv)
     if args.events <= 0 or args.posts <= 0:
         p.error("--events and --posts must be > 0")
+    if args.profile and args.memory:
+        p.error("--profile and --memory measure different runs: choose one")
     from streams import agents
     from streams.app import create_app
     from streams.settings import load_settings
@@ -90,6 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     batch = args.batch or agents.BATCH_MAX
     producer = _NullProducer()
     events = generate(args.events, args.posts, "hotpath.example")
+    rss_events = _rss_mb("VmRSS")
+    if args.memory:
+        tracemalloc.start()
     profiler = None
     if args.profile:
         try:
@@ -114,6 +155,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     if profiler is not None:
         print(profiler.output_text(unicode=False, color=False, show_all=False))
+    if args.memory:
+        rss_after, peak = _rss_mb("VmRSS"), _rss_mb("VmHWM")
+        cache, cached, states, entries = _held_bytes()
+        tracemalloc.stop()
+        print(
+            f"post states {states / max(entries, 1):,.0f} B per entry ({entries:,} entries), "
+            f"derivation cache {cache / max(cached, 1):,.0f} B per entry ({cached:,} entries); "
+            f"RSS {rss_events:,.0f} MB with the events generated, {rss_after:,.0f} MB after "
+            f"the run, peak {peak:,.0f} MB (tracing included)"
+        )
     return 0
 
 
