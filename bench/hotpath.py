@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 import gc
+import sys
 import time
 import tracemalloc
 from collections import defaultdict
