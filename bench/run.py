@@ -8,7 +8,9 @@ baseline, the faust no-op floor and the Quix Streams app (bench/quix_app.py) rea
 events/s and CPU per event of each, all measured on a range published before they start, so that
 no publisher shares the machine with any of them. Latency (publish -> database, a publisher
 running at a fixed rate) at --rate and --rate-high with 1 worker and at --rate with 2 workers;
-changelog bytes per event at 2,000 and at 20 entries per post; peak RSS of every worker. --events
+changelog bytes per event at 2,000 and at 20 entries per post; peak RSS of every worker; what
+exactly_once costs: the 1-worker throughput of the first shape and the --rate latency with each
+guarantee, back to back, and their eos/alo ratios. --events
 N runs every shape with N entries (entries per post kept): a short check. --memory adds shape c,
 --huge 5,000,000 entries over 500,000 posts."""
 
@@ -28,7 +30,17 @@ from bench import db, report, scenarios, shapes
 from streams.settings import load_settings
 
 DEFAULT_DB = "postgresql+psycopg://blogpulse:blogpulse@127.0.0.1:5432/blogpulse"
-PHASES = ("throughput", "latency", "baseline", "floor", "quix", "changelog", "scaling")
+PHASES = (
+    "throughput",
+    "latency",
+    "baseline",
+    "floor",
+    "quix",
+    "changelog",
+    "scaling",
+    "exactly_once",
+)
+GUARANTEES = ("at_least_once", "exactly_once")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -233,10 +245,53 @@ def _measure(ctx: scenarios.Context, args: argparse.Namespace, results: dict) ->
                 _latency(ctx, procs, args.rate, args, "latency_2_workers", results, "latency-2")
         finally:
             scenarios.stop_all(procs)
+    if "exactly_once" not in skip:
+        results["exactly_once"] = _exactly_once(ctx, args, first)
     if args.huge:
         h = shapes.scaled(shapes.HUGE, args.events)
         ctx.timeout = max(ctx.timeout, h.entries / 200)
         results["huge"] = _single_run(ctx, "huge", h.entries, h.posts)
+
+
+def _exactly_once(ctx, args: argparse.Namespace, shape: shapes.Shape) -> dict:
+    """Both guarantees in this run, one after the other on the same machine state: 1-worker
+    events/s on `shape` and the latency at --rate; eos/alo ratios of events/s, CPU per event
+    and latency percentiles."""
+    out: dict = {}
+    for guarantee in GUARANTEES:
+        env = {"BLOGPULSE_PROCESSING_GUARANTEE": guarantee}
+        tag = "eos" if guarantee == "exactly_once" else "alo"
+        print(f"{guarantee}, 1 worker: {shape.entries:,} entries over {shape.posts:,} posts")
+        procs, r = scenarios.replay_throughput(
+            ctx, f"{tag}-tp", shape.entries, shape.posts, env=env
+        )
+        scenarios.stop_all(procs)
+        print(f"  -> {r['events_per_s']} events/s")
+        lat: dict = {}
+        procs = scenarios.start_workers(ctx, f"{tag}-lat", 1, env=env)
+        try:
+            _latency(ctx, procs, args.rate, args, "latency", lat, f"{tag}-latency")
+        finally:
+            scenarios.stop_all(procs)
+        out[guarantee] = {"throughput": r, "latency": lat["latency"]}
+    alo, eos = out["at_least_once"], out["exactly_once"]
+
+    def ratio(a, b) -> float | None:
+        return round(b / a, 2) if a and b else None
+
+    out["eos_over_alo"] = {
+        "events_per_s": ratio(alo["throughput"]["events_per_s"], eos["throughput"]["events_per_s"]),
+        "worker_cpu_us_per_event": ratio(
+            (alo["throughput"].get("cpu_us_per_event") or {}).get("worker"),
+            (eos["throughput"].get("cpu_us_per_event") or {}).get("worker"),
+        ),
+        **{
+            f"latency_{p}": ratio(alo["latency"].get(f"{p}_ms"), eos["latency"].get(f"{p}_ms"))
+            for p in ("p50", "p99")
+        },
+    }
+    print(f"  eos/alo: {out['eos_over_alo']}")
+    return out
 
 
 def _single_run(ctx, label: str, n: int, posts: int) -> dict:

@@ -45,10 +45,14 @@ class Context:
 
 
 def start_workers(
-    ctx: Context, label: str, count: int, inputs_from: dict | None = None
+    ctx: Context,
+    label: str,
+    count: int,
+    inputs_from: dict | None = None,
+    env: dict[str, str] | None = None,
 ) -> list[workers.Worker]:
     """Start `count` workers of a new app id whose group starts at the end of every topic (or, for
-    the input topics, at `inputs_from`)."""
+    the input topics, at `inputs_from`), with `env` added to their environment."""
     app_id = ctx.app_id(label)
     ends = kafka_io.end_offsets(ctx.broker, APP_TOPICS)
     kafka_io.pin_group(ctx.broker, app_id, {**ends, **(inputs_from or {})})
@@ -65,7 +69,7 @@ def start_workers(
             if tp.topic in BASE_OUTPUT_TOPICS.values()
         },
     )
-    env = {"BLOGPULSE_BROKER": ctx.broker, "BLOGPULSE_DB": ctx.db_url}
+    env = {"BLOGPULSE_BROKER": ctx.broker, "BLOGPULSE_DB": ctx.db_url, **(env or {})}
     started = [workers.start(app_id, ctx.workdir / app_id, env, i) for i in range(count)]
     try:
         for w in started:
@@ -105,7 +109,13 @@ def wait_counted(
 
 
 def replay_throughput(
-    ctx: Context, label: str, n: int, posts: int, count: int = 1, profile_to: Path | None = None
+    ctx: Context,
+    label: str,
+    n: int,
+    posts: int,
+    count: int = 1,
+    profile_to: Path | None = None,
+    env: dict[str, str] | None = None,
 ) -> tuple[list[workers.Worker], dict]:
     """Publish n events with no worker running, then start `count` workers at the first of them:
     events/s and CPU per event from the first database rows of the run until the database shows
@@ -117,7 +127,7 @@ def replay_throughput(
     start_offsets = kafka_io.end_offsets(ctx.broker, INPUT_TOPICS.values())
     publish_s = kafka_io.publish(ctx.broker, events)
     end_offsets = kafka_io.end_offsets(ctx.broker, INPUT_TOPICS.values())
-    procs = start_workers(ctx, label, count, inputs_from=start_offsets)
+    procs = start_workers(ctx, label, count, inputs_from=start_offsets, env=env)
     try:
         first = None
         deadline = time.monotonic() + ctx.timeout

@@ -26,6 +26,12 @@ flush wrote (streams/post_store.py, last_flush), with tombstones for every threa
 those posts could have had and no longer have. (The other order had a window that no replay
 closes: outputs delivered, changelog lost, and later events that revert the change leave the
 killed worker's outputs standing: tests/unit/test_agent_crash_window.py.)
+
+Dead letters are records of the flush too, on the partition of their source event, so they are
+written once the flush is and not before. Under exactly_once (streams/transactions.py) a flush is
+one Kafka transaction per input partition with its changelog records, outputs, dead letters and
+the consumer offsets of its events; the order above and the refresh after a load are then not
+needed, and are not done. Ticks are not part of any transaction: they go on the plain producer.
 """
 
 from __future__ import annotations
@@ -41,9 +47,9 @@ from typing import Any, cast
 import mode
 import orjson
 
-from schemas.topic_names import INPUT_TOPICS, TICK_TOPIC
+from schemas.topic_names import DLQ_TOPIC, INPUT_TOPICS, TICK_TOPIC
 from schemas.wire import FIELDS, InvalidEvent, cached_epoch_of, decode_event, epoch_of
-from streams import engine, metrics, observability
+from streams import engine, metrics, observability, transactions
 from streams.kafka_batches import BatchSender, aiokafka_producer
 from streams.post_store import PostStore, load
 from streams.settings import Settings
@@ -82,8 +88,7 @@ store: PostStore
 # lets engine.derive_more() add a batch of new entries without a full derive. Bounded by entries
 # (streams/state_cache.py); a miss derives the post in full. Cleared with the store's states.
 _derived: StateCache
-dlq_topic: Any
-tick_topic: Any
+EXACTLY_ONCE: bool
 aggregate: Any  # the faust agent (aggregate_batches registered on the app)
 
 
@@ -91,7 +96,7 @@ def register_agents(app_: Any, settings: Settings) -> None:
     """Set this module up for the worker's app and settings, and register the aggregation agent,
     its flush and orphan timers and its revocation handler on the app."""
     global app, _settings, ORPHAN_TIMEOUT, TICK_INTERVAL, CHANGELOG_TOPIC, OUTPUT_TOPICS, store
-    global _derived, dlq_topic, tick_topic, aggregate
+    global _derived, EXACTLY_ONCE, aggregate
     app, _settings = app_, settings
     ORPHAN_TIMEOUT = settings.orphan_timeout
     # Often enough that a worker-clock timeout fires within ~1/4 of its length, at most every 30 s.
@@ -102,7 +107,7 @@ def register_agents(app_: Any, settings: Settings) -> None:
     _derived = StateCache(settings.state_cache_entries)
     pending.reset()
     topics = create_topics(app_, settings)
-    dlq_topic, tick_topic = topics.dlq, topics.tick
+    EXACTLY_ONCE = settings.processing_guarantee == "exactly_once"
     aggregate = app_.agent(
         topics.source, name=f"{__name__}.aggregate", supervisor_strategy=mode.CrashingSupervisor
     )(aggregate_batches)
@@ -145,21 +150,19 @@ def decode(key: bytes | None, raw: bytes) -> tuple[str, engine.EventFields]:
     )
 
 
-async def dead_letter(event: Any, exc: InvalidEvent) -> None:
+def dead_letter(event: Any, exc: InvalidEvent) -> None:
+    """Hold the event for the dead-letter topic: written by the next flush, on the partition of
+    the event (module doc)."""
     msg = event.message
     reason = f"{exc.field}: {exc.reason}"[:500]
-    await dlq_topic.send(
-        key=msg.key,
-        value=event.value,
-        headers=[
-            ("blogpulse.reason", reason.encode()),
-            ("blogpulse.source_topic", str(msg.topic).encode()),
-            ("blogpulse.source_partition", str(msg.partition).encode()),
-            ("blogpulse.source_offset", str(msg.offset).encode()),
-        ],
-    )
-    metrics.DEAD_LETTERS.labels(reason=reason_code(exc.field)).inc()
-    metrics.EVENTS_CONSUMED.labels(type="invalid", outcome="dead_letter").inc()
+    headers = [
+        ("blogpulse.reason", reason.encode()),
+        ("blogpulse.source_topic", str(msg.topic).encode()),
+        ("blogpulse.source_partition", str(msg.partition).encode()),
+        ("blogpulse.source_offset", str(msg.offset).encode()),
+    ]
+    pending.dead_letters.add(DLQ_TOPIC, msg.partition, msg.key, event.value, headers=headers)
+    pending.dead_reasons[reason_code(exc.field)] += 1
 
 
 def render(post_key: str, version: int, change: engine.AggregateChange) -> tuple[str, bytes]:
@@ -216,6 +219,8 @@ class Pending:
         self.changes: dict[str, dict[tuple[str, Any], engine.AggregateChange]] = {}
         self.timestamps: dict[str, int] = {}  # post -> newest input Kafka timestamp (ms)
         self.events: list[Any] = []
+        self.dead_letters = BatchSender()
+        self.dead_reasons: dict[str, int] = defaultdict(int)
         # posts whose outputs are emitted again in full at the next flush (after a load)
         self.refresh: set[str] = set()
         self.since: float | None = None  # monotonic time of the first held event
@@ -243,6 +248,10 @@ class Pending:
         """Forget what belongs to partitions that left: their events are never acknowledged, so
         their next owner reads them again."""
         self.events = [e for e in self.events if e.message.partition not in partitions]
+        kept = self.dead_letters.by_partition()
+        for partition, part in kept.items():
+            if partition not in partitions:
+                self.dead_letters.extend(part)
         for posts in (self.changes, self.unfolded, self.ticks, self.timestamps):
             for post_key in [k for k in posts if store.partition_of(k) in partitions]:
                 del posts[post_key]
@@ -339,9 +348,11 @@ async def fold(
 
 async def flush() -> int:
     """Write what is pending: the changed entries to the changelog, delivered; then each changed
-    aggregate once (one new version per post), delivered; then acknowledge the events. Returns the
-    number of aggregates written. On an error the in-memory state may be ahead of Kafka: it is
-    dropped (and loaded again from the changelog) and the events stay unacknowledged."""
+    aggregate once (one new version per post) and the dead letters, delivered; then acknowledge
+    the events. Under exactly_once all of it, with the events' offsets, in one transaction per
+    input partition (streams/transactions.py). Returns the number of aggregates written. On an
+    error the in-memory state may be ahead of Kafka: it is dropped (and loaded again from the
+    changelog) and the events stay unacknowledged."""
     outputs = BatchSender()
     by_aggregate: dict[str, int] = defaultdict(int)
     try:
@@ -359,14 +370,20 @@ async def flush() -> int:
                 key, value = render(post_key, state["v"], change)
                 outputs.add(OUTPUT_TOPICS[change.aggregate], partition, key.encode(), value, ts)
                 by_aggregate[change.aggregate] += 1
+        outputs.extend(pending.dead_letters)
         changelog = BatchSender()
         for partition, entry_key, entry in store.drain(store.next_flush()):
             changelog.add(CHANGELOG_TOPIC, partition, entry_key, entry)
-        producer = await aiokafka_producer(app)
-        if changelog.count:
-            await asyncio.gather(*await changelog.send(producer))  # before the outputs (module doc)
-        if outputs.count:
-            await asyncio.gather(*await outputs.send(producer))
+        if EXACTLY_ONCE:
+            changelog.extend(outputs)
+            await transactions.commit(app, changelog, pending.events)
+        else:
+            producer = await aiokafka_producer(app)
+            if changelog.count:
+                # before the outputs (module doc)
+                await asyncio.gather(*await changelog.send(producer))
+            if outputs.count:
+                await asyncio.gather(*await outputs.send(producer))
     except BaseException:
         # The worker stops (the agent's supervisor crashes the app): a restart reads the held
         # events again from the committed offsets, and the state again from the changelog.
@@ -374,7 +391,11 @@ async def flush() -> int:
         _derived.clear()
         pending.reset()  # never acknowledged
         raise
+    dead = pending.dead_reasons
     pending.release()
+    for reason, n in dead.items():
+        metrics.DEAD_LETTERS.labels(reason=reason).inc(n)
+        metrics.EVENTS_CONSUMED.labels(type="invalid", outcome="dead_letter").inc(n)
     for aggregate, n in by_aggregate.items():
         metrics.AGGREGATES_EMITTED.labels(aggregate=aggregate).inc(n)
     return sum(by_aggregate.values())
@@ -389,7 +410,8 @@ async def ensure_loaded(partitions: Iterable[int]) -> None:
         await load(store, CHANGELOG_TOPIC, new, _consumer_config())
         # this worker's own records of a partition it never gave up need no refresh: only loaded
         # partitions get here
-        renew = store.last_flush(new & store.loaded)
+        # exactly_once: what the load read was committed with its outputs (module doc)
+        renew = set() if EXACTLY_ONCE else store.last_flush(new & store.loaded)
         if renew:
             pending.refresh |= renew
             if pending.since is None:
@@ -399,6 +421,8 @@ async def ensure_loaded(partitions: Iterable[int]) -> None:
 def _consumer_config() -> dict[str, Any]:
     return {
         "bootstrap_servers": _settings.bootstrap_servers,
+        # exactly_once: the changelog records of aborted flushes are not state
+        "isolation_level": _settings.isolation_level,
         **_settings.kafka_security.aiokafka_config(),
     }
 
@@ -422,7 +446,7 @@ async def process_batch(events: Iterable[Any]) -> int:
         try:
             post_key, fields = decode(msg.key, event.value)
         except InvalidEvent as exc:
-            await dead_letter(event, exc)
+            dead_letter(event, exc)
             continue
         by_post[post_key].append(fields)
         decoded += 1
@@ -523,12 +547,19 @@ async def orphan_tick(now: float | None = None) -> int:
     if active is not None:
         await ensure_loaded(active)  # a partition without new events still has waiting replies
     total = sent = 0
+    producer = None  # the plain one: a tick is an input, and no flush's transaction holds it
     for post_key, (since, count) in list(store.waiting.items()):
         if active is not None and store.partition_of(post_key) not in active:
             continue  # partition moved away, not forgotten yet
         total += count
         if since is not None and since + ORPHAN_TIMEOUT <= now:
-            await tick_topic.send(key=post_key, value=orjson.dumps({"clock": now}))
+            producer = producer or await aiokafka_producer(app)
+            await producer.send(
+                TICK_TOPIC,
+                orjson.dumps({"clock": now}),
+                key=post_key.encode(),
+                partition=store.partition_of(post_key),
+            )
             sent += 1
     metrics.REPLIES_WAITING.set(total)
     metrics.TICKS_SENT.inc(sent)

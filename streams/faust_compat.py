@@ -86,6 +86,18 @@ wait behind it, their backlog grows, the next drain is slower again, and latency
 Upstream: no upstream issue found; behaviour in faust 0.15.3
 faust/transport/drivers/aiokafka.py:AIOKafkaConsumerThread._create_worker_consumer and aiokafka
 0.14 aiokafka/consumer/fetcher.py:Fetcher._get_actions_per_node.
+
+7. Offsets only in the agent's transactions (faust/transport/consumer.py,
+TransactionManager.commit): under exactly_once faust's commit timer sends the acknowledged offsets
+to each partition's transaction and commits it, whatever that transaction holds at the moment.
+The agent commits its own transaction per input partition with the flush's records and the
+offsets of the events behind them (streams/transactions.py), and acknowledges the events only
+after that; faust's commit would commit a flush's transaction half-sent. The replacement writes
+nothing and reports success (the offsets it is given are already in a committed transaction), so
+faust's own bookkeeping of committed offsets goes on as before.
+Upstream: no upstream issue found; behaviour in faust 0.15.3
+faust/transport/consumer.py:TransactionManager.commit and
+faust/transport/drivers/aiokafka.py:Producer.commit_transactions.
 """
 
 from __future__ import annotations
@@ -102,7 +114,7 @@ from typing import Any, cast
 from aiokafka.client import AIOKafkaClient
 from faust.app.base import App
 from faust.tables.recovery import Recovery
-from faust.transport.consumer import Consumer
+from faust.transport.consumer import Consumer, TransactionManager
 from faust.transport.drivers import aiokafka as faust_kafka
 from faust.types import TP
 from mode.services import Service, WaitResults
@@ -125,6 +137,8 @@ TARGETS: dict[str, tuple[type, str]] = {
     "Consumer._add_gap": (Consumer, "_add_gap"),
     "Consumer._drain_messages": (Consumer, "_drain_messages"),
     "Service.wait_first": (Service, "wait_first"),
+    "TransactionManager.commit": (TransactionManager, "commit"),
+    "Producer.begin_transaction": (faust_kafka.Producer, "begin_transaction"),
     "Producer._settings_extra": (faust_kafka.Producer, "_settings_extra"),
     "Transport._topic_config": (faust_kafka.Transport, "_topic_config"),
     "Transport._really_create_topic": (faust_kafka.Transport, "_really_create_topic"),
@@ -147,6 +161,8 @@ FINGERPRINTS: dict[str, str] = {
     "Consumer._add_gap": "f01c595fb2b10a6e",
     "Consumer._drain_messages": "3f1b608ae6103283",
     "Service.wait_first": "2960fd3256a320ba",
+    "TransactionManager.commit": "dff412ecdad2ed16",
+    "Producer.begin_transaction": "e654a3bc237edd12",
     "Producer._settings_extra": "2378aa8cbac788e8",
     "Transport._topic_config": "0e2a00c5c24077fc",
     "Transport._really_create_topic": "aabe5ba233456c88",
@@ -227,10 +243,33 @@ def check(mode: str = "check") -> list[str]:
 
 # ------------------------------------------------------------------------------------ accessors
 async def aiokafka_producer(app: Any) -> Any:
-    """The AIOKafkaProducer under the faust app's producer (started on first use): the agent sends
-    its record batches on it (streams/kafka_batches.py). Once per flush, not per event."""
-    producer = await app.maybe_start_producer()
+    """The AIOKafkaProducer under the faust app's producer (started on first use), not
+    transactional in either guarantee: the agent sends its record batches on it
+    (streams/kafka_batches.py) under at_least_once, and its ticks in both. Once per flush, not
+    per event. (app.maybe_start_producer() returns faust's TransactionManager under exactly_once.)"""
+    producer = app.producer
+    await producer.maybe_start()
     return producer._producer
+
+
+class NoTransaction(BlogpulseError, RuntimeError):
+    """No transactional producer for a partition this worker processes (fenced by another)."""
+
+
+def transaction_producer(app: Any, topic: str, partition: int) -> tuple[asyncio.Lock, Any]:
+    """Under exactly_once: the lock and the transactional AIOKafkaProducer that faust started for
+    the partition's transactional id when it was assigned (faust/transport/consumer.py,
+    TransactionManager; a producer with that id on another worker is fenced by it)."""
+    tid = f"{app.conf.id}-{app.assignor.group_for_topic(topic)}-{partition}"
+    producers = app.producer._transaction_producers
+    if tid not in producers:
+        raise NoTransaction(f"no transactional producer {tid} (fenced, or the partition left)")
+    return app.producer._trn_locks[tid], producers[tid]
+
+
+def in_transaction(producer: Any) -> bool:
+    """Whether the transactional AIOKafkaProducer has begun a transaction not yet ended."""
+    return bool(producer._txn_manager.is_in_transaction())
 
 
 def committed_offsets(consumer: Any) -> Mapping[Any, int | None]:
@@ -439,6 +478,11 @@ def _create_worker_consumer(self: Any, transport: Any) -> Any:
     return consumer
 
 
+# ------------------------------------------------------------------------------------ patch 7
+async def _commit_nothing(self: Any, offsets: Any, start_new_transaction: bool = True) -> bool:
+    return True  # the agent's own transactions hold these offsets (streams/transactions.py)
+
+
 # ------------------------------------------------------------------------------------ installing
 @dataclass(frozen=True)
 class Patch:
@@ -465,6 +509,11 @@ PATCHES = (
         "per-message fast path",
         lambda: [(Consumer, "wait_first", _wait_first)],
         relies_on=("Service.wait_first", "Consumer._drain_messages"),
+    ),
+    Patch(
+        "offsets only in the agent's transactions",
+        lambda: [(TransactionManager, "commit", _commit_nothing)],
+        relies_on=("Producer.begin_transaction",),
     ),
     Patch(
         "short fetch wait",
@@ -506,7 +555,7 @@ def _install(patch: Patch) -> None:
 
 
 def apply() -> None:
-    """Install patches 1-4 and 6 (once; streams.app calls it before the app is built)."""
+    """Install patches 1-4, 6 and 7 (once; streams.app calls it before the app is built)."""
     for patch in PATCHES:
         _install(patch)
 

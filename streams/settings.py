@@ -80,6 +80,12 @@ class Settings(BaseSettings):
     processing_guarantee: Literal["at_least_once", "exactly_once"] = setting(
         "at_least_once", "at_least_once or exactly_once", "twice"
     )
+    # How the worker's changelog load and the sink read Kafka: read_committed skips the records of
+    # aborted transactions (exactly_once) and reads no further than the open ones; without
+    # transactions both levels read the same records.
+    isolation_level: Literal["read_committed", "read_uncommitted"] = setting(
+        "read_committed", "read_committed or read_uncommitted", "committed"
+    )
     orphan_timeout: float = setting(3600.0, "a positive number of seconds", "soon", gt=0)
     # Entries of post derivations the aggregation agent keeps (streams/state_cache.py); their
     # size per entry is measured in docs/performance.md ("Memory").

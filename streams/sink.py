@@ -105,6 +105,8 @@ class DatabaseSink:
             # a fetch returns as soon as any record is there; this bounds an idle fetch only
             fetch_max_wait_ms=int(s.sink_flush_seconds * 1000),
             max_partition_fetch_bytes=4 * 1024 * 1024,
+            # exactly_once: an aborted flush's outputs never reach the database
+            isolation_level=s.isolation_level,
             **s.kafka_security.aiokafka_config(),
         )
         self.consumer.subscribe(self.topics, listener=_SeekToStored(self))

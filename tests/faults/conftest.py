@@ -85,3 +85,12 @@ FAULT_EVENTS = int(os.environ.get("BLOGPULSE_FAULT_EVENTS", "20000"))
 @pytest.fixture
 def fault_events() -> int:
     return FAULT_EVENTS
+
+
+GUARANTEES = ("at_least_once", "exactly_once")
+
+
+@pytest.fixture
+def guarantee() -> str:
+    """BLOGPULSE_PROCESSING_GUARANTEE of the run's workers (tests parametrise it over GUARANTEES)."""
+    return "at_least_once"

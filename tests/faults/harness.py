@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from streams.process import stop_process
 from tests.conftest import REPO, free_port
+from tests.faults import committed_outputs
 from tests.faults.history import COMPARED, generate, recount, recount_threads, recount_windows
 from tests.integration.worker_proc import CLI, Worker, db_upgrade, worker_env
 
@@ -325,10 +326,13 @@ class Run:
     """One fault run: topics on the private broker (or cluster), a worker, the publisher thread
     started."""
 
-    def __init__(self, kafka, db_url: str, tag: str, n: int, tmp_path) -> None:
+    def __init__(
+        self, kafka, db_url: str, tag: str, n: int, tmp_path, guarantee: str = "at_least_once"
+    ) -> None:
         from streams.publisher import ensure_topics
 
         self.kafka, self.db_url, self.tag, self.tmp = kafka, db_url, tag, tmp_path
+        self.guarantee = guarantee
         self.app_id = f"fault-{tag}"
         self.events = generate(n, tag)
         ensure_topics(kafka.settings())
@@ -344,6 +348,7 @@ class Run:
             self.app_id,
             self.db_url,
             self.tmp / f"{name}.log",
+            BLOGPULSE_PROCESSING_GUARANTEE=self.guarantee,
             **self.kafka.client_env,
         )
 
@@ -388,8 +393,11 @@ class Run:
         diff = compare(recount(self.events), self.db.posts())
         diff["threads_differing"] = compare_rows(recount_threads(self.events), self.db.threads())
         diff["windows_differing"] = compare_rows(recount_windows(self.events), self.db.windows())
+        outputs = committed_outputs.check(self.kafka.broker)
         record(
             fault,
+            guarantee=self.guarantee,
+            **outputs,
             events=len(self.events),
             posts=len(recount(self.events)),
             republished_chunks=self.publisher.retried_chunks,
@@ -405,6 +413,8 @@ class Run:
             "threads_differing": 0,
             "windows_differing": 0,
         }
+        if self.guarantee == "exactly_once":
+            assert outputs["outputs_repeated"] == 0, outputs
 
     def close(self) -> None:
         for w in self.workers:

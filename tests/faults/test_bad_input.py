@@ -10,11 +10,13 @@ import json
 import time
 
 import orjson
+import pytest
 import sqlalchemy as sa
 from kafka import KafkaConsumer, KafkaProducer
 
 from schemas.topic_names import DLQ_TOPIC, INPUT_TOPICS
 from schemas.wire import make_event
+from tests.faults.conftest import GUARANTEES
 from tests.faults.harness import Database, converge, start_worker, stop_worker
 from tests.faults.history import generate
 
@@ -143,7 +145,10 @@ def safe_events(site: str) -> list[dict]:
     return nasty + cycle
 
 
-def test_bad_input_goes_to_the_dlq_and_the_worker_keeps_counting(kafka, fault_db, unique, tmp_path):
+@pytest.mark.parametrize("guarantee", GUARANTEES)
+def test_bad_input_goes_to_the_dlq_and_the_worker_keeps_counting(
+    kafka, fault_db, unique, tmp_path, guarantee
+):
     from streams.publisher import Publisher, ensure_topics
     from streams.settings import Settings
 
@@ -152,7 +157,13 @@ def test_bad_input_goes_to_the_dlq_and_the_worker_keeps_counting(kafka, fault_db
     good = generate(4000, unique, seed=3)
     site = f"fault-{unique}-0.example"
     bad = bad_messages(site)
-    worker = start_worker(kafka.broker, f"fault-bad-{unique}", fault_db, tmp_path / "worker.log")
+    worker = start_worker(
+        kafka.broker,
+        f"fault-bad-{unique}",
+        fault_db,
+        tmp_path / "worker.log",
+        BLOGPULSE_PROCESSING_GUARANTEE=guarantee,
+    )
     db = Database(fault_db, unique)
     try:
         half = len(good) // 2
@@ -214,6 +225,8 @@ def read_all(broker: str, topic: str, expect: int, timeout: float) -> list[tuple
         bootstrap_servers=[broker],
         auto_offset_reset="earliest",
         enable_auto_commit=False,
+        # exactly_once: dead letters are in the flush's transaction; only committed ones count
+        isolation_level="read_committed",
         consumer_timeout_ms=2000,
         fetch_max_bytes=5_000_000,
         max_partition_fetch_bytes=2_000_000,

@@ -9,6 +9,7 @@ from collections import Counter
 
 import pytest
 
+from tests.faults.conftest import GUARANTEES
 from tests.faults.harness import Run, wait_for_progress
 
 # Long enough for the controller to declare the node dead (3 s), clients to find the new leaders
@@ -17,8 +18,8 @@ DOWN_SECONDS = 15
 
 
 @pytest.fixture
-def cluster_run(kafka_cluster, fault_db, unique, fault_events, tmp_path):
-    r = Run(kafka_cluster, fault_db, unique, fault_events, tmp_path)
+def cluster_run(kafka_cluster, fault_db, unique, fault_events, tmp_path, guarantee):
+    r = Run(kafka_cluster, fault_db, unique, fault_events, tmp_path, guarantee)
     try:
         yield r
     finally:
@@ -109,6 +110,7 @@ def fail_over(run: Run, node: int) -> float:
     return time.monotonic() - t0
 
 
+@pytest.mark.parametrize("guarantee", GUARANTEES)
 def test_partition_leader_sigkill_then_restart(cluster_run):
     from kafka.errors import KafkaError
 

@@ -7,22 +7,27 @@ from __future__ import annotations
 import signal
 import time
 
+import orjson
 import pytest
 
+from tests.faults import committed_outputs, zombie
+from tests.faults.conftest import GUARANTEES
 from tests.faults.harness import Run, stop_worker, wait_for_emission, wait_for_progress
 
 
 @pytest.fixture
-def run(kafka, fault_db, unique, fault_events, tmp_path):
-    r = Run(kafka, fault_db, unique, fault_events, tmp_path)
+def run(kafka, fault_db, unique, fault_events, tmp_path, guarantee):
+    r = Run(kafka, fault_db, unique, fault_events, tmp_path, guarantee)
     try:
         yield r
     finally:
         r.close()
 
 
+@pytest.mark.parametrize("guarantee", GUARANTEES)
 def test_worker_sigkill_midstream_then_restart(run):
     at = run.midstream()
+    poisoned = _poison(run) if run.guarantee == "exactly_once" else None
     stop_worker(run.workers[0], signal.SIGKILL)
     assert run.workers[0].proc.returncode == -signal.SIGKILL
     t0 = time.monotonic()
@@ -41,6 +46,27 @@ def test_worker_sigkill_midstream_then_restart(run):
     # measured (docs/reliability.md). The bound is loose for a loaded CI machine; it fails if
     # failover falls back to faust's 60 s session.
     assert recovery < 30, f"partitions of the killed worker processed again after {recovery:.1f} s"
+    if poisoned is not None:  # a reader that saw the aborted record would have failed finish()
+        assert poisoned in committed_outputs.read(run.kafka.broker, "read_uncommitted")
+        assert poisoned not in committed_outputs.read(run.kafka.broker, "read_committed")
+
+
+def _poison(run: Run) -> tuple[str, int, int]:
+    """An aborted transaction with a posts record the sink would apply (zombie.py); returns the
+    record's (topic, partition, offset)."""
+    before = committed_outputs.read(run.kafka.broker, "read_uncommitted")
+    (topic, _p, _o), (key, value) = max(
+        ((where, kv) for where, kv in before.items() if where[0].endswith("posts")),
+        key=lambda item: item[0][2],
+    )
+    zombie.poison(run.kafka.broker, key, value)
+    after = committed_outputs.read(run.kafka.broker, "read_uncommitted")
+    (new,) = [
+        where
+        for where in after.keys() - before.keys()
+        if orjson.loads(after[where][1]).get("comments") == zombie.POISON_COMMENTS
+    ]
+    return new
 
 
 def test_worker_sigterm_while_catching_up_stops_at_once(run):
@@ -73,6 +99,7 @@ def test_worker_sigterm_while_catching_up_stops_at_once(run):
     assert stop_s < 20, f"the clean stop took {stop_s:.1f} s"
 
 
+@pytest.mark.parametrize("guarantee", GUARANTEES)
 def test_broker_restart_midstream(run):
     at = run.midstream()
     down = run.kafka.run("restart")

@@ -14,7 +14,7 @@ import pytest
 from faust.types import Message
 
 from schemas import times
-from schemas.topic_names import BASE_OUTPUT_TOPICS, TICK_TOPIC
+from schemas.topic_names import BASE_OUTPUT_TOPICS, DLQ_TOPIC, TICK_TOPIC
 from streams import agents, engine
 from streams.app import create_app
 from streams.settings import Settings
@@ -26,19 +26,6 @@ if agents.app is None:  # what the worker does (streams/worker.py build()), once
 SITE = "unit.example"
 POST = 7
 KEY = f"{SITE}/{POST}"
-
-
-class Recorder:
-    """Stands in for a faust topic: keeps (key, value, headers) of every send."""
-
-    def __init__(self):
-        self.sent = []
-
-    async def send(self, key=None, value=None, headers=None):
-        self.sent.append((key, value, headers))
-        fut = asyncio.get_running_loop().create_future()
-        fut.set_result(None)
-        return fut
 
 
 def event(
@@ -80,27 +67,41 @@ def mod(cid, status, minute):
 
 class RecordingProducer:
     """Stands in for the app's aiokafka producer (streams/kafka_batches.py uses create_batch and
-    send_batch): keeps (topic, partition, key, value, timestamp) of every record."""
+    send_batch, the ticks send): keeps (topic, partition, key, value, timestamp) of every record,
+    and the headers of each by its index in `records`."""
 
     def __init__(self):
         self.records = []
+        self.headers = {}
 
     def create_batch(self):
         return _Batch()
 
     async def send_batch(self, batch, topic, partition):
-        self.records.extend((topic, partition, *r) for r in batch.items)
-        fut = asyncio.get_running_loop().create_future()
-        fut.set_result(None)
-        return fut
+        for (key, value, ts), headers in zip(batch.items, batch.headers):
+            self.headers[len(self.records)] = headers
+            self.records.append((topic, partition, key, value, ts))
+        return _done()
+
+    async def send(self, topic, value, *, key, partition):
+        self.records.append((topic, partition, key, value, None))
+        return _done()
+
+
+def _done():
+    fut = asyncio.get_running_loop().create_future()
+    fut.set_result(None)
+    return fut
 
 
 class _Batch:
     def __init__(self):
         self.items = []
+        self.headers = []
 
-    def append(self, *, key, value, timestamp):
+    def append(self, *, key, value, timestamp, headers=()):
         self.items.append((key, value, timestamp))
+        self.headers.append(list(headers))
         return True
 
     def record_count(self):
@@ -108,6 +109,21 @@ class _Batch:
 
     def close(self):
         pass
+
+
+class DeadLetterView:
+    """The dead-letter records as (key bytes, value bytes, headers)."""
+
+    def __init__(self, producer):
+        self.producer = producer
+
+    @property
+    def sent(self):
+        return [
+            (k, v, self.producer.headers[i])
+            for i, (t, _, k, v, _) in enumerate(self.producer.records)
+            if t == DLQ_TOPIC
+        ]
 
 
 class TopicView:
@@ -128,9 +144,9 @@ def outputs(monkeypatch):
         name: TopicView(producer, BASE_OUTPUT_TOPICS[name])
         for name in ("posts", "threads", "windows")
     }
-    recorders.update(dlq=Recorder(), tick=Recorder(), producer=producer)
-    monkeypatch.setattr(agents, "dlq_topic", recorders["dlq"])
-    monkeypatch.setattr(agents, "tick_topic", recorders["tick"])
+    recorders.update(
+        dlq=DeadLetterView(producer), tick=TopicView(producer, TICK_TOPIC), producer=producer
+    )
     monkeypatch.setattr(agents, "_derived", StateCache(10**9))
     monkeypatch.setattr(agents, "BATCH_WITHIN", 0.05)  # flush batches quickly in tests
 
@@ -213,7 +229,7 @@ def latest(recorder, key):
 
 
 def sent_count(outputs):
-    return len(outputs["producer"].records) + len(outputs["dlq"].sent) + len(outputs["tick"].sent)
+    return len(outputs["producer"].records)
 
 
 def state_of(key=KEY):
