@@ -20,6 +20,21 @@ BASE_OUTPUT_TOPICS = {
 _KIND_OF_BASE = {topic: kind for kind, topic in BASE_OUTPUT_TOPICS.items()}
 
 
+def input_topics(input_generation: int = 0) -> dict[str, str]:
+    """Input topic per event type of an input generation. Generation 0 keeps the plain names;
+    generation N > 0 adds ".g<N>": a new set of topics, so it may have more partitions (a topic's
+    partition count can grow in place, but then murmur2(key) % P moves posts away from their
+    state; docs/replay.md)."""
+    if input_generation == 0:
+        return dict(INPUT_TOPICS)
+    return {kind: f"{topic}.g{input_generation}" for kind, topic in INPUT_TOPICS.items()}
+
+
+def tick_topic(input_generation: int = 0) -> str:
+    """The worker's tick topic that goes with the input topics of an input generation."""
+    return TICK_TOPIC if input_generation == 0 else f"{TICK_TOPIC}.g{input_generation}"
+
+
 def output_topics(generation: int) -> dict[str, str]:
     """Output topic per aggregate kind of a generation. Generation 1 keeps the plain names, so
     existing consumers of the topics keep working; generation N > 1 adds ".g<N>"."""

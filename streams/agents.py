@@ -96,8 +96,9 @@ def register_agents(app_: Any, settings: Settings) -> None:
     """Set this module up for the worker's app and settings, and register the aggregation agent,
     its flush and orphan timers and its revocation handler on the app."""
     global app, _settings, ORPHAN_TIMEOUT, TICK_INTERVAL, CHANGELOG_TOPIC, OUTPUT_TOPICS, store
-    global _derived, EXACTLY_ONCE, aggregate
+    global _derived, EXACTLY_ONCE, aggregate, _INPUTS, TICK_TOPIC
     app, _settings = app_, settings
+    _INPUTS, TICK_TOPIC = frozenset(settings.input_topics.values()), settings.tick_topic
     ORPHAN_TIMEOUT = settings.orphan_timeout
     # Often enough that a worker-clock timeout fires within ~1/4 of its length, at most every 30 s.
     TICK_INTERVAL = max(1.0, min(ORPHAN_TIMEOUT / 4, 30.0))

@@ -1,4 +1,5 @@
-"""`blogpulse replay` and `blogpulse reprocess start|switch|cleanup|status` (docs/replay.md)."""
+"""`blogpulse replay` and `blogpulse reprocess start|repartition|switch|cleanup|status`
+(docs/replay.md)."""
 
 from __future__ import annotations
 
@@ -86,6 +87,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="start at the first offsets written at or after this time",
     )
     st.add_argument(
+        "--partitions",
+        type=_generation,
+        metavar="P",
+        help="build the generation on new input topics with P partitions (more than today's), "
+        "filled with a copy of the current inputs; keep them filled with `reprocess "
+        "repartition N --follow` until publishers write them (docs/replay.md)",
+    )
+    st.add_argument(
         "--timeout",
         type=float,
         default=24 * 3600,
@@ -96,6 +105,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--log", type=Path, metavar="FILE", help="the worker's log (default reprocess-g<N>.log)"
     )
     st.set_defaults(func=_run_start)
+    cp = sub.add_parser(
+        "repartition",
+        help="copy the current input topics into generation N's (made by start --partitions)",
+        description="Copy the records of the input topics of BLOGPULSE_INPUT_GENERATION into "
+        "those of input generation N, keyed as published (so murmur2(key) % N's partition "
+        "count places them), resuming from the positions of the last confirmed copy. Stops "
+        "at the end offsets as of its start, or with --follow when stopped (SIGTERM, Ctrl-C).",
+    )
+    cp.add_argument("generation", type=_generation, metavar="N")
+    cp.add_argument("--follow", action="store_true", help="keep copying new records until stopped")
+    cp.set_defaults(func=_run_repartition)
     sw = sub.add_parser("switch", help="make generation N the one readers see (atomic)")
     sw.add_argument("generation", type=_generation, metavar="N")
     sw.set_defaults(func=_run_switch)
@@ -176,15 +196,43 @@ def _run_start(args: argparse.Namespace, s: Settings) -> int:
         )
     try:
         generation = reprocess.start(
-            s, from_time=args.from_time, timeout=args.timeout, log_path=args.log
+            s,
+            from_time=args.from_time,
+            timeout=args.timeout,
+            log_path=args.log,
+            partitions=args.partitions,
         )
     except (reprocess.ReprocessError, BrokerUnavailable, KafkaError, *_db_errors()) as exc:
         return _fail(f"reprocess start: {_reason(exc)}")
+    if args.partitions:
+        print(
+            f"generation {generation} has caught up on {args.partitions} partitions. Keep its "
+            f"inputs filled with `blogpulse reprocess repartition {generation} --follow` and it "
+            f"current with `BLOGPULSE_GENERATION={generation} BLOGPULSE_INPUT_GENERATION="
+            f"{generation} BLOGPULSE_PARTITIONS={args.partitions} blogpulse worker`; move "
+            f"publishers to BLOGPULSE_INPUT_GENERATION={generation}, then "
+            f"`blogpulse reprocess switch {generation}` (docs/replay.md)."
+        )
+        return 0
     print(
         f"generation {generation} has caught up. Keep it current with "
         f"`BLOGPULSE_GENERATION={generation} blogpulse worker`, then "
         f"`blogpulse reprocess switch {generation}`."
     )
+    return 0
+
+
+def _run_repartition(args: argparse.Namespace, s: Settings) -> int:
+    from kafka.errors import KafkaError
+
+    from streams import repartition
+    from streams.publisher import BrokerUnavailable
+
+    try:
+        n = repartition.copy(s, args.generation, follow=args.follow)
+    except (repartition.RepartitionError, BrokerUnavailable, KafkaError) as exc:
+        return _fail(f"reprocess repartition: {exc}")
+    print(f"copied {n:,} records into input generation {args.generation}")
     return 0
 
 
@@ -222,6 +270,36 @@ def _run_cleanup(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _partition_counts(settings: Settings, generations: list[int]) -> dict[int, int]:
+    """Partitions of each generation's output topics (created with its inputs' count); empty
+    when the broker does not answer: status still shows the database's view."""
+    from kafka.errors import KafkaError
+
+    from schemas.topic_names import output_topics
+    from streams.group_offsets import admin_client
+    from streams.publisher import BrokerUnavailable
+    from streams.repartition import RepartitionError, partition_count
+
+    try:
+        admin = admin_client(settings, "blogpulse-reprocess")
+    except BrokerUnavailable:
+        return {}
+    try:
+        found = {}
+        for n in generations:
+            try:
+                count = partition_count(admin, output_topics(n).values())
+            except RepartitionError:
+                count = None
+            if count:
+                found[n] = count
+        return found
+    except KafkaError:
+        return {}
+    finally:
+        admin.close()
+
+
 def _run_status(args: argparse.Namespace, settings: Settings) -> int:
     from sinks import generations
 
@@ -231,6 +309,7 @@ def _run_status(args: argparse.Namespace, settings: Settings) -> int:
             active = generations.active(conn)
             known = generations.registered(conn)
         print(f"active generation: {active}")
+        parts = _partition_counts(settings, list(known))
         for n, info in known.items():
             counts = generations.row_counts(engine, n)
             if info["dropped_at"] is not None:
@@ -244,7 +323,10 @@ def _run_status(args: argparse.Namespace, settings: Settings) -> int:
             )
             rows = ", ".join(f"{k} {'-' if v is None else v}" for k, v in counts.items())
             mark = "*" if n == active else " "
-            print(f"{mark} {n}: app id {info['app_id']}, {state}; rows: {rows}")
+            print(
+                f"{mark} {n}: app id {info['app_id']}, {state}; rows: {rows}; "
+                f"partitions: {parts.get(n, '?')}"
+            )
     except _db_errors() as exc:
         return _fail(f"reprocess status: {_reason(exc)}")
     return 0

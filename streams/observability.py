@@ -31,10 +31,12 @@ LAG_INTERVAL = 5.0  # seconds between consumer-lag refreshes (the scrape interva
 ACTIVITY_WINDOW = 60.0  # seconds of consumed input counted per post for the top-N gauge
 
 
-def lag_topics(output_topics: Iterable[str]) -> frozenset[str]:
+def lag_topics(
+    output_topics: Iterable[str], inputs: Iterable[str] = (*INPUT_TOPICS.values(), TICK_TOPIC)
+) -> frozenset[str]:
     """Topics whose lag matters to users: what the aggregation agent and the sink read. Changelog
     topics are left out (their lag is recovery progress, and their names carry the app id)."""
-    return frozenset({*INPUT_TOPICS.values(), TICK_TOPIC, *output_topics})
+    return frozenset({*inputs, *output_topics})
 
 
 CONSUMER_LAG = Gauge(
@@ -197,7 +199,11 @@ def serve_metrics(app: Any) -> None:
 _installed: weakref.WeakSet = weakref.WeakSet()  # apps install() has wired
 
 
-def install(app: Any, output_topics: Iterable[str]) -> None:
+def install(
+    app: Any,
+    output_topics: Iterable[str],
+    inputs: Iterable[str] = (*INPUT_TOPICS.values(), TICK_TOPIC),
+) -> None:
     """Call once, before the worker starts: /metrics, the lag and activity timer, rebalances."""
     if app in _installed:
         return
@@ -208,7 +214,7 @@ def install(app: Any, output_topics: Iterable[str]) -> None:
     async def count_rebalance(app_: Any, revoked: Any, **kwargs: Any) -> None:
         REBALANCES.inc()
 
-    lag = ConsumerLagCollector(lag_topics(output_topics))
+    lag = ConsumerLagCollector(lag_topics(output_topics, inputs))
 
     @app.timer(interval=LAG_INTERVAL)
     async def refresh_observability() -> None:

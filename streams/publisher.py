@@ -15,7 +15,7 @@ from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, Ne
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from schemas.errors import BlogpulseError
-from schemas.topic_names import DLQ_TOPIC, INPUT_TOPICS, TICK_TOPIC
+from schemas.topic_names import DLQ_TOPIC, INPUT_TOPICS
 from schemas.wire import encode_event
 from streams.kafka_login import KafkaLoginError, check_login
 from streams.settings import Settings
@@ -35,15 +35,18 @@ class BrokerUnavailable(BlogpulseError, RuntimeError):
 
 
 class TopicMismatch(BlogpulseError, RuntimeError):
-    """Existing blogpulse topics have another partition count than BLOGPULSE_PARTITIONS."""
+    """Existing blogpulse topics have another partition count than BLOGPULSE_PARTITIONS: a
+    setting to change, not a run-time failure."""
+
+    exit_code = 2
 
 
 def post_key(event: dict[str, Any]) -> bytes:
     return f"{event['site']}/{event['post_id']}".encode()
 
 
-def topic_for(event: dict[str, Any]) -> str:
-    return INPUT_TOPICS[event["type"]]
+def topic_for(event: dict[str, Any], topics: dict[str, str] = INPUT_TOPICS) -> str:
+    return topics[event["type"]]
 
 
 def check_reachable(settings: Settings, timeout: float = 5.0) -> None:
@@ -73,9 +76,8 @@ def ensure_topics(settings: Settings, compacted: Iterable[str] = ()) -> list[str
     created. Existing topics with another
     partition count are an error: co-partitioning by post depends on it."""
     outputs = list(settings.output_topics.values())
-    wanted = {
-        name: topic_configs(settings) for name in (*INPUT_TOPICS.values(), TICK_TOPIC, DLQ_TOPIC)
-    }
+    inputs = [*settings.input_topics.values(), settings.tick_topic]
+    wanted = {name: topic_configs(settings) for name in (*inputs, DLQ_TOPIC)}
     wanted.update(
         {name: topic_configs(settings, compacted=True) for name in (*outputs, *compacted)}
     )
@@ -109,7 +111,7 @@ def ensure_topics(settings: Settings, compacted: Iterable[str] = ()) -> list[str
                 pass  # another process created them between list and create
         described = admin.describe_topics([n for n in wanted if n not in missing])
         # outputs and state changelogs too: every record of a post goes to the post's partition
-        co_partitioned = {*INPUT_TOPICS.values(), TICK_TOPIC, *outputs, *compacted}
+        co_partitioned = {*inputs, *outputs, *compacted}
         wrong = {
             d["name"]: len(d["partitions"])
             for d in described
@@ -118,7 +120,8 @@ def ensure_topics(settings: Settings, compacted: Iterable[str] = ()) -> list[str
         if wrong:
             raise TopicMismatch(
                 f"blogpulse topics must have {settings.partitions} partitions "
-                f"(BLOGPULSE_PARTITIONS), found {wrong}"
+                f"(BLOGPULSE_PARTITIONS), found {wrong}: set BLOGPULSE_PARTITIONS and "
+                f"BLOGPULSE_INPUT_GENERATION to the generation's (`blogpulse reprocess status`)"
             )
         _compact_outputs(admin, [n for n in outputs if n not in missing])
         return missing
@@ -177,7 +180,11 @@ class Publisher:
 
     def send(self, event: dict[str, Any]):
         """Queue one event; returns kafka-python's future (confirmed by flush())."""
-        return self._producer.send(topic_for(event), key=post_key(event), value=encode_event(event))
+        return self._producer.send(
+            topic_for(event, self.settings.input_topics),
+            key=post_key(event),
+            value=encode_event(event),
+        )
 
     def publish(
         self, events: Iterable[dict[str, Any]], timeout: float = 60.0, on_progress=None

@@ -22,7 +22,7 @@ from kafka.admin import KafkaAdminClient
 from kafka.errors import KafkaError
 
 from schemas.errors import BlogpulseError
-from schemas.topic_names import INPUT_TOPICS, TICK_TOPIC, output_topics
+from schemas.topic_names import output_topics
 from streams.group_offsets import admin_client, committed, lookup_consumer, partitions_of, pin
 from streams.process import stop_process
 from streams.settings import Settings, child_env, generation_app_id, sink_group
@@ -86,6 +86,8 @@ def worker_env(settings: Settings, generation: int, web_port: int) -> dict[str, 
     return child_env(
         str(REPO),
         BLOGPULSE_GENERATION=str(generation),
+        BLOGPULSE_INPUT_GENERATION=str(settings.input_generation),
+        BLOGPULSE_PARTITIONS=str(settings.partitions),
         BLOGPULSE_APP_ID=settings.app_id,
         BLOGPULSE_WEB_PORT=str(web_port),
         BLOGPULSE_BROKER=settings.broker,
@@ -111,9 +113,12 @@ def start(
     web_port: int | None = None,
     stable_checks: int = 2,
     on_generation: Callable[[int], None] | None = None,
+    partitions: int | None = None,
 ) -> int:
     """Build the next generation until it has caught up; returns its number. The live generation
-    keeps running. Raises ReprocessError (worker died, timeout) or BrokerUnavailable."""
+    keeps running. With `partitions`, generation N reads its own input generation N, topics with
+    that many partitions, filled by a copy of the current inputs (streams/repartition.py).
+    Raises ReprocessError (worker died, timeout, fewer partitions) or BrokerUnavailable."""
     from sinks import generations
     from sinks.db import make_engine
     from streams.publisher import ensure_topics
@@ -127,20 +132,25 @@ def start(
     try:
         generation = generations.next_generation(engine)
         app_id = generation_app_id(settings.app_id, generation)
-        inputs = partitions_of(admin, INPUT_TOPICS.values())
-        target = consumer.end_offsets(inputs)  # events published after this are the live part
+        source = settings
+        if partitions is not None:
+            settings = _grown(settings, admin, generation, partitions)
         if committed(admin, app_id):
             raise ReprocessError(
                 f"consumer group {app_id} already has committed offsets (a rebuild from another "
                 f"database?): delete it and its topics, or use another BLOGPULSE_APP_ID"
             )
+        if partitions is not None:
+            _fill(source, generation, out)
+        inputs = partitions_of(admin, settings.input_topics.values())
+        target = consumer.end_offsets(inputs)  # events published after this are the live part
         # Registered only once the broker answered the look-ups above.
         generations.create(engine, generation, app_id, from_time)
         if on_generation:
             on_generation(generation)
         if from_time is not None:
             begin = start_offsets(consumer, inputs, from_time)
-            ticks = partitions_of(admin, [TICK_TOPIC])
+            ticks = partitions_of(admin, [settings.tick_topic])
             begin_ticks = start_offsets(consumer, ticks, from_time)
             # A new group has no members, so its offsets can be set before the worker joins.
             pin(admin, app_id, {**begin, **begin_ticks})
@@ -186,6 +196,33 @@ def start(
         consumer.close()
         admin.close()
         engine.dispose()
+
+
+def _grown(settings: Settings, admin, generation: int, partitions: int) -> Settings:
+    """The settings of generation N's own input generation N with `partitions` partitions, its
+    topics created; more partitions than the current inputs, or ReprocessError."""
+    from streams.publisher import ensure_topics
+    from streams.repartition import partition_count
+
+    current = partition_count(admin, settings.input_topics.values()) or settings.partitions
+    if partitions <= current:
+        raise ReprocessError(
+            f"--partitions {partitions}: the inputs have {current} partitions; only growing is "
+            f"supported (fewer partitions would need every post's state moved, and gain nothing)"
+        )
+    grown = settings.model_copy(
+        update={"input_generation": generation, "partitions": partitions, "generation": generation}
+    )
+    ensure_topics(grown)
+    return grown
+
+
+def _fill(source: Settings, generation: int, out: TextIO) -> None:
+    """Copy what the current inputs hold now into the new ones, before the worker reads them."""
+    from streams.repartition import copy
+
+    print(f"reprocess: copying the inputs into input generation {generation}", file=out, flush=True)
+    copy(source, generation, out=out, should_stop=lambda: False)
 
 
 def _wait_caught_up(

@@ -19,7 +19,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.errors import SettingError
 from schemas.identity import AuthorKeyer, load_secret
-from schemas.topic_names import output_topics
+from schemas.topic_names import input_topics, output_topics, tick_topic
 from streams.kafka_security import MECHANISMS, PROTOCOLS, KafkaSecurity
 
 __all__ = ["Settings", "SettingError", "load_settings", "env_name"]
@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     # Which rebuild of the aggregates this process works on (docs/replay.md): generation N > 1
     # has its own faust app id, output topics and sink tables.
     generation: int = setting(1, "an integer >= 1", "0", ge=1)
+    # Which set of input and tick topics publishers write and workers read: 0 is the plain names,
+    # N > 0 the ".g<N>" topics made by `reprocess start --partitions` (more partitions).
+    input_generation: int = setting(0, "an integer >= 0", "-1", ge=0)
     processing_guarantee: Literal["at_least_once", "exactly_once"] = setting(
         "at_least_once", "at_least_once or exactly_once", "twice"
     )
@@ -263,6 +266,14 @@ class Settings(BaseSettings):
     @property
     def output_topics(self) -> dict[str, str]:
         return output_topics(self.generation)
+
+    @property
+    def input_topics(self) -> dict[str, str]:
+        return input_topics(self.input_generation)
+
+    @property
+    def tick_topic(self) -> str:
+        return tick_topic(self.input_generation)
 
     @property
     def sink_group(self) -> str:

@@ -1,5 +1,5 @@
 """faust topics of the aggregation agent. All input topics and the tick topic share one partition
-count and the key "<site>/<post_id>" (raw UTF-8 bytes, murmur2 partitioner), so a post's events,
+count (BLOGPULSE_INPUT_GENERATION picks the set) and the key "<site>/<post_id>" (raw UTF-8 bytes, murmur2 partitioner), so a post's events,
 ticks, state changelog and post output land on the same partition number."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from schemas.topic_names import DLQ_TOPIC, INPUT_TOPICS, TICK_TOPIC
+from schemas.topic_names import DLQ_TOPIC
 from streams.settings import Settings
 
 
@@ -24,12 +24,12 @@ def create_topics(app: Any, settings: Settings) -> AgentTopics:
     # the stream in faust's key decoder.
     return AgentTopics(
         source=app.topic(
-            *INPUT_TOPICS.values(),
-            TICK_TOPIC,
+            *settings.input_topics.values(),
+            settings.tick_topic,
             key_type=bytes,
             value_type=bytes,
             partitions=partitions,
         ),
-        tick=app.topic(TICK_TOPIC, key_type=str, value_type=bytes, partitions=partitions),
+        tick=app.topic(settings.tick_topic, key_type=str, value_type=bytes, partitions=partitions),
         dlq=app.topic(DLQ_TOPIC, key_type=bytes, value_type=bytes, partitions=partitions),
     )

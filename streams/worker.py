@@ -39,7 +39,8 @@ def build(settings: Settings):
     gauges; prometheus-client's default registry, faust's metrics and the product's own)."""
     app = create_app(settings)
     agents.register_agents(app, settings)
-    observability.install(app, settings.output_topics.values())
+    inputs = [*settings.input_topics.values(), settings.tick_topic]
+    observability.install(app, settings.output_topics.values(), inputs)
     return app
 
 

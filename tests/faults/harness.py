@@ -51,9 +51,17 @@ class PublisherThread(threading.Thread):
     fault happens. A chunk that fails (broker restarting) is sent again: the history then holds
     duplicates, which the recount and the engine must both ignore."""
 
-    def __init__(self, broker: str, events: list[dict], chunk: int = 1000, pause: float = 0.5):
+    def __init__(
+        self,
+        broker: str,
+        events: list[dict],
+        chunk: int = 1000,
+        pause: float = 0.5,
+        **settings: object,
+    ):
         super().__init__(daemon=True)
         self.broker, self.events, self.chunk, self.pause = broker, events, chunk, pause
+        self.settings = settings  # more Settings fields (the input generation of a growth run)
         self.retried_chunks = 0
         self.error: BaseException | None = None
         self.done = threading.Event()
@@ -62,7 +70,7 @@ class PublisherThread(threading.Thread):
         from streams.publisher import Publisher
         from streams.settings import Settings
 
-        settings = Settings(broker=self.broker)
+        settings = Settings(broker=self.broker, **self.settings)
         publisher = None
         try:
             for i in range(0, len(self.events), self.chunk):
@@ -94,12 +102,17 @@ class PublisherThread(threading.Thread):
 
 @dataclass
 class Database:
+    """The rows of a run's sites: generation 1's tables, or with `current` the *_current views
+    (the generation readers see: a run that switches generations)."""
+
     url: str
     tag: str
+    current: bool = False
     engine: sa.Engine = field(init=False)
 
     def __post_init__(self) -> None:
         self.engine = sa.create_engine(self.url, pool_pre_ping=True)
+        self._view = "_current" if self.current else ""
 
     def posts(self) -> dict[tuple[str, int], dict[str, int]] | None:
         """post_engagement rows of this test's sites; None while the database does not answer."""
@@ -107,7 +120,7 @@ class Database:
             with self.engine.connect() as conn:
                 rows = conn.execute(
                     sa.text(
-                        f"select site, post_id, {', '.join(COMPARED)} from post_engagement "
+                        f"select site, post_id, {', '.join(COMPARED)} from post_engagement{self._view} "
                         "where site like :pattern"
                     ),
                     {"pattern": f"fault-{self.tag}-%"},
@@ -121,7 +134,8 @@ class Database:
         with self.engine.connect() as conn:
             rows = conn.execute(
                 sa.text(
-                    "select site, post_id, root_comment_id, replies from thread_engagement "
+                    "select site, post_id, root_comment_id, replies "
+                    f"from thread_engagement{self._view} "
                     "where site like :pattern"
                 ),
                 {"pattern": f"fault-{self.tag}-%"},
@@ -134,7 +148,7 @@ class Database:
             rows = conn.execute(
                 sa.text(
                     'select site, post_id, "window", window_start, comments, replies, pingbacks, '
-                    "trackbacks from engagement_window where site like :pattern"
+                    f"trackbacks from engagement_window{self._view} where site like :pattern"
                 ),
                 {"pattern": f"fault-{self.tag}-%"},
             ).all()
@@ -152,7 +166,8 @@ class Database:
                 return int(
                     conn.execute(
                         sa.text(
-                            "select coalesce(sum(version), 0) from post_engagement where site like :p"
+                            "select coalesce(sum(version), 0) "
+                            f"from post_engagement{self._view} where site like :p"
                         ),
                         {"p": f"fault-{self.tag}-%"},
                     ).scalar()
