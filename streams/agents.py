@@ -377,7 +377,7 @@ async def flush() -> int:
             changelog.add(CHANGELOG_TOPIC, partition, entry_key, entry)
         if EXACTLY_ONCE:
             changelog.extend(outputs)
-            await transactions.commit(app, changelog, pending.events)
+            await transactions.commit(app, TICK_TOPIC, changelog, pending.events)
         else:
             producer = await aiokafka_producer(app)
             if changelog.count:

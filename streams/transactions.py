@@ -20,7 +20,6 @@ from typing import Any
 
 from aiokafka import TopicPartition
 
-from schemas.topic_names import TICK_TOPIC
 from streams.faust_compat import in_transaction, transaction_producer
 from streams.kafka_batches import BatchSender
 
@@ -38,24 +37,29 @@ def next_offsets(events: Iterable[Any]) -> dict[int, dict[TopicPartition, int]]:
     return offsets
 
 
-async def commit(app: Any, records: BatchSender, events: Iterable[Any]) -> None:
+async def commit(app: Any, tick_topic: str, records: BatchSender, events: Iterable[Any]) -> None:
     """One transaction per input partition with its records and offsets, all committed (the
-    partitions' transactions run side by side: each has its own producer)."""
+    partitions' transactions run side by side: each has its own producer). `tick_topic`: the
+    worker's tick topic (of its input generation), an input every worker is assigned."""
     offsets = next_offsets(events)
     parts = records.by_partition()
     await asyncio.gather(
         *(
-            _commit_partition(app, p, parts.get(p), offsets.get(p, {}))
+            _commit_partition(app, tick_topic, p, parts.get(p), offsets.get(p, {}))
             for p in sorted(parts.keys() | offsets.keys())
         )
     )
 
 
 async def _commit_partition(
-    app: Any, partition: int, records: BatchSender | None, offsets: dict[TopicPartition, int]
+    app: Any,
+    tick_topic: str,
+    partition: int,
+    records: BatchSender | None,
+    offsets: dict[TopicPartition, int],
 ) -> None:
     # the tick topic is read by the agent, so its partitions map to the same transactional ids
-    lock, producer = transaction_producer(app, TICK_TOPIC, partition)
+    lock, producer = transaction_producer(app, tick_topic, partition)
     async with lock:
         if not in_transaction(producer):  # faust begins one at assignment; we after a commit
             await producer.begin_transaction()
