@@ -149,6 +149,21 @@ def _compact_outputs(admin: KafkaAdminClient, names: list[str]) -> None:
         )
 
 
+def durable_producer(settings: Settings, client_id: str, **overrides: Any) -> KafkaProducer:
+    """A kafka-python producer with acks=all and idempotence: a send is confirmed once every
+    in-sync replica has it, and a retried batch is not written twice."""
+    return KafkaProducer(
+        bootstrap_servers=settings.bootstrap_servers,
+        client_id=client_id,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+        batch_size=256 * 1024,
+        compression_type=None,
+        **{**settings.kafka_security.kafka_python_config(), **overrides},
+    )
+
+
 class Publisher:
     """Idempotent producer with acks=all: publish() returns once every in-sync replica (at least
     BLOGPULSE_MIN_INSYNC_REPLICAS) has every event, and a retried batch is not written twice."""
@@ -157,16 +172,7 @@ class Publisher:
         self.settings = settings
         check_reachable(settings)
         try:
-            self._producer = KafkaProducer(
-                bootstrap_servers=settings.bootstrap_servers,
-                client_id="blogpulse-publisher",
-                acks="all",
-                enable_idempotence=True,
-                linger_ms=5,
-                batch_size=256 * 1024,
-                compression_type=None,
-                **{**settings.kafka_security.kafka_python_config(), **producer_config},
-            )
+            self._producer = durable_producer(settings, "blogpulse-publisher", **producer_config)
         except KafkaError as exc:
             raise BrokerUnavailable(
                 f"no Kafka broker answers at {settings.broker} ({exc})"

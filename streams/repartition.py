@@ -22,6 +22,7 @@ from kafka.errors import KafkaError
 from schemas.errors import BlogpulseError
 from schemas.topic_names import input_topics
 from streams.group_offsets import admin_client, committed, lookup_consumer, partitions_of, pin
+from streams.publisher import durable_producer
 from streams.settings import Settings
 
 
@@ -77,15 +78,7 @@ def copy(
         for tp in parts:
             consumer.seek(tp, max(stored.get(tp, 0), begin[tp]))
         ends = consumer.end_offsets(parts)
-        producer = KafkaProducer(
-            bootstrap_servers=settings.bootstrap_servers,
-            client_id="blogpulse-repartition",
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=5,
-            batch_size=256 * 1024,
-            **settings.kafka_security.kafka_python_config(),
-        )
+        producer = durable_producer(settings, "blogpulse-repartition")
         written, last_line = 0, time.monotonic()
         try:
             while not stop():
