@@ -54,7 +54,7 @@ from streams.kafka_batches import BatchSender, aiokafka_producer
 from streams.post_store import PostStore, load
 from streams.settings import Settings
 from streams.state_cache import StateCache
-from streams.topics import create_topics
+from streams.topics import source_topic
 
 log = logging.getLogger(__name__)
 
@@ -107,10 +107,11 @@ def register_agents(app_: Any, settings: Settings) -> None:
     store = PostStore(settings.partitions)
     _derived = StateCache(settings.state_cache_entries)
     pending.reset()
-    topics = create_topics(app_, settings)
     EXACTLY_ONCE = settings.processing_guarantee == "exactly_once"
     aggregate = app_.agent(
-        topics.source, name=f"{__name__}.aggregate", supervisor_strategy=mode.CrashingSupervisor
+        source_topic(app_, settings),
+        name=f"{__name__}.aggregate",
+        supervisor_strategy=mode.CrashingSupervisor,
     )(aggregate_batches)
     app_.timer(interval=FLUSH_MAX_SECONDS / 4)(flush_clock)
     app_.on_partitions_revoked.connect(_forget_revoked)
