@@ -18,6 +18,7 @@ from streams.settings import Settings
 from tests.conftest import REPO
 from tests.faults.harness import (
     CONVERGE_TIMEOUT,
+    EXACT,
     Database,
     PublisherThread,
     compare,
@@ -176,13 +177,7 @@ def test_grow_to_8_partitions_while_events_flow_4_workers_one_sigkilled(
             reassigned_after_kill_s=round(reassigned_s, 1),
             converged_after_s=round(converged, 1),
         )
-        assert diff == {
-            "lost": 0,
-            "double_counted": 0,
-            "posts_differing": 0,
-            "threads_differing": 0,
-            "windows_differing": 0,
-        }
+        assert diff == EXACT
     finally:
         for p in procs:
             if p.poll() is None:
