@@ -10,30 +10,25 @@
 
 from __future__ import annotations
 
-import random
 import subprocess
 import uuid
 from datetime import UTC, datetime, timedelta
 
 from kafka.partitioner.default import murmur2
 
-from schemas.identity import AuthorKeyer
-from schemas.readers import read_events
 from schemas.topic_names import input_topics, output_topics
 from sinks import db
 from streams import group_offsets
 from streams.settings import Settings
 from tests.conftest import REPO
-from tests.fixtures.replay_wxr import generate
-from tests.integration.test_replay_reprocess import (
+from tests.integration.live_history import (
     SECRET,
-    caught_up,
-    live_feed,
-    own_broker,  # noqa: F401 - the module's broker fixture, shared
+    caught_up_worker,
     publish,
+    published_history,
     rows,
 )
-from tests.integration.worker_proc import CLI, running_worker, wait_until, worker_env
+from tests.integration.worker_proc import CLI
 
 
 def _records(broker: str, topics) -> list[tuple[str, int, bytes]]:
@@ -62,22 +57,13 @@ def _cli(env: dict, *args: str, timeout: float = 300) -> subprocess.CompletedPro
 
 
 def test_grow_from_four_to_eight_partitions(own_broker, tmp_path, monkeypatch):
-    site = f"grow-{uuid.uuid4().hex[:6]}.example.org"
-    wxr = tmp_path / "grow.xml"
-    wxr.write_text(generate(site, posts=8, seed=5))
     monkeypatch.setenv("BLOGPULSE_AUTHOR_SECRET", SECRET)
-    events = list(read_events(wxr, site=site, keyer=AuthorKeyer(SECRET.encode())))
     since = datetime.now(UTC) - timedelta(minutes=1)
-    publish(own_broker, live_feed(events, random.Random(8)))
+    site, events = published_history(own_broker, tmp_path, "grow", posts=8, seed=5, feed_seed=8)
 
     db_url = f"sqlite:///{tmp_path / 'sink.db'}"
     app_id = f"grow-{uuid.uuid4().hex[:8]}"
-    with running_worker(
-        own_broker, app_id, db_url, tmp_path / "live.log", BLOGPULSE_AUTHOR_SECRET=SECRET
-    ) as live:
-        wait_until(lambda: caught_up(own_broker, app_id), 180, "live worker caught up", live)
-        env = worker_env(own_broker, app_id, 0, db_url, BLOGPULSE_AUTHOR_SECRET=SECRET)
-        env.pop("BLOGPULSE_WEB_PORT")
+    with caught_up_worker(own_broker, app_id, db_url, tmp_path / "live.log") as (live, env):
         for refused in ("4", "2"):
             done = _cli(env, "reprocess", "start", "--partitions", refused, timeout=60)
             assert done.returncode == 1 and "only growing is supported" in done.stderr, (

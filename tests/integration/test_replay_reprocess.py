@@ -1,5 +1,6 @@
-"""Replay and reprocessing against a real broker of our own (started here: the shared broker holds
-millions of benchmark events a new consumer group would have to read) and real workers.
+"""Replay and reprocessing against a real broker of our own (the own_broker fixture: the shared
+broker holds millions of benchmark events a new consumer group would have to read) and real
+workers.
 
 - the same history fed live (shuffled within posts, with duplicates) and then rebuilt by
   `blogpulse reprocess start` gives identical rows (all aggregate columns; version and updated_at
@@ -9,128 +10,33 @@ millions of benchmark events a new consumer group would have to read) and real w
 
 from __future__ import annotations
 
-import os
-import random
 import subprocess
 import uuid
 import xml.etree.ElementTree as ET
-from collections import defaultdict
 from pathlib import Path
 
-import pytest
-from sqlalchemy import select, text
+from sqlalchemy import text
 
-from schemas.identity import AuthorKeyer
-from schemas.readers import read_events
-from schemas.topic_names import INPUT_TOPICS
 from sinks import db, generations
-from streams import group_offsets, reprocess
-from streams.publisher import Publisher, ensure_topics
-from streams.settings import Settings
 from tests.conftest import REPO
 from tests.fixtures.replay_wxr import generate, independent_count
+from tests.integration.live_history import (
+    SECRET,
+    caught_up,
+    caught_up_worker,
+    published_history,
+    rows,
+)
 from tests.integration.worker_proc import CLI, running_worker, wait_until, worker_env
-
-PORT = int(os.environ.get("BLOGPULSE_TEST_REPLAY_KAFKA_PORT", "19292"))
-SECRET = "replay-integration"
-
-
-@pytest.fixture(scope="module")
-def own_broker(tmp_path_factory):
-    state = tmp_path_factory.mktemp("kafka")
-    env = dict(
-        os.environ,
-        BLOGPULSE_STATE_DIR=str(state),
-        BLOGPULSE_KAFKA_PORT=str(PORT),
-        BLOGPULSE_KAFKA_CONTROLLER_PORT=str(PORT + 1),
-    )
-    script = str(REPO / "deploy/local/kafka")
-    started = subprocess.run(
-        [script, "start"], env=env, capture_output=True, text=True, timeout=180
-    )
-    if started.returncode != 0:
-        pytest.fail(
-            f"could not start a test broker on {PORT}: {started.stdout}{started.stderr}",
-            pytrace=False,
-        )
-    broker = f"127.0.0.1:{PORT}"
-    try:
-        ensure_topics(Settings(broker=broker))
-        yield broker
-    finally:
-        subprocess.run([script, "stop"], env=env, capture_output=True, timeout=120)
-
-
-def caught_up(broker: str, group: str, generation: int = 1) -> bool:
-    """The group has read every input event and its sink every aggregate it emitted."""
-    from schemas.topic_names import output_topics
-
-    s = Settings(broker=broker)
-    admin = group_offsets.admin_client(s, "test")
-    consumer = group_offsets.lookup_consumer(s, "test")
-    try:
-        inputs = group_offsets.partitions_of(admin, INPUT_TOPICS.values())
-        state = reprocess.measure(
-            admin,
-            consumer,
-            group,
-            consumer.beginning_offsets(inputs),
-            consumer.end_offsets(inputs),
-            output_topics(generation).values(),
-        )
-        return state.done
-    finally:
-        consumer.close()
-        admin.close()
-
-
-def rows(engine, generation: int, site: str) -> dict[str, set[tuple]]:
-    """Every aggregate column of a generation's rows for a site (not version / updated_at)."""
-    out = {}
-    with engine.connect() as conn:
-        for kind, table in generations.tables_for(generation).aggregates.items():
-            cols = [c for c in table.columns if c.name not in ("version", "updated_at")]
-            out[kind] = set(conn.execute(select(*cols).where(table.c.site == site)).all())
-    return out
-
-
-def live_feed(events: list[dict], rng: random.Random) -> list[dict]:
-    """Each post's events shuffled, a quarter of them sent twice, posts interleaved."""
-    per_post = defaultdict(list)
-    for e in events:
-        per_post[e["post_id"]].append(e)
-    for evs in per_post.values():
-        evs += rng.sample(evs, len(evs) // 4)
-        rng.shuffle(evs)
-    feed = []
-    while any(per_post.values()):
-        for evs in per_post.values():
-            if evs:
-                feed.append(evs.pop())
-    return feed
-
-
-def publish(broker: str, events: list[dict]) -> None:
-    with Publisher(Settings(broker=broker)) as p:
-        p.publish(events)
 
 
 def test_live_and_reprocessed_rows_are_identical(own_broker, tmp_path, monkeypatch):
-    site = f"live-{uuid.uuid4().hex[:6]}.example.org"
-    wxr = tmp_path / "live.xml"
-    wxr.write_text(generate(site, posts=6, seed=21))
     monkeypatch.setenv("BLOGPULSE_AUTHOR_SECRET", SECRET)
-    events = list(read_events(wxr, site=site, keyer=AuthorKeyer(SECRET.encode())))
-    publish(own_broker, live_feed(events, random.Random(4)))
+    site, _ = published_history(own_broker, tmp_path, "live", posts=6, seed=21, feed_seed=4)
 
     db_url = f"sqlite:///{tmp_path / 'sink.db'}"
     app_id = f"replay-{uuid.uuid4().hex[:8]}"
-    with running_worker(
-        own_broker, app_id, db_url, tmp_path / "live.log", BLOGPULSE_AUTHOR_SECRET=SECRET
-    ) as live:
-        wait_until(lambda: caught_up(own_broker, app_id), 180, "live worker caught up", live)
-        env = worker_env(own_broker, app_id, 0, db_url, BLOGPULSE_AUTHOR_SECRET=SECRET)
-        env.pop("BLOGPULSE_WEB_PORT")
+    with caught_up_worker(own_broker, app_id, db_url, tmp_path / "live.log") as (live, env):
         done = subprocess.run(
             [*CLI, "reprocess", "start", "--timeout", "240", "--log", str(tmp_path / "g2.log")],
             cwd=REPO,
