@@ -169,3 +169,49 @@ def latest_values(broker: str, topic: str, key_prefix: str = "") -> dict[str, di
         if key.startswith(key_prefix) and r.value is not None:
             out[key] = orjson.loads(r.value)
     return out
+
+
+class PostProgressWatcher:
+    """Reads engagement.posts from its current end in a thread and records, per post of `site`,
+    when each entry count was first seen on the topic: the same probe as bench.db.progress, one
+    stage earlier, so that a latency run can say how much of publish -> database is the worker
+    (publish -> output topic) and how much the sink (output topic -> database)."""
+
+    def __init__(self, broker: str, topic: str, site: str) -> None:
+        import threading
+
+        self.site = site.encode()
+        self.reached: dict[int, list[float]] = {}
+        self._consumer = KafkaConsumer(
+            bootstrap_servers=broker, enable_auto_commit=False, fetch_max_wait_ms=20
+        )
+        tps = [TopicPartition(topic, p) for p in self._consumer.partitions_for_topic(topic) or ()]
+        self._consumer.assign(tps)
+        self._consumer.seek_to_end(*tps)
+        for tp in tps:
+            self._consumer.position(tp)  # resolve the end now, before anything is published
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        import orjson
+
+        prefix = self.site + b"/"
+        while not self._stop.is_set():
+            for records in self._consumer.poll(timeout_ms=50).values():
+                now = time.time()
+                for r in records:
+                    if r.key is None or not r.key.startswith(prefix) or r.value is None:
+                        continue
+                    v = orjson.loads(r.value)
+                    count = v["comments"] + v["replies"] + v["waiting_replies"]
+                    seen = self.reached.setdefault(int(v["post_id"]), [])
+                    while len(seen) < count:
+                        seen.append(now)
+
+    def stop(self) -> dict[int, list[float]]:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        self._consumer.close()
+        return self.reached

@@ -97,6 +97,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="py-spy the 1-worker throughput run (pip install py-spy); raw profile "
         "and top functions saved with the results",
     )
+    p.add_argument(
+        "--stages",
+        action="store_true",
+        help="latency runs also time when each entry reached engagement.posts: publish -> "
+        "output topic (worker) and output topic -> database (sink) percentiles",
+    )
     p.add_argument("--keep-rows", action="store_true", help="leave the benchmark rows in the DB")
     args = p.parse_args(argv)
     args.skip = {x.strip() for x in args.skip.split(",") if x.strip()}
@@ -181,10 +187,16 @@ def _shapes(args: argparse.Namespace) -> list[shapes.Shape]:
 def _latency(ctx, procs, rate: int, args, key: str, results: dict, label: str) -> None:
     print(f"  latency, {len(procs)} worker(s): {rate:,} events/s for {args.latency_seconds:g} s")
     r = results[key] = scenarios.latency(
-        ctx, procs, rate, args.latency_seconds, args.latency_posts, label=label
+        ctx, procs, rate, args.latency_seconds, args.latency_posts, label=label, stages=args.stages
     )
     r["peak_rss_mb"] = [w.peak_rss_mb() for w in procs]
     print(f"  -> p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, max {r['max_ms']} ms")
+    if args.stages:
+        for stage, name in (("to_topic", "publish -> output topic"), ("topic_to_db", "-> db")):
+            print(
+                f"     {name}: p50 {r[f'{stage}_p50_ms']} p95 {r[f'{stage}_p95_ms']}"
+                f" p99 {r[f'{stage}_p99_ms']} max {r[f'{stage}_max_ms']} ms"
+            )
     print(
         f"     CPU µs/event worker {r['cpu_us_per_event']['worker']},"
         f" sink {r['cpu_us_per_event']['sink']};"

@@ -204,12 +204,20 @@ def latency(
     posts: int,
     poll: float = 0.05,
     label: str = "latency",
+    stages: bool = False,
 ) -> dict:
     """Publish at a fixed rate with known send times and poll the sink's rows: an entry is in the
-    database once its post's row reflects at least its ordinal entries."""
+    database once its post's row reflects at least its ordinal entries. With `stages`, also when
+    it reached engagement.posts (kafka_io.PostProgressWatcher): the worker's share and the
+    sink's."""
     site = ctx.site(label)  # one site per run: rows of an earlier run would count as reached
     n = int(rate * seconds)
     events = generate(n, posts, site)
+    watcher = (
+        kafka_io.PostProgressWatcher(ctx.broker, BASE_OUTPUT_TOPICS["posts"], site)
+        if stages
+        else None
+    )
     sent_at: list[float] = []
     publisher = threading.Thread(
         target=lambda: sent_at.extend(kafka_io.publish_at_rate(ctx.broker, events, rate))
@@ -261,10 +269,29 @@ def latency(
     for q, name in ((0.5, "p50"), (0.95, "p95"), (0.99, "p99"), (1.0, "max")):
         out[f"{name}_ms"] = round(_quantile(lat, q) * 1000, 1) if lat and not missing else None
     out["mean_ms"] = round(sum(lat) / len(lat) * 1000, 1) if lat else None
+    if watcher is not None:
+        out.update(_stages(events, sent_at, watcher.stop(), reached))
     out["cpu_us_per_event"] = cpu
     out["worst_ms_by_second"] = [
         round(worst.get(s, 0.0) * 1000) for s in range(max(worst, default=-1) + 1)
     ]
+    return out
+
+
+def _stages(events, sent_at, on_topic: dict, in_db: dict) -> dict:
+    """Percentiles of publish -> output topic and output topic -> database, over the events seen
+    in both."""
+    worker, sink = [], []
+    for ev, t in zip(events, sent_at):
+        topic_seen, db_seen = on_topic.get(ev.post_id, []), in_db.get(ev.post_id, [])
+        if ev.ordinal <= len(topic_seen) and ev.ordinal <= len(db_seen):
+            worker.append(max(0.0, topic_seen[ev.ordinal - 1] - t))
+            sink.append(max(0.0, db_seen[ev.ordinal - 1] - topic_seen[ev.ordinal - 1]))
+    out: dict = {"stage_events": len(worker)}
+    for name, values in (("to_topic", worker), ("topic_to_db", sink)):
+        values.sort()
+        for q, p in ((0.5, "p50"), (0.95, "p95"), (0.99, "p99"), (1.0, "max")):
+            out[f"{name}_{p}_ms"] = round(_quantile(values, q) * 1000, 1) if values else None
     return out
 
 

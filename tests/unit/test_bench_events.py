@@ -66,6 +66,19 @@ def test_quantile_is_nearest_rank():
     assert scenarios._quantile([7.0], 0.95) == 7.0
 
 
+def test_stages_split_each_event_at_the_output_topic():
+    events = generate(4, 1, SITE, seed=1)  # one post, ordinals 1..4
+    sent = [10.0, 10.0, 11.0, 11.0]
+    on_topic = {events[0].post_id: [10.1, 10.2, 11.3]}  # the 4th never reached the topic
+    in_db = {events[0].post_id: [10.5, 10.5, 11.4, 12.0]}
+    out = scenarios._stages(events, sent, on_topic, in_db)
+    assert out["stage_events"] == 3
+    assert out["to_topic_max_ms"] == pytest.approx(300.0)
+    assert out["to_topic_p50_ms"] == pytest.approx(200.0)
+    assert out["topic_to_db_max_ms"] == pytest.approx(400.0)
+    assert out["topic_to_db_p50_ms"] == pytest.approx(300.0)
+
+
 def test_table_gives_ratios_and_marks_failures():
     results = {
         "shapes": [
