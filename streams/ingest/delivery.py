@@ -41,6 +41,11 @@ class AsyncPublisher:
         self._publisher: Publisher | None = None
         self._lock = threading.Lock()
 
+    @property
+    def input_topics(self) -> dict[str, str]:
+        """Event type -> the input topic its events go to (the settings' input generation)."""
+        return self.settings.input_topics
+
     def _get(self) -> Publisher:
         with self._lock:
             if self._publisher is None:

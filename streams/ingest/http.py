@@ -140,7 +140,7 @@ class IngestHandlers:
                 "the event broker is unavailable; retry later",
                 headers={"Retry-After": str(self.config.retry_after)},
             ) from None
-        topics = Counter(topic_for(e) for e in events)
+        topics = Counter(topic_for(e, self.publisher.input_topics) for e in events)
         return _json(
             202,
             {

@@ -6,6 +6,7 @@ import orjson
 from aiohttp.test_utils import TestClient, TestServer
 
 from schemas.identity import AuthorKeyer
+from schemas.topic_names import input_topics
 from streams.ingest.http import IngestConfig, build_app, sign
 from streams.publisher import BrokerUnavailable
 
@@ -20,8 +21,9 @@ ROW = {
 
 
 class StubPublisher:
-    def __init__(self, error: Exception | None = None) -> None:
+    def __init__(self, error: Exception | None = None, input_generation: int = 0) -> None:
         self.error, self.published = error, []
+        self.input_topics = input_topics(input_generation)
 
     async def publish(self, events):
         if self.error:
@@ -67,6 +69,17 @@ async def test_202_only_after_publish_and_refusals():
         )
         assert resp.status == 413
         assert len(pub.published) == 2
+    finally:
+        await client.close()
+
+
+async def test_202_names_the_topics_of_the_input_generation():
+    pub = StubPublisher(input_generation=2)
+    client = await _client(pub)
+    try:
+        status, body = await _post(client, orjson.dumps(ROW))
+        assert status == 202
+        assert body["topics"] == {"blog.comments.g2": 1, "blog.moderation.g2": 1}
     finally:
         await client.close()
 
