@@ -12,7 +12,13 @@ import pytest
 
 from tests.faults import committed_outputs, zombie
 from tests.faults.conftest import GUARANTEES
-from tests.faults.harness import Run, stop_worker, wait_for_emission, wait_for_progress
+from tests.faults.harness import (
+    Run,
+    rebalances_of,
+    stop_worker,
+    wait_for_emission,
+    wait_for_progress,
+)
 
 
 @pytest.fixture
@@ -128,10 +134,42 @@ def test_postgres_stopped_midstream(run, postgres_server):
     )
 
 
-def test_two_workers_rebalance_while_events_flow(run):
+@pytest.fixture
+def gated_run(kafka, fault_db, unique, fault_events, tmp_path, guarantee):
+    """A run whose publisher waits at 40 % and at 70 % of the history until the test lets it go
+    on (Run.release)."""
+    r = Run(kafka, fault_db, unique, fault_events, tmp_path, guarantee, holds=(0.4, 0.7))
+    try:
+        yield r
+    finally:
+        r.close()
+
+
+def wait_for_rebalances(worker, at_least: int, timeout: float) -> None:
+    """Until the worker's blogpulse_rebalances_total reaches `at_least` (it counts at each
+    revocation: its group is rebalancing)."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        worker.check_alive()
+        if rebalances_of(worker) >= at_least:
+            return
+        time.sleep(0.2)
+    pytest.fail(f"{worker.log.stem} counted no rebalance {at_least} in {timeout} s")
+
+
+@pytest.mark.parametrize("guarantee", GUARANTEES)
+def test_two_workers_rebalance_while_events_flow(gated_run):
+    """A second worker joins and later leaves while events flow. The publisher holds back the
+    history from 40 % until the join's rebalance has begun and from 70 % until the second worker
+    has stopped, so both rebalances happen with events still to come, however slow the machine
+    (before, the whole history could be published before the join: under exactly_once nothing
+    then reached the second worker's partitions, and it wrote nothing)."""
+    run = gated_run
     at = run.midstream(0.2)
     t0 = time.monotonic()
     run.workers.append(run.worker("worker-2"))  # joins: partitions are split between the two
+    wait_for_rebalances(run.workers[0], 2, 180)  # its start, the join
+    run.release(0)
     # Until worker-2 writes aggregates of its own: the group has rebalanced. (Progress in the
     # database alone can be worker-1's; a worker-2 stopped before it joined tested no rebalance.)
     joined = wait_for_emission(run.workers[1], 180)
@@ -139,6 +177,8 @@ def test_two_workers_rebalance_while_events_flow(run):
     run.midstream(0.5)
     progress = run.db.progress()
     stop_worker(run.workers[1])  # leaves: worker-1 takes its partitions back
+    assert run.workers[1].proc.returncode == 0, run.workers[1].log_tail()
+    run.release(1)
     second = wait_for_progress(run.db, progress, 180, run.live())
     run.finish(
         "second worker joins, then leaves, while events flow",
