@@ -32,6 +32,7 @@ from aiokafka import TopicPartition
 from aiokafka.errors import ProducerFenced
 from faust.types import TP
 
+from schemas.errors import BlogpulseError
 from streams.faust_compat import (
     NoTransaction,
     current_transaction_producer,
@@ -48,8 +49,9 @@ log = logging.getLogger(__name__)
 ABORT_TIMEOUT = 10.0
 
 
-class PartitionLeft(Exception):  # noqa: N818 - an outcome, not a failure of this worker
-    """The partition left this worker while its transaction ran: not committed, aborted."""
+class PartitionLeft(BlogpulseError, RuntimeError):  # noqa: N818 - an outcome, not a failure
+    """The partition left this worker while its transaction ran: not committed, aborted (never
+    raised out of commit(), which reports the partition)."""
 
     def __init__(self, partition: int) -> None:
         super().__init__(f"partition {partition} left this worker during its transaction")
