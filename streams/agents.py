@@ -50,6 +50,7 @@ import orjson
 from schemas.topic_names import DLQ_TOPIC, INPUT_TOPICS, TICK_TOPIC
 from schemas.wire import FIELDS, InvalidEvent, cached_epoch_of, decode_event, epoch_of
 from streams import engine, metrics, observability, transactions
+from streams.faust_compat import stop_transaction_producers
 from streams.kafka_batches import BatchSender, aiokafka_producer
 from streams.post_store import PostStore, load
 from streams.settings import Settings
@@ -164,7 +165,7 @@ def dead_letter(event: Any, exc: InvalidEvent) -> None:
         ("blogpulse.source_offset", str(msg.offset).encode()),
     ]
     pending.dead_letters.add(DLQ_TOPIC, msg.partition, msg.key, event.value, headers=headers)
-    pending.dead_reasons[reason_code(exc.field)] += 1
+    pending.dead_reasons[(msg.partition, reason_code(exc.field))] += 1
 
 
 def render(post_key: str, version: int, change: engine.AggregateChange) -> tuple[str, bytes]:
@@ -222,7 +223,7 @@ class Pending:
         self.timestamps: dict[str, int] = {}  # post -> newest input Kafka timestamp (ms)
         self.events: list[Any] = []
         self.dead_letters = BatchSender()
-        self.dead_reasons: dict[str, int] = defaultdict(int)
+        self.dead_reasons: dict[tuple[int, str], int] = defaultdict(int)  # (partition, reason)
         # posts whose outputs are emitted again in full at the next flush (after a load)
         self.refresh: set[str] = set()
         self.since: float | None = None  # monotonic time of the first held event
@@ -254,6 +255,8 @@ class Pending:
         for partition, part in kept.items():
             if partition not in partitions:
                 self.dead_letters.extend(part)
+        for key in [k for k in self.dead_reasons if k[0] in partitions]:
+            del self.dead_reasons[key]
         for posts in (self.changes, self.unfolded, self.ticks, self.timestamps):
             for post_key in [k for k in posts if store.partition_of(k) in partitions]:
                 del posts[post_key]
@@ -356,7 +359,8 @@ async def flush() -> int:
     error the in-memory state may be ahead of Kafka: it is dropped (and loaded again from the
     changelog) and the events stay unacknowledged."""
     outputs = BatchSender()
-    by_aggregate: dict[str, int] = defaultdict(int)
+    by_aggregate: dict[tuple[int, str], int] = defaultdict(int)  # (partition, aggregate)
+    left: set[int] = set()  # exactly_once: partitions that left this worker during the flush
     try:
         # taken before folding: a refresh that a load adds meanwhile is for the next flush
         unfolded, ticks, refresh = pending.unfolded, pending.ticks, pending.refresh
@@ -371,14 +375,14 @@ async def flush() -> int:
             for change in changes.values():
                 key, value = render(post_key, state["v"], change)
                 outputs.add(OUTPUT_TOPICS[change.aggregate], partition, key.encode(), value, ts)
-                by_aggregate[change.aggregate] += 1
+                by_aggregate[(partition, change.aggregate)] += 1
         outputs.extend(pending.dead_letters)
         changelog = BatchSender()
         for partition, entry_key, entry in store.drain(store.next_flush()):
             changelog.add(CHANGELOG_TOPIC, partition, entry_key, entry)
         if EXACTLY_ONCE:
             changelog.extend(outputs)
-            await transactions.commit(app, TICK_TOPIC, changelog, pending.events)
+            left = await transactions.commit(app, TICK_TOPIC, changelog, pending.events)
         else:
             producer = await aiokafka_producer(app)
             if changelog.count:
@@ -393,14 +397,24 @@ async def flush() -> int:
         _derived.clear()
         pending.reset()  # never acknowledged
         raise
+    if left:
+        # Their transactions were aborted (streams/transactions.py): their events stay
+        # unacknowledged and their state, ahead of the changelog now, is dropped; the partitions'
+        # next owner (this worker too, if one comes back) reads both again.
+        pending.drop(left)
+        store.forget(left)
+        _derived.clear()
     dead = pending.dead_reasons
     pending.release()
-    for reason, n in dead.items():
+    for (_partition, reason), n in dead.items():
         metrics.DEAD_LETTERS.labels(reason=reason).inc(n)
         metrics.EVENTS_CONSUMED.labels(type="invalid", outcome="dead_letter").inc(n)
-    for aggregate, n in by_aggregate.items():
-        metrics.AGGREGATES_EMITTED.labels(aggregate=aggregate).inc(n)
-    return sum(by_aggregate.values())
+    written = 0
+    for (partition, aggregate), n in by_aggregate.items():
+        if partition not in left:
+            metrics.AGGREGATES_EMITTED.labels(aggregate=aggregate).inc(n)
+            written += n
+    return written
 
 
 async def ensure_loaded(partitions: Iterable[int]) -> None:
@@ -526,6 +540,10 @@ async def _forget_revoked(app_: Any, revoked: set, **kwargs: Any) -> None:
             pending.drop(gone)
             store.forget(gone)
             _derived.clear()
+            if EXACTLY_ONCE:
+                # faust starts new ones (new producer epochs) at the next assignment
+                # (streams/faust_compat.py, stop_transaction_producers)
+                await stop_transaction_producers(app, TICK_TOPIC, gone)
 
 
 def _active_partitions() -> set[int] | None:

@@ -139,6 +139,8 @@ TARGETS: dict[str, tuple[type, str]] = {
     "Service.wait_first": (Service, "wait_first"),
     "TransactionManager.commit": (TransactionManager, "commit"),
     "Producer.begin_transaction": (faust_kafka.Producer, "begin_transaction"),
+    "Producer.stop_transaction": (faust_kafka.Producer, "stop_transaction"),
+    "TransactionManager.on_rebalance": (TransactionManager, "on_rebalance"),
     "Producer._settings_extra": (faust_kafka.Producer, "_settings_extra"),
     "Transport._topic_config": (faust_kafka.Transport, "_topic_config"),
     "Transport._really_create_topic": (faust_kafka.Transport, "_really_create_topic"),
@@ -163,6 +165,8 @@ FINGERPRINTS: dict[str, str] = {
     "Service.wait_first": "2960fd3256a320ba",
     "TransactionManager.commit": "dff412ecdad2ed16",
     "Producer.begin_transaction": "e654a3bc237edd12",
+    "Producer.stop_transaction": "271aea0efa2d849f",
+    "TransactionManager.on_rebalance": "fdb552a5f7e4b541",
     "Producer._settings_extra": "2378aa8cbac788e8",
     "Transport._topic_config": "0e2a00c5c24077fc",
     "Transport._really_create_topic": "aabe5ba233456c88",
@@ -256,15 +260,53 @@ class NoTransaction(BlogpulseError, RuntimeError):
     """No transactional producer for a partition this worker processes (fenced by another)."""
 
 
+def transactional_id(app: Any, topic: str, partition: int) -> str:
+    """faust's transactional id of a partition of `topic` (TransactionManager's format): the same
+    on every worker, so the partition's producer on its next owner fences the one before."""
+    return f"{app.conf.id}-{app.assignor.group_for_topic(topic)}-{partition}"
+
+
 def transaction_producer(app: Any, topic: str, partition: int) -> tuple[asyncio.Lock, Any]:
     """Under exactly_once: the lock and the transactional AIOKafkaProducer that faust started for
     the partition's transactional id when it was assigned (faust/transport/consumer.py,
     TransactionManager; a producer with that id on another worker is fenced by it)."""
-    tid = f"{app.conf.id}-{app.assignor.group_for_topic(topic)}-{partition}"
+    tid = transactional_id(app, topic, partition)
     producers = app.producer._transaction_producers
     if tid not in producers:
         raise NoTransaction(f"no transactional producer {tid} (fenced, or the partition left)")
     return app.producer._trn_locks[tid], producers[tid]
+
+
+def current_transaction_producer(app: Any, topic: str, partition: int) -> Any | None:
+    """The transactional AIOKafkaProducer faust holds for the partition now (None: none)."""
+    return app.producer._transaction_producers.get(transactional_id(app, topic, partition))
+
+
+def producer_closed(producer: Any) -> bool:
+    """Whether the AIOKafkaProducer was stopped (its sender no longer runs: a commit or abort
+    begun on it would wait for ever)."""
+    return bool(producer._closed)
+
+
+async def stop_transaction_producers(app: Any, topic: str, partitions: Any) -> list[str]:
+    """Stop the transactional producers of revoked partitions of `topic` (faust's public
+    Producer.stop_transaction, under the producer's lock: never during a transaction of ours).
+    faust 0.15.3 stops them itself only for partitions that are not standbys of this worker in
+    the new assignment (TransactionManager.on_rebalance, _tps_to_active_tpgs): with two workers
+    each is the other's standby, so the old producer stayed, was fenced by the partition's new
+    owner, and was used again, fenced, when the partition came back (ProducerFenced: the worker
+    crashed). Stopped here, faust starts a new producer (a new epoch) at the next assignment.
+    Returns the transactional ids stopped."""
+    producer = app.producer
+    stopped = []
+    for partition in sorted(partitions):
+        tid = transactional_id(app, topic, partition)
+        if tid not in producer._transaction_producers:
+            continue
+        async with producer._trn_locks[tid]:
+            await producer.stop_transaction(tid)
+        stopped.append(tid)
+    return stopped
 
 
 def in_transaction(producer: Any) -> bool:

@@ -49,7 +49,10 @@ def stop_worker(worker: Worker, sig: int = signal.SIGTERM) -> None:
 class PublisherThread(threading.Thread):
     """Publish the events in chunks with a pause between them, so events keep arriving while the
     fault happens. A chunk that fails (broker restarting) is sent again: the history then holds
-    duplicates, which the recount and the engine must both ignore."""
+    duplicates, which the recount and the engine must both ignore. `holds`: (index, event) pairs,
+    the events from that index on are published only once the event is set (Run.release): so
+    that some of the history is still to come after a step of the test, however slow the
+    machine."""
 
     def __init__(
         self,
@@ -57,10 +60,12 @@ class PublisherThread(threading.Thread):
         events: list[dict],
         chunk: int = 1000,
         pause: float = 0.5,
+        holds: list[tuple[int, threading.Event]] | None = None,
         **settings: object,
     ):
         super().__init__(daemon=True)
         self.broker, self.events, self.chunk, self.pause = broker, events, chunk, pause
+        self.holds = sorted(holds or [], key=lambda hold: hold[0])
         self.settings = settings  # more Settings fields (the input generation of a growth run)
         self.retried_chunks = 0
         self.error: BaseException | None = None
@@ -74,6 +79,8 @@ class PublisherThread(threading.Thread):
         publisher = None
         try:
             for i in range(0, len(self.events), self.chunk):
+                while self.holds and i >= self.holds[0][0]:
+                    self.holds.pop(0)[1].wait()
                 deadline = time.monotonic() + 180
                 while True:
                     try:
@@ -350,8 +357,16 @@ class Run:
     started."""
 
     def __init__(
-        self, kafka, db_url: str, tag: str, n: int, tmp_path, guarantee: str = "at_least_once"
+        self,
+        kafka,
+        db_url: str,
+        tag: str,
+        n: int,
+        tmp_path,
+        guarantee: str = "at_least_once",
+        holds: tuple[float, ...] = (),
     ) -> None:
+        """`holds`: fractions of the history at which the publisher waits for release(i)."""
         from streams.publisher import ensure_topics
 
         self.kafka, self.db_url, self.tag, self.tmp = kafka, db_url, tag, tmp_path
@@ -362,8 +377,17 @@ class Run:
         self.db = Database(db_url, tag)
         self.workers = [self.worker("worker-1")]
         wait_for_progress(self.db, -1, 120, self.workers)  # migrated and answering
-        self.publisher = PublisherThread(kafka.broker, self.events)
+        self.holds = [threading.Event() for _ in holds]
+        self.publisher = PublisherThread(
+            kafka.broker,
+            self.events,
+            holds=[(int(f * len(self.events)), e) for f, e in zip(holds, self.holds)],
+        )
         self.publisher.start()
+
+    def release(self, hold: int) -> None:
+        """Let the publisher go on past its hold number `hold`."""
+        self.holds[hold].set()
 
     def worker(self, name: str):
         return start_worker(
@@ -434,6 +458,8 @@ class Run:
             assert outputs["outputs_repeated"] == 0, outputs
 
     def close(self) -> None:
+        for hold in self.holds:
+            hold.set()
         for w in self.workers:
             stop_worker(w)
         dump = os.environ.get("BLOGPULSE_FAULT_DUMP")

@@ -142,6 +142,7 @@ def test_partition_leader_sigkill_then_restart(cluster_run):
             time.sleep(1)
 
 
+@pytest.mark.parametrize("guarantee", GUARANTEES)
 def test_partition_leader_sigkill_kept_down(cluster_run):
     run = cluster_run
     at = run.midstream()

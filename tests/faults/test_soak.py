@@ -10,7 +10,11 @@ curve; the end must equal the recount (post, thread and window rows) with 0 lost
 Checked: lag bounded (below what one restart plus a minute of events can pile up) and back to 0
 at the end; each worker life took part in exactly one rebalance (its own join: a live worker
 removed for missed heartbeats under load would count more); no worker's RSS grows past
-SOAK_RSS_SLACK above what a fresh worker needs for the same state (docs/reliability.md, Soak)."""
+SOAK_RSS_SLACK above what a fresh worker needs for the same state (docs/reliability.md, Soak).
+
+BLOGPULSE_SOAK_GUARANTEE (default at_least_once; CI runs that) sets the workers' processing
+guarantee; with exactly_once the output topics are also read back (tests/faults/committed_outputs.py)
+and no committed aggregate may repeat."""
 
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ import pytest
 
 from schemas.topic_names import BASE_OUTPUT_TOPICS, INPUT_TOPICS
 from streams.settings import sink_group
+from tests.faults import committed_outputs
 from tests.faults.harness import (
     CONVERGE_TIMEOUT,
     EXACT,
@@ -48,6 +53,7 @@ RESTART_EVERY = float(os.environ.get("BLOGPULSE_SOAK_RESTART_SECONDS", "0")) or 
     60.0 if SOAK_SECONDS < 1800 else 300.0
 )
 SAMPLE_EVERY = 5.0
+SOAK_GUARANTEE = os.environ.get("BLOGPULSE_SOAK_GUARANTEE", "at_least_once")
 
 
 class PacedPublisher(PublisherThread):
@@ -182,7 +188,14 @@ def test_soak_steady_rate_with_restarts(kafka, fault_db, unique, tmp_path):
     db = Database(fault_db, unique)
     app_id = f"fault-{unique}"
     lives = [
-        start_worker(kafka.broker, app_id, fault_db, tmp_path / "worker-1.log", **kafka.client_env)
+        start_worker(
+            kafka.broker,
+            app_id,
+            fault_db,
+            tmp_path / "worker-1.log",
+            BLOGPULSE_PROCESSING_GUARANTEE=SOAK_GUARANTEE,
+            **kafka.client_env,
+        )
     ]
     sampler = Sampler(kafka.broker, app_id, lambda: lives[-1])
     publisher = PacedPublisher(kafka.broker, events, SOAK_RATE)
@@ -209,6 +222,7 @@ def test_soak_steady_rate_with_restarts(kafka, fault_db, unique, tmp_path):
                         app_id,
                         fault_db,
                         tmp_path / f"worker-{len(lives) + 1}.log",
+                        BLOGPULSE_PROCESSING_GUARANTEE=SOAK_GUARANTEE,
                         **kafka.client_env,
                     )
                 )
@@ -254,8 +268,11 @@ def test_soak_steady_rate_with_restarts(kafka, fault_db, unique, tmp_path):
     for s in samples:
         if s["worker_mb"] is not None:
             peak_of_life[s["life"]] = max(peak_of_life.get(s["life"], 0), s["worker_mb"])
+    outputs = committed_outputs.check(kafka.broker) if SOAK_GUARANTEE == "exactly_once" else {}
     record(
         "soak: steady rate, restarts",
+        guarantee=SOAK_GUARANTEE,
+        **outputs,
         events=n,
         posts=len(recount(events)),
         rate=SOAK_RATE,
@@ -279,6 +296,8 @@ def test_soak_steady_rate_with_restarts(kafka, fault_db, unique, tmp_path):
     )
 
     assert diff == EXACT
+    if outputs:
+        assert outputs["outputs_repeated"] == 0, outputs
     assert publisher.sent == n
     # Publishing kept the rate: one restart cannot stall it (a slower machine may lag behind a bit).
     assert published_for < SOAK_SECONDS * 1.5 + 30, published_for

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import Any
 
 import orjson
 
@@ -36,3 +37,57 @@ def poison(broker: str, key: bytes, template: bytes) -> None:
             await producer.stop()
 
     asyncio.run(go())
+
+
+def transactional_id(worker_log: str, app_id: str, partition: int) -> str:
+    """The transactional id of an input partition's producer, as the worker logged it when it
+    started the producers (faust: "<app id>-<topic group>-<partition>"; the agent's topics are
+    the group with the most partitions, the assignor's leader topic has one)."""
+    import re
+
+    groups: dict[str, set[int]] = {}
+    for group, p in re.findall(rf"transactional id {re.escape(app_id)}-(\d+)-(\d+)", worker_log):
+        groups.setdefault(group, set()).add(int(p))
+    group = max(groups, key=lambda g: len(groups[g]))
+    return f"{app_id}-{group}-{partition}"
+
+
+class OpenTransaction:
+    """A producer with a worker's transactional id and a transaction left open with a poisoned
+    posts record in it: a zombie, the old owner of a partition that has not noticed that the
+    partition moved. The partition's next owner starting its producer (same transactional id)
+    must fence it: commit() then fails, and read_committed readers never see the record."""
+
+    def __init__(self, broker: str, transactional_id: str, key: bytes, template: bytes) -> None:
+        from aiokafka import AIOKafkaProducer
+
+        self.loop = asyncio.new_event_loop()
+        value = {**orjson.loads(template), "version": 2**62, "comments": POISON_COMMENTS}
+
+        async def open_() -> Any:
+            # far beyond the test: an abort by the broker's transaction timeout is not the point
+            producer = AIOKafkaProducer(
+                bootstrap_servers=broker,
+                transactional_id=transactional_id,
+                transaction_timeout_ms=900_000,
+            )
+            await producer.start()
+            await producer.begin_transaction()
+            await producer.send_and_wait(BASE_OUTPUT_TOPICS["posts"], orjson.dumps(value), key=key)
+            return producer
+
+        self.producer = self.loop.run_until_complete(open_())
+
+    def commit(self) -> BaseException | None:
+        """Try to commit; returns the error (None: committed)."""
+        try:
+            self.loop.run_until_complete(self.producer.commit_transaction())
+        except Exception as exc:  # noqa: BLE001 - the outcome is the result
+            return exc
+        return None
+
+    def close(self) -> None:
+        try:
+            self.loop.run_until_complete(self.producer.stop())
+        finally:
+            self.loop.close()
