@@ -83,6 +83,7 @@ class DatabaseSink:
             make_engine(self.settings.db_url), generation=self.settings.generation
         )
         self.consumer: AIOKafkaConsumer | None = None
+        self._lag_committed: dict[TopicPartition, int] = {}  # last commit for lag monitoring
         self._stopping = asyncio.Event()
 
     async def _in_thread(self, fn: Any, *args: Any) -> Any:
@@ -118,6 +119,8 @@ class DatabaseSink:
                 )
                 if fetched:
                     await self.write(fetched)
+                else:
+                    await self.commit_idle_positions()
         finally:
             await self.consumer.stop()
             self._executor.shutdown(wait=False)
@@ -187,20 +190,38 @@ class DatabaseSink:
         now_ms = time.time() * 1000
         for ts in stamps:
             observe_end_to_end((now_ms - ts) / 1000)
+        await self._commit_for_lag({TopicPartition(t, p): o for (t, p), o in offsets.items()})
+
+    async def commit_idle_positions(self) -> None:
+        """After a fetch that returned nothing: commit, for lag monitoring, the positions that
+        moved past the last commit without a record. Under exactly_once every transaction ends
+        with a commit marker after its last record, so last record + 1 (what write() commits)
+        stays one behind the end and the sink's lag would never read 0."""
+        consumer = self._started()
+        moved = {}
+        for tp in consumer.assignment():
+            try:
+                position = await consumer.position(tp)
+            except IllegalStateError:  # revoked meanwhile
+                continue
+            if position != self._lag_committed.get(tp):
+                moved[tp] = position
+        await self._commit_for_lag(moved)
+
+    async def _commit_for_lag(self, offsets: dict[TopicPartition, int]) -> None:
         # for lag monitoring (blogpulse_consumer_lag); the database holds the real position
         consumer = self._started()
         # A rebalance during the write may have moved partitions away: the commit of those would
         # fail (and a failing sink restarts and rejoins, which rebalances the others again).
         assigned = consumer.assignment()
-        committed = {
-            tp: o for (t, p), o in offsets.items() if (tp := TopicPartition(t, p)) in assigned
-        }
+        committed = {tp: o for tp, o in offsets.items() if tp in assigned}
         try:
             if committed:
                 await consumer.commit(committed)
         except (CommitFailedError, IllegalStateError) as exc:
             log.info("sink: offsets for lag monitoring not committed (%s)", type(exc).__name__)
             return
+        self._lag_committed.update(committed)
         for tp, offset in committed.items():
             end = consumer.highwater(tp)
             if end is not None:

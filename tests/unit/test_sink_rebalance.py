@@ -64,3 +64,30 @@ async def test_a_write_during_a_rebalance_keeps_the_sink_running(tmp_path, monke
         ("engagement.posts", 1): 8,
     }
     assert sink.consumer.committed == (None if fail else {kept: 5})
+
+
+class MarkerConsumer(RebalancedConsumer):
+    """Its position is past a transaction's commit marker: one beyond the last record + 1."""
+
+    def __init__(self, kept: set[TopicPartition], positions: dict[TopicPartition, int]) -> None:
+        super().__init__(kept, fail=False)
+        self.positions = positions
+
+    async def position(self, tp):
+        return self.positions[tp]
+
+
+async def test_an_idle_fetch_commits_the_position_past_a_commit_marker(tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'sink.db'}"
+    db.upgrade(url)
+    monkeypatch.setenv("BLOGPULSE_DB", url)
+    sink = DatabaseSink(load_settings())
+    tp = TopicPartition("engagement.posts", 0)
+    sink.consumer = MarkerConsumer({tp}, {tp: 6})  # record 4, marker 5
+    await sink.write({tp: [record(4, 1)]})
+    assert sink.consumer.committed == {tp: 5}
+    await sink.commit_idle_positions()
+    assert sink.consumer.committed == {tp: 6}  # lag 0 once the marker is passed
+    sink.consumer.committed = None
+    await sink.commit_idle_positions()
+    assert sink.consumer.committed is None  # nothing moved: no commit
