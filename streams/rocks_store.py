@@ -156,6 +156,8 @@ class RocksStore(PostStore):
         return super().partition_of(post_key)
 
     def get(self, post_key: str) -> dict[str, Any]:
+        if self._transient is not None and self._transient != post_key:
+            self._drop(self._transient)  # its one use is over
         state = dict.get(self.states, post_key)
         now = self._clock()
         if state is not None:
@@ -163,20 +165,12 @@ class RocksStore(PostStore):
             self.states[post_key] = self.states.pop(post_key)  # most recent last
             self._used[post_key] = (entries, now)
             return state
-        self._release_transient()
         state = self._decode(post_key)
         entries = len(state["e"]) + len(state["s"])
-        while self.held + entries > self.held_entries and self._used:
-            oldest = next(iter(self._used))
-            if now - self._used[oldest][1] < self.idle_seconds:
-                break
-            self._drop(oldest)
-        if self.held + entries > self.held_entries:
-            self._transient = post_key
-        else:
-            self.held += entries
         self.states[post_key] = state
         self._used[post_key] = (entries, now)
+        self.held += entries
+        self._fit(post_key, now)
         return state
 
     def changed(self, post_key: str, entry_ids: Iterable[int]) -> None:
@@ -185,9 +179,22 @@ class RocksStore(PostStore):
         if state is not None:  # the merge may have added entries: count them
             entries, used = self._used[post_key]
             grown = len(state["e"]) + len(state["s"])
+            self._used[post_key] = (grown, used)
             if post_key != self._transient:
                 self.held += grown - entries
-            self._used[post_key] = (grown, used)
+                self._fit(post_key, self._clock())
+
+    def _fit(self, post_key: str, now: float) -> None:
+        """Within the budget again: drop the least recent posts unused for the idle time, else
+        hold `post_key` for this use only."""
+        while self.held > self.held_entries:
+            oldest = next(iter(self._used))
+            if oldest == post_key or now - self._used[oldest][1] < self.idle_seconds:
+                break
+            self._drop(oldest)
+        if self.held > self.held_entries:
+            self.held -= self._used[post_key][0]
+            self._transient = post_key
 
     def _decode(self, post_key: str) -> dict[str, Any]:
         """The post's state from its partition database (a new one for a post never written)."""
