@@ -16,15 +16,19 @@ from tests.faults.harness import Run, stop_worker, wait_for_emission, wait_for_p
 
 
 @pytest.fixture
-def run(kafka, fault_db, unique, fault_events, tmp_path, guarantee):
-    r = Run(kafka, fault_db, unique, fault_events, tmp_path, guarantee)
+def run(kafka, fault_db, unique, fault_events, tmp_path, guarantee, store):
+    r = Run(kafka, fault_db, unique, fault_events, tmp_path, guarantee, store)
     try:
         yield r
     finally:
         r.close()
 
 
-@pytest.mark.parametrize("guarantee", GUARANTEES)
+# the RocksDB store once: the restarted worker rebuilds the killed one's partitions from the
+# changelog into its own databases
+@pytest.mark.parametrize(
+    ("guarantee", "store"), [*((g, "memory") for g in GUARANTEES), ("at_least_once", "rocksdb")]
+)
 def test_worker_sigkill_midstream_then_restart(run):
     at = run.midstream()
     poisoned = _poison(run) if run.guarantee == "exactly_once" else None
