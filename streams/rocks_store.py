@@ -23,6 +23,7 @@ written to its database and kept encoded for the drain, and its header fields st
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import shutil
 import time
@@ -52,6 +53,8 @@ ALL_WRITE_BUFFERS_BYTES = 16 << 20  # memtables of all the worker's databases to
 PARTITION_CACHE_POSTS = 200_000  # murmur2 results kept (posts seen recently)
 
 _HEAD = ("v", "wm", "clk", "pt")
+
+log = logging.getLogger(__name__)
 
 
 class _Held(dict[str, dict[str, Any]]):
@@ -119,6 +122,7 @@ class RocksStore(PostStore):
         # rebuilt from the changelog whenever it is opened (a property; the stubs say a method)
         self._write.disable_wal = True  # type: ignore[method-assign,assignment]
         atexit.register(self.close)
+        log.info("aggregation state: RocksDB databases under %s", self.directory)
 
     # --- the partition databases
 
