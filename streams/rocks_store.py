@@ -61,15 +61,12 @@ class _Held(dict[str, dict[str, Any]]):
     """The held decoded states. The agent reads `store.states[key]` after the fold: a post
     spilled meanwhile answers with its header fields, one not held is decoded."""
 
-    def __init__(self, store: RocksStore) -> None:
+    def __init__(self, missing: Callable[[str], dict[str, Any]]) -> None:
         super().__init__()
-        self.store = store
+        self.missing = missing
 
     def __missing__(self, post_key: str) -> dict[str, Any]:
-        spilled = self.store._spilled.get(post_key)
-        if spilled is not None:
-            return spilled[0]
-        return self.store.get(post_key)
+        return self.missing(post_key)
 
 
 def _options(cache: Any, buffers: Any) -> rocksdict.Options:
@@ -99,7 +96,7 @@ class RocksStore(PostStore):
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(partitions)
-        self.states = _Held(self)
+        self.states = _Held(self._not_held)
         self.held_entries, self.idle_seconds, self._clock = held_entries, idle_seconds, clock
         self.held = 0  # entries of the held states, the transient one excepted
         self._used: dict[str, tuple[int, float]] = {}  # held post -> (entries, last use)
@@ -176,6 +173,10 @@ class RocksStore(PostStore):
         self.held += entries
         self._fit(post_key, now)
         return state
+
+    def _not_held(self, post_key: str) -> dict[str, Any]:
+        spilled = self._spilled.get(post_key)
+        return self.get(post_key) if spilled is None else spilled[0]
 
     def changed(self, post_key: str, entry_ids: Iterable[int]) -> None:
         super().changed(post_key, entry_ids)
