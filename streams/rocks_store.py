@@ -198,6 +198,8 @@ class RocksStore(PostStore):
                 break
             self._drop(oldest)
         if self.held > self.held_entries:
+            if self._transient is not None:  # one transient post at a time
+                self._drop(self._transient)
             self.held -= self._used[post_key][0]
             self._transient = post_key
 
