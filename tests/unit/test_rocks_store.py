@@ -200,3 +200,18 @@ def test_the_databases_of_dead_workers_are_removed(tmp_path, clock):
     finally:
         store.close()
     assert not store.directory.exists()
+
+
+def test_the_store_setting_chooses_the_store(tmp_path):
+    from streams.post_store import open_store
+    from streams.settings import Settings
+
+    assert type(open_store(Settings(store="memory"))) is PostStore
+    store = open_store(
+        Settings(store="rocksdb", store_dir=str(tmp_path), store_held_entries=7, app_id="app")
+    )
+    try:
+        assert isinstance(store, RocksStore) and store.held_entries == 7
+        assert store.directory.parent == tmp_path / "app"
+    finally:
+        store.close()
