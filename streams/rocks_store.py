@@ -23,6 +23,7 @@ written to its database and kept encoded for the drain, and its header fields st
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import shutil
@@ -142,6 +143,8 @@ class RocksStore(PostStore):
         for partition in list(self._dbs):
             self._drop_db(partition)
         shutil.rmtree(self.directory, ignore_errors=True)
+        with contextlib.suppress(OSError):  # the app id's directory, unless another worker's
+            self.directory.parent.rmdir()
 
     def _write_records(self, partition: int, records: Iterable[tuple[bytes, bytes]]) -> None:
         batch = rocksdict.WriteBatch(raw_mode=True)
