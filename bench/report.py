@@ -65,7 +65,10 @@ def rows(results: dict) -> list[tuple[str, str, str]]:
         )
 
     for r in shape_runs:
-        what = f"shape {r['shape']} ({r['entries']:,} entries, {r['posts']:,} posts)"
+        what = (
+            f"shape {r['shape']} ({r['entries']:,} entries, {r['posts']:,} posts, "
+            f"{r.get('store', 'memory')} store)"
+        )
         one = _eps(r.get("e2e"))
         if "baseline" in r:
             rate(f"{what}: baseline, aiokafka + orjson read", _eps(r["baseline"]))
@@ -113,11 +116,15 @@ def rows(results: dict) -> list[tuple[str, str, str]]:
     for key, label in (
         ("e2e_1_worker", "blogpulse to the database, 1 worker"),
         ("e2e_2_workers", "blogpulse to the database, 2 workers (published before)"),
-        ("huge", "huge: to the database, 1 worker (published before)"),
     ):
         r = results.get(key)
         if r:
             rate(f"{label} ({r['events']:,} events, {r['posts']:,} posts)", _eps(r))
+    for r in _huge_runs(results):
+        label = (
+            f"huge, {r.get('store', 'memory')} store: to the database, 1 worker (published before)"
+        )
+        rate(f"{label} ({r['events']:,} events, {r['posts']:,} posts)", _eps(r))
     one, two = (
         _eps(results.get("e2e_1_worker") or (shape_runs[0].get("e2e") if shape_runs else None)),
         _eps(results.get("e2e_2_workers")),
@@ -182,6 +189,11 @@ def rows(results: dict) -> list[tuple[str, str, str]]:
     return out
 
 
+def _huge_runs(results: dict) -> list[dict]:
+    huge = results.get("huge") or []
+    return huge if isinstance(huge, list) else [huge]  # one run, memory store, before --stores
+
+
 def _memory_runs(results: dict):
     """(label, run) of every process whose VmHWM was taken."""
     for r in results.get("shapes", []):
@@ -190,13 +202,13 @@ def _memory_runs(results: dict):
             yield f"blogpulse worker, {r['store']} store, {what}", r["e2e"]
         if r.get("quix"):
             yield f"Quix app, {what}", r["quix"]
-    for key, label in (
-        ("huge", "blogpulse worker, memory store, huge"),
-        ("e2e_2_workers", "blogpulse worker 1 of 2, memory store"),
-    ):
-        r = results.get(key)
-        if r:
-            yield f"{label} ({r['events']:,} events, {r['posts']:,} posts)", r
+    for r in _huge_runs(results):
+        label = f"blogpulse worker, {r.get('store', 'memory')} store, huge"
+        yield f"{label} ({r['events']:,} events, {r['posts']:,} posts)", r
+    r = results.get("e2e_2_workers")
+    if r:
+        label = "blogpulse worker 1 of 2, memory store"
+        yield f"{label} ({r['events']:,} events, {r['posts']:,} posts)", r
     for c in results.get("changelog_pair") or []:
         if str(c.get("shape", "")).startswith("cl"):  # runs of their own (shape runs: above)
             yield (

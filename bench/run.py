@@ -41,6 +41,7 @@ PHASES = (
     "exactly_once",
 )
 GUARANTEES = ("at_least_once", "exactly_once")
+STORES = ("memory", "rocksdb")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -84,6 +85,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="also run 5,000,000 entries over 500,000 posts (very long)",
     )
+    p.add_argument(
+        "--stores",
+        default="memory",
+        help="comma separated aggregation stores (BLOGPULSE_STORE) the shape runs and the huge "
+        "run are measured with, one after the other: memory, rocksdb; default memory",
+    )
     p.add_argument("--skip", default="", help=f"comma separated phases to skip: {','.join(PHASES)}")
     p.add_argument(
         "--timeout",
@@ -120,6 +127,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error(
             f"--shapes: unknown shape(s) {', '.join(unknown) or '(none given)'}; "
             f"known: {', '.join(shapes.SHAPES)}"
+        )
+    args.stores = [x.strip() for x in args.stores.split(",") if x.strip()]
+    unknown = [x for x in args.stores if x not in STORES]
+    if unknown or not args.stores:
+        p.error(
+            f"--stores: unknown store(s) {', '.join(unknown) or '(none given)'}; "
+            f"known: {', '.join(STORES)}"
         )
     if args.memory and "c" not in args.shapes:
         args.shapes.append("c")
@@ -217,7 +231,18 @@ def _measure(ctx: scenarios.Context, args: argparse.Namespace, results: dict) ->
                 spy_out.parent.mkdir(parents=True, exist_ok=True)
             if shape.name == "c":  # ~25 minutes here (~700 events/s): wait at 200 events/s
                 ctx.timeout = max(ctx.timeout, shape.entries / 200)
-            runs.append(shapes.measure(ctx, shape, skip, profile_to=spy_out))
+            for j, store in enumerate(args.stores):
+                # the replays (baseline, floor, Quix) once per shape: they do not use the store
+                runs.append(
+                    shapes.measure(
+                        ctx,
+                        shape,
+                        skip if j == 0 else skip | {"baseline", "floor", "quix"},
+                        profile_to=spy_out if j == 0 else None,
+                        store=store,
+                        label=f"shape-{shape.name}-{store}",
+                    )
+                )
             if spy_out is not None and spy_out.exists():
                 from bench import profile
 
@@ -262,7 +287,9 @@ def _measure(ctx: scenarios.Context, args: argparse.Namespace, results: dict) ->
     if args.huge:
         h = shapes.scaled(shapes.HUGE, args.events)
         ctx.timeout = max(ctx.timeout, h.entries / 200)
-        results["huge"] = _single_run(ctx, "huge", h.entries, h.posts)
+        results["huge"] = [
+            _single_run(ctx, f"huge-{store}", h.entries, h.posts, store) for store in args.stores
+        ]
 
 
 def _exactly_once(ctx, args: argparse.Namespace, shape: shapes.Shape) -> dict:
@@ -306,9 +333,10 @@ def _exactly_once(ctx, args: argparse.Namespace, shape: shapes.Shape) -> dict:
     return out
 
 
-def _single_run(ctx, label: str, n: int, posts: int) -> dict:
-    print(f"1 worker: {n:,} entries over {posts:,} posts")
-    procs, r = scenarios.replay_throughput(ctx, label, n, posts)
+def _single_run(ctx, label: str, n: int, posts: int, store: str = "memory") -> dict:
+    print(f"1 worker, {store} store: {n:,} entries over {posts:,} posts")
+    procs, r = scenarios.replay_throughput(ctx, label, n, posts, env={"BLOGPULSE_STORE": store})
+    r["store"] = store
     scenarios.stop_all(procs)
     print(f"  -> {r['events_per_s']} events/s, peak RSS {r['peak_rss_mb'][0]} MB")
     return r

@@ -61,7 +61,12 @@ def measure(
         "store": store,
     }
     procs, e2e = scenarios.replay_throughput(
-        ctx, label, shape.entries, shape.posts, profile_to=profile_to
+        ctx,
+        label,
+        shape.entries,
+        shape.posts,
+        profile_to=profile_to,
+        env={"BLOGPULSE_STORE": store},
     )
     try:
         out["e2e"] = e2e

@@ -52,7 +52,7 @@ from schemas.wire import FIELDS, InvalidEvent, cached_epoch_of, decode_event, ep
 from streams import engine, metrics, observability, transactions
 from streams.faust_compat import stop_transaction_producers
 from streams.kafka_batches import BatchSender, aiokafka_producer
-from streams.post_store import PostStore, load
+from streams.post_store import PostStore, load, open_store
 from streams.settings import Settings
 from streams.state_cache import StateCache
 from streams.topics import source_topic
@@ -105,7 +105,7 @@ def register_agents(app_: Any, settings: Settings) -> None:
     TICK_INTERVAL = max(1.0, min(ORPHAN_TIMEOUT / 4, 30.0))
     CHANGELOG_TOPIC = f"{settings.generation_app_id}-post-entries-changelog"
     OUTPUT_TOPICS = settings.output_topics
-    store = PostStore(settings.partitions)
+    store = open_store(settings)
     _derived = StateCache(settings.state_cache_entries)
     pending.reset()
     EXACTLY_ONCE = settings.processing_guarantee == "exactly_once"

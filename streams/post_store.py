@@ -31,6 +31,7 @@ import orjson
 from aiokafka.partitioner import murmur2
 
 from streams import engine
+from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,29 @@ def header_value(state: dict[str, Any], waiting: tuple[float | None, int], flush
 
 def entry_value(state: dict[str, Any], cid: int) -> bytes:
     return orjson.dumps(engine.json_of(state, cid))
+
+
+def flush_of(header: list) -> int:
+    return header[6] if len(header) > 6 else 0  # headers written before flush ids: 0
+
+
+def merge_header(state: dict[str, Any], header: list) -> None:
+    """A header record's version, watermark, clock and post time into the state (max/min)."""
+    v, wm, clk, pt = header[:4]
+    state["v"] = max(state["v"], v)
+    state["wm"] = engine.max_opt(state["wm"], wm)
+    state["clk"] = engine.max_opt(state["clk"], clk)
+    state["pt"] = engine.min_opt(state["pt"], pt)
+
+
+def merge_entry_record(state: dict[str, Any], cid: int, fields: list) -> None:
+    entry, status = fields
+    engine.merge_entry(
+        state,
+        cid,
+        None if entry is None else engine.entry_of_json(entry),
+        None if status is None else engine.status_of_json(status),
+    )
 
 
 class PostStore:
@@ -112,8 +136,9 @@ class PostStore:
             for cid in cids:
                 yield partition, f"{prefix}{cid}".encode(), entry_value(state, cid)
 
-    def apply(self, key: bytes, value: bytes | None) -> None:
-        """Merge one changelog record into the state (loading)."""
+    def apply(self, key: bytes, value: bytes | None, partition: int | None = None) -> None:
+        """Merge one changelog record (of `partition`, when the caller knows it) into the state
+        (loading)."""
         if value is None:
             return
         site, post_id, *cid = key.decode().split("/")  # a site has no "/" (schemas.wire)
@@ -121,23 +146,13 @@ class PostStore:
         post_key = f"{site}/{post_id}"
         state = self.get(post_key)
         if not cid:
-            v, wm, clk, pt, since, count = fields[:6]
-            flush = fields[6] if len(fields) > 6 else 0  # headers written before flush ids: 0
+            flush = flush_of(fields)
             self.flushed[post_key] = max(self.flushed.get(post_key, 0), flush)
             self.newest_flush = max(self.newest_flush, flush)
-            self.set_waiting(post_key, since, count)  # the latest header says
-            state["v"] = max(state["v"], v)
-            state["wm"] = engine.max_opt(state["wm"], wm)
-            state["clk"] = engine.max_opt(state["clk"], clk)
-            state["pt"] = engine.min_opt(state["pt"], pt)
+            self.set_waiting(post_key, *fields[4:6])  # the latest header says
+            merge_header(state, fields)
             return
-        entry, status = fields
-        engine.merge_entry(
-            state,
-            int(cid[0]),
-            None if entry is None else engine.entry_of_json(entry),
-            None if status is None else engine.status_of_json(status),
-        )
+        merge_entry_record(state, int(cid[0]), fields)
 
     def last_flush(self, partitions: Iterable[int]) -> set[str]:
         """Posts of these partitions written by their partition's newest flush (see module doc)."""
@@ -179,6 +194,20 @@ class PostStore:
         return sum(len(s["e"]) for s in self.states.values())
 
 
+def open_store(settings: Settings) -> PostStore:
+    """The store BLOGPULSE_STORE names, sized by its settings."""
+    if settings.store == "rocksdb":
+        from streams.rocks_store import RocksStore
+
+        return RocksStore(
+            settings.partitions,
+            settings.store_path / settings.generation_app_id,
+            settings.store_held_entries,
+            settings.store_idle_seconds,
+        )
+    return PostStore(settings.partitions)
+
+
 async def load(
     store: PostStore, topic: str, partitions: Iterable[int], consumer_config: dict
 ) -> int:
@@ -204,9 +233,9 @@ async def load(
             await consumer.seek_to_beginning(*remaining)
         while remaining:
             batches = await consumer.getmany(*remaining, timeout_ms=1000, max_records=50_000)
-            for _tp, records in batches.items():
+            for tp_, records in batches.items():
                 for record in records:
-                    store.apply(record.key, record.value)
+                    store.apply(record.key, record.value, tp_.partition)
                 read += len(records)
             for tp in list(remaining):
                 if await consumer.position(tp) >= ends[tp]:

@@ -93,6 +93,15 @@ class Settings(BaseSettings):
     # Entries of post derivations the aggregation agent keeps (streams/state_cache.py); their
     # size per entry is measured in docs/performance.md ("Memory").
     state_cache_entries: int = setting(500_000, "an integer >= 0", "many", ge=0)
+    # Where the aggregation state lives (streams/post_store.py, streams/rocks_store.py): "memory"
+    # holds every post of the worker's partitions decoded; "rocksdb" one RocksDB database per
+    # input partition under store_dir, with only recently used posts decoded.
+    store: Literal["memory", "rocksdb"] = setting("memory", "memory or rocksdb", "disk")
+    # rocksdb: the directory of the worker's databases (XDG_STATE_HOME/blogpulse/store when unset)
+    store_dir: str | None = setting(None, "a directory", None)
+    # rocksdb: entries of the posts held decoded in memory, and how long an unused one stays
+    store_held_entries: int = setting(100_000, "an integer >= 0", "lots", ge=0)
+    store_idle_seconds: float = setting(60.0, "a positive number of seconds", "long", gt=0)
     # Consumer-group session of the worker (faust's broker_session_timeout and
     # broker_heartbeat_interval; faust's defaults are 60 s and 3 s). A worker that dies without
     # leaving the group (SIGKILL, OOM, power loss) holds its partitions until its session expires,
@@ -297,10 +306,20 @@ class Settings(BaseSettings):
 
     @property
     def author_secret_file(self) -> Path:
-        base = (
+        return self._state_base / "blogpulse" / "author-secret"
+
+    @property
+    def store_path(self) -> Path:
+        """The directory of the rocksdb store's databases."""
+        if self.store_dir:
+            return Path(self.store_dir)
+        return self._state_base / "blogpulse" / "store"
+
+    @property
+    def _state_base(self) -> Path:
+        return (
             Path(self.xdg_state_home) if self.xdg_state_home else Path.home() / ".local" / "state"
         )
-        return base / "blogpulse" / "author-secret"
 
     def author_keyer(self) -> AuthorKeyer:
         """Author keys with BLOGPULSE_AUTHOR_SECRET, else with the per-user secret file (created

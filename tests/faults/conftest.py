@@ -94,3 +94,9 @@ GUARANTEES = ("at_least_once", "exactly_once")
 def guarantee() -> str:
     """BLOGPULSE_PROCESSING_GUARANTEE of the run's workers (tests parametrise it over GUARANTEES)."""
     return "at_least_once"
+
+
+@pytest.fixture
+def store() -> str:
+    """BLOGPULSE_STORE of the run's workers (a test may parametrise it)."""
+    return "memory"

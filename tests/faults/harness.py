@@ -365,12 +365,13 @@ class Run:
         tmp_path,
         guarantee: str = "at_least_once",
         holds: tuple[float, ...] = (),
+        store: str = "memory",
     ) -> None:
         """`holds`: fractions of the history at which the publisher waits for release(i)."""
         from streams.publisher import ensure_topics
 
         self.kafka, self.db_url, self.tag, self.tmp = kafka, db_url, tag, tmp_path
-        self.guarantee = guarantee
+        self.guarantee, self.store = guarantee, store
         self.app_id = f"fault-{tag}"
         self.events = generate(n, tag)
         ensure_topics(kafka.settings())
@@ -396,6 +397,8 @@ class Run:
             self.db_url,
             self.tmp / f"{name}.log",
             BLOGPULSE_PROCESSING_GUARANTEE=self.guarantee,
+            BLOGPULSE_STORE=self.store,
+            BLOGPULSE_STORE_DIR=str(self.tmp / "store"),
             **self.kafka.client_env,
         )
 
@@ -444,6 +447,7 @@ class Run:
         record(
             fault,
             guarantee=self.guarantee,
+            store=self.store,
             **outputs,
             events=len(self.events),
             posts=len(recount(self.events)),

@@ -23,8 +23,8 @@ from tests.faults.harness import (
 
 
 @pytest.fixture
-def run(kafka, fault_db, unique, fault_events, tmp_path, guarantee):
-    r = Run(kafka, fault_db, unique, fault_events, tmp_path, guarantee)
+def run(kafka, fault_db, unique, fault_events, tmp_path, guarantee, store):
+    r = Run(kafka, fault_db, unique, fault_events, tmp_path, guarantee, store=store)
     try:
         yield r
     finally:
@@ -32,16 +32,20 @@ def run(kafka, fault_db, unique, fault_events, tmp_path, guarantee):
 
 
 @pytest.fixture
-def held_run(kafka, fault_db, unique, fault_events, tmp_path, guarantee):
+def held_run(kafka, fault_db, unique, fault_events, tmp_path, guarantee, store):
     """A run whose publisher waits at 60 % of the history until the test lets it go on."""
-    r = Run(kafka, fault_db, unique, fault_events, tmp_path, guarantee, holds=(0.6,))
+    r = Run(kafka, fault_db, unique, fault_events, tmp_path, guarantee, holds=(0.6,), store=store)
     try:
         yield r
     finally:
         r.close()
 
 
-@pytest.mark.parametrize("guarantee", GUARANTEES)
+# the RocksDB store once: the restarted worker rebuilds the killed one's partitions from the
+# changelog into its own databases
+@pytest.mark.parametrize(
+    ("guarantee", "store"), [*((g, "memory") for g in GUARANTEES), ("at_least_once", "rocksdb")]
+)
 def test_worker_sigkill_midstream_then_restart(held_run):
     """The publisher holds back the history from 60 % until the new worker is launched: events
     still come after the restart, however slow the machine (under exactly_once a new worker

@@ -32,10 +32,16 @@ def _settings(broker: str):
     return Settings(broker=broker)
 
 
-@pytest.fixture
-def worker(broker, unique, tmp_path: Path):
+@pytest.fixture(params=["memory", "rocksdb"])
+def worker(broker, unique, tmp_path: Path, request):
+    """A worker with each store (BLOGPULSE_STORE)."""
     with running_worker(
-        broker, f"it-{unique}", f"sqlite:///{tmp_path / 'sink.db'}", tmp_path / "worker.log"
+        broker,
+        f"it-{unique}",
+        f"sqlite:///{tmp_path / 'sink.db'}",
+        tmp_path / "worker.log",
+        BLOGPULSE_STORE=request.param,
+        BLOGPULSE_STORE_DIR=str(tmp_path / "store"),
     ) as w:
         yield w.port
 

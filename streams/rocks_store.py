@@ -1,0 +1,369 @@
+"""The aggregation state in RocksDB (BLOGPULSE_STORE=rocksdb): PostStore's interface, with one
+RocksDB database per input partition and only the posts used recently held decoded.
+
+Each partition database holds the partition's changelog records merged by key (same keys and
+values as the changelog, streams/post_store.py). A post not held is decoded on its next get()
+from its header and a prefix scan of "<site>/<post_id>/". The changelog stays the source of
+truth: loading a partition rebuilds its database from the changelog (records merged with the
+engine's rules as they are read, so a stale record read after a newer one changes nothing), and
+revoking it (forget) or an error (clear) deletes the database. Nothing is reused across
+processes, so the databases live in a directory of this process and are written without a
+write-ahead log.
+
+Held decoded: at most BLOGPULSE_STORE_HELD_ENTRIES entries, and a post unused for
+BLOGPULSE_STORE_IDLE_SECONDS is dropped at the next flush. Like streams/state_cache.py, a post
+used within that time is never dropped to make room: a post that does not fit is decoded for
+one use (transient) and dropped at the next miss. Under a backlog every post is touched at every
+flush, and dropping the least recent would drop the one needed next. A changed post that is
+dropped before its flush (transient, or to make room) is spilled: its changed records are
+written to its database and kept encoded for the drain, and its header fields stay in memory
+(the flush sets its version).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any, cast
+
+import orjson
+import rocksdict
+
+from streams import engine
+from streams.post_store import (
+    PostStore,
+    Record,
+    entry_value,
+    flush_of,
+    header_value,
+    merge_entry_record,
+    merge_header,
+)
+
+# Sized for a worker next to its Python heap (docs/architecture.md, "Aggregation state").
+BLOCK_CACHE_BYTES = 16 << 20  # shared by the worker's partition databases
+WRITE_BUFFER_BYTES = 4 << 20  # per database; at most MAX_WRITE_BUFFERS of them
+MAX_WRITE_BUFFERS = 2
+ALL_WRITE_BUFFERS_BYTES = 16 << 20  # memtables of all the worker's databases together
+PARTITION_CACHE_POSTS = 200_000  # murmur2 results kept (posts seen recently)
+
+_HEAD = ("v", "wm", "clk", "pt")
+
+log = logging.getLogger(__name__)
+
+
+class _Held(dict[str, dict[str, Any]]):
+    """The held decoded states. The agent reads `store.states[key]` after the fold: a post
+    spilled meanwhile answers with its header fields, one not held is decoded."""
+
+    def __init__(self, missing: Callable[[str], dict[str, Any]]) -> None:
+        super().__init__()
+        self.missing = missing
+
+    def __missing__(self, post_key: str) -> dict[str, Any]:
+        return self.missing(post_key)
+
+
+def _options(cache: Any, buffers: Any) -> rocksdict.Options:
+    table = rocksdict.BlockBasedOptions()
+    table.set_block_cache(cache)
+    table.set_bloom_filter(10, False)  # a get of a key never written (most loaded keys)
+    table.set_cache_index_and_filter_blocks(True)  # within the cache's bytes, not beside them
+    options = rocksdict.Options(raw_mode=True)
+    options.create_if_missing(True)
+    options.set_block_based_table_factory(table)
+    options.set_write_buffer_size(WRITE_BUFFER_BYTES)
+    options.set_max_write_buffer_number(MAX_WRITE_BUFFERS)
+    options.set_write_buffer_manager(buffers)
+    options.set_max_background_jobs(2)
+    options.set_max_open_files(256)
+    options.set_keep_log_file_num(1)
+    return options
+
+
+class RocksStore(PostStore):
+    def __init__(
+        self,
+        partitions: int,
+        directory: Path,
+        held_entries: int,
+        idle_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(partitions)
+        self.states = _Held(self._not_held)
+        self.held_entries, self.idle_seconds, self._clock = held_entries, idle_seconds, clock
+        self.held = 0  # entries of the held states, the transient one excepted
+        self._used: dict[str, tuple[int, float]] = {}  # held post -> (entries, last use)
+        self._transient: str | None = None
+        # post -> (header fields, encoded changed entries): changed posts dropped before the drain
+        self._spilled: dict[str, tuple[dict[str, Any], dict[int, bytes]]] = {}
+        # per partition: the newest flush id read or written, and the posts it wrote
+        self._newest: dict[int, int] = {}
+        self._newest_posts: dict[int, set[str]] = {}
+        self._dbs: dict[int, rocksdict.Rdict] = {}
+        self.directory = directory / f"worker-{os.getpid()}"
+        _remove_dead_workers(directory)
+        shutil.rmtree(self.directory, ignore_errors=True)  # a dead process with our pid
+        cache = rocksdict.Cache(BLOCK_CACHE_BYTES)
+        buffers = rocksdict.WriteBufferManager.new_write_buffer_manager_with_cache(
+            ALL_WRITE_BUFFERS_BYTES, False, cache
+        )
+        self._options = _options(cache, buffers)
+        self._write = rocksdict.WriteOptions()
+        # rebuilt from the changelog whenever it is opened (a property; the stubs say a method)
+        self._write.disable_wal = True  # type: ignore[method-assign,assignment]
+        atexit.register(self.close)
+        log.info("aggregation state: RocksDB databases under %s", self.directory)
+
+    # --- the partition databases
+
+    def _db(self, partition: int) -> rocksdict.Rdict:
+        db = self._dbs.get(partition)
+        if db is None:
+            path = self.directory / f"p{partition}"
+            path.mkdir(parents=True, exist_ok=True)
+            db = self._dbs[partition] = rocksdict.Rdict(str(path), self._options)
+            db.set_write_options(self._write)
+        return db
+
+    def _drop_db(self, partition: int) -> None:
+        db = self._dbs.pop(partition, None)
+        if db is not None:
+            db.close()
+        shutil.rmtree(self.directory / f"p{partition}", ignore_errors=True)
+
+    def close(self) -> None:
+        for partition in list(self._dbs):
+            self._drop_db(partition)
+        shutil.rmtree(self.directory, ignore_errors=True)
+        with contextlib.suppress(OSError):  # the app id's directory, unless another worker's
+            self.directory.parent.rmdir()
+
+    def _write_records(self, partition: int, records: Iterable[tuple[bytes, bytes]]) -> None:
+        batch = rocksdict.WriteBatch(raw_mode=True)
+        for key, value in records:
+            batch.put(key, value)
+        self._db(partition).write(batch)
+
+    # --- held states
+
+    def partition_of(self, post_key: str) -> int:
+        if len(self._partition) > PARTITION_CACHE_POSTS:
+            self._partition.clear()
+        return super().partition_of(post_key)
+
+    def get(self, post_key: str) -> dict[str, Any]:
+        if self._transient is not None and self._transient != post_key:
+            self._drop(self._transient)  # its one use is over
+        state = dict.get(self.states, post_key)
+        now = self._clock()
+        if state is not None:
+            entries, _ = self._used.pop(post_key)
+            self.states[post_key] = self.states.pop(post_key)  # most recent last
+            self._used[post_key] = (entries, now)
+            return state
+        state = self._decode(post_key)
+        entries = len(state["e"]) + len(state["s"])
+        self.states[post_key] = state
+        self._used[post_key] = (entries, now)
+        self.held += entries
+        self._fit(post_key, now)
+        return state
+
+    def _not_held(self, post_key: str) -> dict[str, Any]:
+        spilled = self._spilled.get(post_key)
+        return self.get(post_key) if spilled is None else spilled[0]
+
+    def changed(self, post_key: str, entry_ids: Iterable[int]) -> None:
+        super().changed(post_key, entry_ids)
+        state = dict.get(self.states, post_key)
+        if state is not None:  # the merge may have added entries: count them
+            entries, used = self._used[post_key]
+            grown = len(state["e"]) + len(state["s"])
+            self._used[post_key] = (grown, used)
+            if post_key != self._transient:
+                self.held += grown - entries
+                self._fit(post_key, self._clock())
+
+    def _fit(self, post_key: str, now: float) -> None:
+        """Within the budget again: drop the least recent posts unused for the idle time, else
+        hold `post_key` for this use only."""
+        while self.held > self.held_entries:
+            oldest = next(iter(self._used))
+            if oldest == post_key or now - self._used[oldest][1] < self.idle_seconds:
+                break
+            self._drop(oldest)
+        if self.held > self.held_entries:
+            if self._transient is not None:  # one transient post at a time
+                self._drop(self._transient)
+            self.held -= self._used[post_key][0]
+            self._transient = post_key
+
+    def _decode(self, post_key: str) -> dict[str, Any]:
+        """The post's state from its partition database (a new one for a post never written)."""
+        state = engine.new_state()
+        db = self._dbs.get(self.partition_of(post_key))
+        if db is not None:
+            header = db.get(post_key.encode())
+            if header is not None:
+                merge_header(state, orjson.loads(header))
+            read = rocksdict.ReadOptions()
+            read.set_iterate_upper_bound(f"{post_key}0".encode())  # "0" follows "/"
+            skip = len(post_key) + 1
+            for key, value in db.items(from_key=f"{post_key}/".encode(), read_opt=read):
+                merge_entry_record(state, int(cast(bytes, key)[skip:]), orjson.loads(value))
+        spilled = self._spilled.pop(post_key, None)
+        if spilled is not None:  # its records are in the database; the flush may have moved v
+            state.update(spilled[0])
+        return state
+
+    def _drop(self, post_key: str) -> None:
+        """No longer hold the post decoded (spilled if it changed since the last drain)."""
+        state = dict.pop(self.states, post_key)
+        entries, _ = self._used.pop(post_key)
+        if post_key == self._transient:
+            self._transient = None
+        else:
+            self.held -= entries
+        cids = self._dirty.get(post_key)
+        if cids is None:
+            return
+        encoded = {cid: entry_value(state, cid) for cid in cids}
+        head = {name: state[name] for name in _HEAD}
+        self._spilled[post_key] = (head, encoded)
+        waiting = self.waiting.get(post_key, (None, 0))
+        records = [(post_key.encode(), header_value(head, waiting, self.newest_flush))]
+        records += [(f"{post_key}/{cid}".encode(), value) for cid, value in encoded.items()]
+        self._write_records(self.partition_of(post_key), records)
+
+    def _release_transient(self) -> None:
+        if self._transient is not None:
+            self._drop(self._transient)
+
+    # --- flushes and loading
+
+    def drain(self, flush: int) -> Iterator[Record]:
+        """As PostStore.drain; the records are also written to the partitions' databases."""
+        dirty, self._dirty = self._dirty, {}
+        out: list[Record] = []
+        by_partition: dict[int, list[tuple[bytes, bytes]]] = {}
+        for post_key, cids in dirty.items():
+            partition = self.partition_of(post_key)
+            waiting = self.waiting.get(post_key, (None, 0))
+            state = dict.get(self.states, post_key)
+            if state is None:
+                head, encoded = self._spilled.pop(post_key)
+                records = [(post_key.encode(), header_value(head, waiting, flush))]
+                records += [(f"{post_key}/{cid}".encode(), encoded[cid]) for cid in cids]
+            else:
+                records = [(post_key.encode(), header_value(state, waiting, flush))]
+                records += [(f"{post_key}/{cid}".encode(), entry_value(state, cid)) for cid in cids]
+            self._note_flush(partition, post_key, flush)
+            by_partition.setdefault(partition, []).extend(records)
+            out.extend((partition, key, value) for key, value in records)
+        for partition, records in by_partition.items():
+            self._write_records(partition, records)
+        self._release_transient()
+        now = self._clock()
+        for post_key in list(self._used):  # least recent first
+            if now - self._used[post_key][1] < self.idle_seconds:
+                break
+            self._drop(post_key)
+        return iter(out)
+
+    def _note_flush(self, partition: int, post_key: str, flush: int) -> None:
+        newest = self._newest.get(partition, 0)
+        if flush > newest:
+            self._newest[partition] = flush
+            self._newest_posts[partition] = {post_key}
+        elif flush and flush == newest:
+            self._newest_posts[partition].add(post_key)
+
+    def apply(self, key: bytes, value: bytes | None, partition: int | None = None) -> None:
+        """Merge one changelog record into its partition's database (loading)."""
+        if value is None:
+            return
+        site, post_id, *cid = key.decode().split("/")  # a site has no "/" (schemas.wire)
+        post_key = f"{site}/{post_id}"
+        if partition is None:
+            partition = self.partition_of(post_key)
+        db = self._db(partition)
+        fields = orjson.loads(value)
+        old = db.get(key)
+        held = dict.get(self.states, post_key)
+        if not cid:
+            flush = flush_of(fields)
+            self._note_flush(partition, post_key, flush)
+            self.newest_flush = max(self.newest_flush, flush)
+            self.set_waiting(post_key, *fields[4:6])  # the latest header says
+            if held is not None:
+                merge_header(held, fields)
+            if old is not None:
+                merged = engine.new_state()
+                before = orjson.loads(old)
+                merge_header(merged, before)
+                merge_header(merged, fields)
+                flush = max(flush, flush_of(before))
+                value = header_value(merged, (fields[4], fields[5]), flush)
+            db.put(key, value)
+            return
+        if held is not None:
+            merge_entry_record(held, int(cid[0]), fields)
+        if old is not None and old != value:
+            merged = engine.new_state()
+            merge_entry_record(merged, int(cid[0]), orjson.loads(old))
+            merge_entry_record(merged, int(cid[0]), fields)
+            value = entry_value(merged, int(cid[0]))
+        db.put(key, value)
+
+    def last_flush(self, partitions: Iterable[int]) -> set[str]:
+        return {post for p in set(partitions) for post in self._newest_posts.get(p, ())}
+
+    def forget(self, partitions: Iterable[int]) -> None:
+        gone = set(partitions)
+        self.epoch += 1
+        self.loaded -= gone
+        for post_key in [k for k in self._used if self.partition_of(k) in gone]:
+            self._dirty.pop(post_key, None)  # dropped, not spilled
+            self._drop(post_key)
+        for posts in (self._spilled, self._dirty, self.waiting):
+            for post_key in [k for k in posts if self.partition_of(k) in gone]:
+                del posts[post_key]
+        for partition in gone:
+            self._newest.pop(partition, None)
+            self._newest_posts.pop(partition, None)
+            self._drop_db(partition)
+        self._partition.clear()
+
+    def clear(self) -> None:
+        self.forget(set(range(self.partitions)) | set(self._dbs))
+
+    def entries(self) -> int:
+        return sum(entries for entries, _ in self._used.values())
+
+
+def _remove_dead_workers(directory: Path) -> None:
+    """Databases of this machine's worker processes that are gone (killed): nothing reads them."""
+    if not directory.is_dir():
+        return
+    for path in directory.glob("worker-*"):
+        pid = path.name.removeprefix("worker-")
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
