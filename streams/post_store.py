@@ -51,6 +51,19 @@ def entry_value(state: dict[str, Any], cid: int) -> bytes:
     return orjson.dumps(engine.json_of(state, cid))
 
 
+def post_records(
+    post_key: str,
+    head: dict[str, Any],
+    waiting: tuple[float | None, int],
+    flush: int,
+    entries: Iterable[tuple[int, bytes]],
+) -> list[tuple[bytes, bytes]]:
+    """A post's changelog records: its header (from `head`'s fields), then each (cid, value)."""
+    records = [(post_key.encode(), header_value(head, waiting, flush))]
+    records += [(f"{post_key}/{cid}".encode(), value) for cid, value in entries]
+    return records
+
+
 def flush_of(header: list) -> int:
     return header[6] if len(header) > 6 else 0  # headers written before flush ids: 0
 
@@ -127,14 +140,10 @@ class PostStore:
             state = self.states[post_key]
             partition = self.partition_of(post_key)
             self.flushed[post_key] = flush
-            yield (
-                partition,
-                post_key.encode(),
-                header_value(state, self.waiting.get(post_key, (None, 0)), flush),
-            )
-            prefix = post_key + "/"
-            for cid in cids:
-                yield partition, f"{prefix}{cid}".encode(), entry_value(state, cid)
+            waiting = self.waiting.get(post_key, (None, 0))
+            entries = ((cid, entry_value(state, cid)) for cid in cids)
+            for key, value in post_records(post_key, state, waiting, flush, entries):
+                yield partition, key, value
 
     def apply(self, key: bytes, value: bytes | None, partition: int | None = None) -> None:
         """Merge one changelog record (of `partition`, when the caller knows it) into the state

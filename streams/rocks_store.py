@@ -44,6 +44,7 @@ from streams.post_store import (
     header_value,
     merge_entry_record,
     merge_header,
+    post_records,
 )
 
 # Sized for a worker next to its Python heap (docs/architecture.md, "Aggregation state").
@@ -239,8 +240,7 @@ class RocksStore(PostStore):
         head = {name: state[name] for name in _HEAD}
         self._spilled[post_key] = (head, encoded)
         waiting = self.waiting.get(post_key, (None, 0))
-        records = [(post_key.encode(), header_value(head, waiting, self.newest_flush))]
-        records += [(f"{post_key}/{cid}".encode(), value) for cid, value in encoded.items()]
+        records = post_records(post_key, head, waiting, self.newest_flush, encoded.items())
         self._write_records(self.partition_of(post_key), records)
 
     def _release_transient(self) -> None:
@@ -260,11 +260,10 @@ class RocksStore(PostStore):
             state = dict.get(self.states, post_key)
             if state is None:
                 head, encoded = self._spilled.pop(post_key)
-                records = [(post_key.encode(), header_value(head, waiting, flush))]
-                records += [(f"{post_key}/{cid}".encode(), encoded[cid]) for cid in cids]
+                entries = [(cid, encoded[cid]) for cid in cids]
             else:
-                records = [(post_key.encode(), header_value(state, waiting, flush))]
-                records += [(f"{post_key}/{cid}".encode(), entry_value(state, cid)) for cid in cids]
+                head, entries = state, [(cid, entry_value(state, cid)) for cid in cids]
+            records = post_records(post_key, head, waiting, flush, entries)
             self._note_flush(partition, post_key, flush)
             by_partition.setdefault(partition, []).extend(records)
             out.extend((partition, key, value) for key, value in records)
