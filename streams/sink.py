@@ -40,6 +40,12 @@ from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
+# aiokafka keeps one fetch in flight per broker, without the partitions whose fetched records are
+# still buffered (taken by the next getmany): while a write runs, that fetch goes out for the
+# partitions with nothing new and the broker holds it this long, and the busy partitions' next
+# records wait behind it. The worker's consumer has the same bound (streams/faust_compat.py, 6).
+FETCH_MAX_WAIT_MS = 100
+
 
 def decode(topic: str, key: bytes | None, raw: bytes | None) -> Message:
     """(kind, key, value dict) of one output message; InvalidAggregate if it is not JSON."""
@@ -103,8 +109,7 @@ class DatabaseSink:
             group_id=s.sink_group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
-            # a fetch returns as soon as any record is there; this bounds an idle fetch only
-            fetch_max_wait_ms=int(s.sink_flush_seconds * 1000),
+            fetch_max_wait_ms=min(FETCH_MAX_WAIT_MS, int(s.sink_flush_seconds * 1000)),
             max_partition_fetch_bytes=4 * 1024 * 1024,
             # exactly_once: an aborted flush's outputs never reach the database
             isolation_level=s.isolation_level,
