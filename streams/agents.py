@@ -106,7 +106,9 @@ def register_agents(app_: Any, settings: Settings) -> None:
     CHANGELOG_TOPIC = f"{settings.generation_app_id}-post-entries-changelog"
     OUTPUT_TOPICS = settings.output_topics
     store = open_store(settings)
-    _derived = StateCache(settings.state_cache_entries)
+    # with the RocksDB store a quiet post's derivation goes when its decoded state does
+    idle = settings.store_idle_seconds if settings.store == "rocksdb" else None
+    _derived = StateCache(settings.state_cache_entries, idle)
     pending.reset()
     EXACTLY_ONCE = settings.processing_guarantee == "exactly_once"
     aggregate = app_.agent(

@@ -8,13 +8,17 @@ posts first, but never one used within the last MIN_IDLE seconds: then the new p
 Under a backlog every post is touched at every flush, and plain LRU would evict exactly the post
 needed next (no hits at all once the posts outgrow the budget); this way the posts held stay
 held and the hit rate is the share of the budget. A miss is always safe: the agent derives the
-post in full from its state."""
+post in full from its state.
+
+With an idle time (the RocksDB store's BLOGPULSE_STORE_IDLE_SECONDS) a post unused that long is
+dropped at the next put, like the store drops its decoded state: a quiet post holds nothing
+decoded, so memory follows the active posts rather than all the posts ever seen."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 MIN_IDLE = 30.0  # seconds: a post used more recently is not evicted to make room
 
@@ -26,8 +30,13 @@ class Held(NamedTuple):
 
 
 class StateCache:
-    def __init__(self, max_entries: int, clock: Callable[[], float] = time.monotonic) -> None:
-        self.max_entries = max_entries
+    def __init__(
+        self,
+        max_entries: int,
+        idle_seconds: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.max_entries, self.idle_seconds = max_entries, idle_seconds
         self.entries = 0  # entries of the decoded states held
         # insertion order = least recent first
         self._items: dict[str, Held] = {}
@@ -62,6 +71,15 @@ class StateCache:
             self.pop(oldest)
         self._items[key] = Held(item, entries, now)
         self.entries += entries
+        if self.idle_seconds is not None:
+            self._drop_idle(now)
+
+    def _drop_idle(self, now: float) -> None:
+        """Drop the posts unused for idle_seconds, least recent first (the dict's order); the post
+        just put is recent, so the loop stops there at the latest."""
+        idle = cast(float, self.idle_seconds)
+        while now - next(iter(self._items.values())).stored_at >= idle:
+            self.pop(next(iter(self._items)))
 
     def clear(self) -> None:
         self._items.clear()

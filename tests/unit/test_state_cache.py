@@ -52,3 +52,29 @@ def test_a_cyclic_scan_keeps_what_is_held_instead_of_evicting_the_next_post():
             clock.now += 0.1
     assert hits == 4 * 5  # rounds 2-5: the five posts held from round 1
     assert cache.entries <= 50
+
+
+def test_with_an_idle_time_posts_unused_that_long_go_at_the_next_put():
+    clock = Clock()
+    cache = StateCache(max_entries=100, idle_seconds=60, clock=clock)
+    cache.put("quiet", "Q", 5)
+    clock.now += 30
+    cache.put("busy", "B", 5)
+    clock.now += 29
+    cache.put("busy", "B2", 5)  # "quiet" unused for 59 s: kept
+    assert cache.get("quiet") == "Q"
+    clock.now += 1
+    cache.put("busy", "B3", 5)  # 60 s: dropped, though there is room
+    assert (cache.get("quiet"), cache.get("busy")) == (None, "B3") and cache.entries == 5
+    clock.now += 600
+    cache.put("new", "N", 5)  # everything else idle: only the post just put stays
+    assert len(cache) == 1 and cache.entries == 5
+
+
+def test_without_an_idle_time_a_post_stays_while_there_is_room():
+    clock = Clock()
+    cache = StateCache(max_entries=100, clock=clock)
+    cache.put("quiet", "Q", 5)
+    clock.now += 10_000
+    cache.put("busy", "B", 5)
+    assert cache.get("quiet") == "Q"
