@@ -42,8 +42,8 @@ class _Batch:
     def __init__(self) -> None:
         self.sizes: list[int] = []
 
-    def append(self, *, key, value, timestamp):
-        self.sizes.append(len(key) + len(value))
+    def append(self, *, key, value, timestamp, headers=()):
+        self.sizes.append(len(key) + len(value) + sum(len(k) + len(v) for k, v in headers))
         return True
 
     def record_count(self) -> int:

@@ -14,6 +14,7 @@ import orjson
 
 from schemas.errors import BlogpulseError
 from schemas.identity import event_id as derive_event_id
+from schemas.json_bytes import dumps
 from schemas.times import cached_epoch_of, epoch_of, format_utc  # noqa: F401  (re-exported)
 
 SCHEMA_VERSION = 1
@@ -245,6 +246,6 @@ def encode_event(event: Any) -> bytes:
     contract order; no faust metadata)."""
     if not isinstance(event, dict):
         event = event.to_wire()
-    return orjson.dumps(
+    return dumps(
         {k: event.get(k) for k in FIELDS if k in event or k in ("source_url", "post_time")}
     )

@@ -47,6 +47,7 @@ from typing import Any, cast
 import mode
 import orjson
 
+from schemas.json_bytes import dumps
 from schemas.topic_names import DLQ_TOPIC, INPUT_TOPICS, TICK_TOPIC
 from schemas.wire import FIELDS, InvalidEvent, cached_epoch_of, decode_event, epoch_of
 from streams import engine, metrics, observability, transactions
@@ -175,7 +176,7 @@ def render(post_key: str, version: int, change: engine.AggregateChange) -> tuple
     site, post_id = post_key.rsplit("/", 1)
     head = {"schema_version": SCHEMA_VERSION, "site": site, "post_id": int(post_id)}
     if change.aggregate == "posts":
-        return post_key, orjson.dumps({**head, "version": version, **change.value})
+        return post_key, dumps({**head, "version": version, **change.value})
     if change.aggregate == "threads":
         root = change.ident
         value = {
@@ -185,7 +186,7 @@ def render(post_key: str, version: int, change: engine.AggregateChange) -> tuple
             **change.value,
             "deleted": change.deleted,
         }
-        return f"{post_key}/{root}", orjson.dumps(value)
+        return f"{post_key}/{root}", dumps(value)
     window, start = change.ident
     value = {
         **head,
@@ -195,7 +196,7 @@ def render(post_key: str, version: int, change: engine.AggregateChange) -> tuple
         **change.value,
         "deleted": change.deleted,
     }
-    return f"{post_key}/{window}/{start}", orjson.dumps(value)
+    return f"{post_key}/{window}/{start}", dumps(value)
 
 
 def next_version(previous: int) -> int:

@@ -30,6 +30,7 @@ from typing import Any
 import orjson
 from aiokafka.partitioner import murmur2
 
+from schemas.json_bytes import dumps
 from streams import engine
 from streams.settings import Settings
 
@@ -44,11 +45,11 @@ def partition_of(post_key: str, partitions: int) -> int:
 
 
 def header_value(state: dict[str, Any], waiting: tuple[float | None, int], flush: int) -> bytes:
-    return orjson.dumps([state["v"], state["wm"], state["clk"], state["pt"], *waiting, flush])
+    return dumps([state["v"], state["wm"], state["clk"], state["pt"], *waiting, flush])
 
 
 def entry_value(state: dict[str, Any], cid: int) -> bytes:
-    return orjson.dumps(engine.json_of(state, cid))
+    return dumps(engine.json_of(state, cid))
 
 
 def post_records(
