@@ -1,10 +1,9 @@
 """JSON encoding of values that are held after they are made (a flush's output and changelog
 records, published events): orjson.dumps, copied into a bytes object of the encoded size.
 
-orjson (3.12 onwards, ~1 KB before) returns its 4 KB working buffer as the bytes object without
-shrinking it, so every small value it encodes holds 4 KB for as long as it lives: a flush of a
-backlog holding 200,000 records took ~800 MB for ~50 MB of JSON (docs/performance.md, "orjson's
-buffers"). The copy costs ~0.06 µs per value."""
+orjson (3.12 onwards; a smaller buffer before) returns its working buffer as the bytes object
+without shrinking it, so every small value it encodes holds several KB for as long as it lives
+(docs/performance.md, "2026-12-04: orjson's 4 KB buffers")."""
 
 from __future__ import annotations
 
