@@ -6,11 +6,13 @@ State of one post:
      "clk": worker clock (max tick time seen, epoch seconds),
      "pt": post publish time or None,
      "e": {comment_id: (type, kind, parent_id, author_key, post_author, created, event_id,
-                        status_time, is_moderation, status_event_id, status)},
+                        status[, status_time, is_moderation, status_event_id])},
      "s": {comment_id: (status_time, is_moderation, status_event_id, status)}}
 One flat tuple per entry, int keys and event ids as ints (the 32 hex digits, same order): the
 state of every post of a worker's partitions is held, so its size per entry is the worker's memory
-(docs/performance.md). "s" holds only statuses of entries not created yet (a moderation that came
+(docs/performance.md). An entry whose status is its creation event's (status_time = created,
+not a moderation, same event id: most entries) holds 8 fields, any other 11; entry_row() makes
+the one form for given values, so equal states hold equal tuples. "s" holds only statuses of entries not created yet (a moderation that came
 first); the creation merges them into the entry's tuple.
 Creation fields come from the creation event with the least (event_time, event_id) and the status is
 the one with the greatest (event_time, is_moderation, event_id): both are a max/min over a set, so
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import math
 import sys
+from bisect import bisect_left
 from collections.abc import Iterator, Mapping, Sequence
 from functools import lru_cache
 from typing import Any, NamedTuple
@@ -43,11 +46,26 @@ HOUR = 3600
 DAY = 86400
 WINDOWS = (("hour", HOUR), ("day", DAY))
 
-# positions in an entry tuple: its creation fields, then its status (a status tuple is the tail)
-_TYPE, _KIND, _PARENT, _AUTHOR, _POST_AUTHOR, _CREATED, _CEID = range(7)
-_STIME, _SMOD, _SEID, _STATUS = range(7, 11)
+# positions in an entry tuple: its creation fields, its status word, then (long form only) the
+# status's time, moderation flag and event id
+_TYPE, _KIND, _PARENT, _AUTHOR, _POST_AUTHOR, _CREATED, _CEID, _STATUS = range(8)
+_STIME, _SMOD, _SEID = range(8, 11)
 _CREATION = slice(0, 7)
-_STATUS_PART = slice(7, 11)
+
+
+def entry_row(creation: tuple, status: tuple) -> tuple:
+    """The held tuple of creation fields (7) and a status (time, is_moderation, event id, word)."""
+    stime, smod, seid, word = status
+    if seid == creation[_CEID] and not smod and stime == creation[_CREATED]:
+        return (*creation, word)
+    return (*creation, word, stime, smod, seid)
+
+
+def status_of(row: tuple) -> tuple:
+    """The (time, is_moderation, event id, word) status of a held entry tuple."""
+    if len(row) == 8:
+        return (row[_CREATED], 0, row[_CEID], row[_STATUS])
+    return (row[_STIME], row[_SMOD], row[_SEID], row[_STATUS])
 
 
 class EventFields(NamedTuple):
@@ -149,7 +167,7 @@ def json_of(state: dict[str, Any], cid: int) -> list:
     """[entry or null, status or null] of one comment id, in the JSON form."""
     row = state["e"].get(cid)
     if row is not None:
-        return [entry_json(row), status_json(row[_STATUS_PART])]
+        return [entry_json(row), status_json(status_of(row))]
     status = state["s"].get(cid)
     return [None, None if status is None else status_json(status)]
 
@@ -250,14 +268,14 @@ def merge_entry(state: dict[str, Any], cid: int, entry: tuple | None, status: tu
     held = state["e"]
     row = held.get(cid)
     if row is not None:
-        creation, current = row[_CREATION], row[_STATUS_PART]
+        creation, current = row[_CREATION], status_of(row)
         changed = False
         if entry is not None and (entry[_CREATED], entry[_CEID]) < (row[_CREATED], row[_CEID]):
             creation, changed = entry, True
         if status is not None and status[:3] > current[:3]:
             current, changed = status, True
         if changed:
-            held[cid] = creation + current
+            held[cid] = entry_row(creation, current)
         return changed
     waiting_status = state["s"].get(cid)
     if status is not None and (waiting_status is None or status[:3] > waiting_status[:3]):
@@ -271,7 +289,7 @@ def merge_entry(state: dict[str, Any], cid: int, entry: tuple | None, status: tu
     if best is None:
         raise ValueError(f"entry {cid} without a status")
     state["s"].pop(cid, None)
-    held[cid] = entry + best
+    held[cid] = entry_row(entry, best)
     return True
 
 
@@ -395,14 +413,16 @@ class _Totals:
 
     def __init__(self) -> None:
         self.counts = {"comment": 0, "reply": 0, "pingback": 0, "trackback": 0}
-        self.participants: set[str] = set()
+        # distinct authors as a sorted list (bisect): a set costs ~8 KB per 100 authors, a list
+        # ~0.9 KB, and the cache holds one per post (docs/performance.md)
+        self.participants: list[str] = []
         self.post_author_replies = 0
         self.max_depth = 0
         self.first = self.last = self.first_comment = None
         # root -> its entry tuple while the thread has no replies (most threads: nothing more to
         # hold), then [replies, depth, authors, answered, first_reply, last, root_created]; authors
-        # is "" (none), the one author key, or a set once there are two: most threads have one
-        # participant, and a set per thread was the largest part of the totals
+        # is "" (none), the one author key, or a sorted list once there are two: most threads
+        # have one participant, and a set per thread was the largest part of the totals
         self.threads: dict[int, tuple | list] = {}
         self.windows: dict[tuple[str, str], dict[str, int]] = {}
         self.placed: dict[int, int | tuple[int, int]] = {}  # visible cid -> _place(...)
@@ -430,7 +450,7 @@ class _Totals:
         counts[label] += 1
         if typ != "pingback":
             if author:
-                self.participants.add(author)
+                _add_author(self.participants, author)
             if self.first_comment is None or created < self.first_comment:
                 self.first_comment = created
         if typ == "reply" and e[_POST_AUTHOR]:
@@ -452,12 +472,12 @@ class _Totals:
                     acc[1] = depth
                 if author:
                     authors = acc[2]
-                    if type(authors) is set:
-                        authors.add(author)
+                    if type(authors) is list:
+                        _add_author(authors, author)
                     elif not authors:
                         acc[2] = author
                     elif authors != author:
-                        acc[2] = {authors, author}
+                        acc[2] = sorted((authors, author))
                 if e[_POST_AUTHOR]:
                     acc[3] = True
                 if acc[4] is None or created < acc[4]:
@@ -498,6 +518,13 @@ class _Totals:
         }
 
 
+def _add_author(authors: list[str], author: str) -> None:
+    """Add to a sorted list of distinct author keys (an exact set in a fraction of the memory)."""
+    i = bisect_left(authors, author)
+    if i == len(authors) or authors[i] != author:
+        authors.insert(i, author)
+
+
 def _open_acc(root: tuple) -> list:
     return [0, 0, root[_AUTHOR], False, None, root[_CREATED], root[_CREATED]]
 
@@ -531,7 +558,7 @@ def _thread_value(acc: tuple | list) -> ThreadValue:
     return {
         "replies": replies,
         "depth": depth,
-        "participants": len(authors) if type(authors) is set else (1 if authors else 0),
+        "participants": len(authors) if type(authors) is list else (1 if authors else 0),
         "post_author_answered": answered,
         "time_to_first_reply_seconds": (
             None if first_reply is None else _seconds(first_reply - root_created)
@@ -636,7 +663,7 @@ def derive_more(
         if cid in totals.orphan_parents:
             return None
         e = entries.get(cid)
-        if e is None or e[_STATUS] != APPROVED or e[_SMOD]:
+        if e is None or e[_STATUS] != APPROVED or (len(e) > 8 and e[_SMOD]):
             return None
         new.append((e[_CREATED], cid, e))
     new.sort(key=lambda item: (item[0], item[1]))  # parents were created before their replies
