@@ -45,7 +45,8 @@ def create_app(settings: Settings) -> faust.App:
         # default sends each at once in 16 KB batches; measured in docs/performance.md).
         producer_linger=0.01,
         producer_max_batch_size=1024 * 1024,
-        # Lets a take_events batch reach agents.BATCH_MAX under a backlog (faust's default buffer is
-        # 4,096 events; docs/performance.md).
-        stream_buffer_maxsize=32768,
+        # Events faust holds for the agent: large enough for big take_events batches under a
+        # backlog (faust's default is 4,096), small enough for the worker's memory (32,768 cost
+        # ~40 MB more on shape c; docs/performance.md).
+        stream_buffer_maxsize=16384,
     )
