@@ -12,8 +12,9 @@ One flat tuple per entry, int keys and event ids as ints (the 32 hex digits, sam
 state of every post of a worker's partitions is held, so its size per entry is the worker's memory
 (docs/performance.md). An entry whose status is its creation event's (status_time = created,
 not a moderation, same event id: most entries) holds 8 fields, any other 11; entry_row() makes
-the one form for given values, so equal states hold equal tuples. "s" holds only statuses of entries not created yet (a moderation that came
-first); the creation merges them into the entry's tuple.
+the one form for given values, so equal states hold equal tuples. "s" holds only statuses of
+entries not created yet (a moderation that came first); the creation merges them into the
+entry's tuple.
 Creation fields come from the creation event with the least (event_time, event_id) and the status is
 the one with the greatest (event_time, is_moderation, event_id): both are a max/min over a set, so
 merging is commutative, associative and idempotent by construction.

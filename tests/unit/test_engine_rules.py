@@ -290,7 +290,7 @@ def test_entry_held_short_until_its_status_is_another_events():
     assert len(state["e"][1]) == 8 and len(state["e"][2]) == 11
     assert engine.status_of(state["e"][2])[1:] == (1, int(mod(2, "spam", 9).event_id, 16), "spam")
     assert engine.loads_state(engine.dumps_state(state))["e"] == state["e"]
-    # a later status that is again the creation's values (same event) folds back to 8 fields
+    # a short row's status, read back and held again, gives the same short row
     row = state["e"][1]
     assert engine.entry_row(row[:7], engine.status_of(row)) == row
 
