@@ -14,7 +14,8 @@ SOAK_RSS_SLACK above what a fresh worker needs for the same state (docs/reliabil
 
 BLOGPULSE_SOAK_GUARANTEE (default at_least_once; CI runs that) sets the workers' processing
 guarantee; with exactly_once the output topics are also read back (tests/faults/committed_outputs.py)
-and no committed aggregate may repeat."""
+and no committed aggregate may repeat. BLOGPULSE_SOAK_STORE (default memory; CI runs that) sets the
+workers' state store: rocksdb holds a bounded part of the state in memory."""
 
 from __future__ import annotations
 
@@ -54,6 +55,7 @@ RESTART_EVERY = float(os.environ.get("BLOGPULSE_SOAK_RESTART_SECONDS", "0")) or 
 )
 SAMPLE_EVERY = 5.0
 SOAK_GUARANTEE = os.environ.get("BLOGPULSE_SOAK_GUARANTEE", "at_least_once")
+SOAK_STORE = os.environ.get("BLOGPULSE_SOAK_STORE", "memory")
 
 
 class PacedPublisher(PublisherThread):
@@ -194,6 +196,8 @@ def test_soak_steady_rate_with_restarts(kafka, fault_db, unique, tmp_path):
             fault_db,
             tmp_path / "worker-1.log",
             BLOGPULSE_PROCESSING_GUARANTEE=SOAK_GUARANTEE,
+            BLOGPULSE_STORE=SOAK_STORE,
+            BLOGPULSE_STORE_DIR=str(tmp_path / "store"),
             **kafka.client_env,
         )
     ]
@@ -223,6 +227,8 @@ def test_soak_steady_rate_with_restarts(kafka, fault_db, unique, tmp_path):
                         fault_db,
                         tmp_path / f"worker-{len(lives) + 1}.log",
                         BLOGPULSE_PROCESSING_GUARANTEE=SOAK_GUARANTEE,
+                        BLOGPULSE_STORE=SOAK_STORE,
+                        BLOGPULSE_STORE_DIR=str(tmp_path / "store"),
                         **kafka.client_env,
                     )
                 )
