@@ -107,9 +107,9 @@ Fetcher.fetched_records in the consumer thread, which, finding records only for 
 it, waits for new records up to getmany's 1 s timeout. Putting the partition back wakes nothing:
 the records already fetched for it wait out the second. With the per-message fast path (patch 3)
 the drain loop fills a stream's queue faster than the agent empties it, so a backlog read
-stalled ~1 s after every fetch (~17,000 events, in bench.faust_floor with the fixes, logged
-around fetched_records: 10,800 events/s where stock faust did 14,300). The wrapper, after putting
-a partition back, wakes the fetch waiters in the consumer thread's loop, so fetched_records looks
+stalled about a second after every fetch (found by logging around fetched_records in
+bench.faust_floor with the fixes; figures in docs/performance.md). The wrapper, after putting a
+partition back, wakes the fetch waiters in the consumer thread's loop, so fetched_records looks
 again at once.
 Upstream: no upstream issue found; behaviour in faust 0.15.3
 faust/transport/consumer.py:Consumer.on_buffer_drop and aiokafka 0.14
@@ -551,10 +551,10 @@ def _on_buffer_drop(self: Any, tp: TP) -> None:
     resumed = tp in self._buffered_partitions
     ORIGINALS["Consumer.on_buffer_drop"](self, tp)
     if resumed:
-        wake_fetch(self)
+        _wake_fetch(self)
 
 
-def wake_fetch(consumer: Any) -> None:
+def _wake_fetch(consumer: Any) -> None:
     """Make a fetched_records call waiting in the consumer thread look at its records again."""
     thread: Any = getattr(consumer, "_thread", None)
     client = getattr(thread, "_consumer", None)
