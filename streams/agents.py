@@ -393,6 +393,14 @@ async def flush() -> int:
                 await asyncio.gather(*await changelog.send(producer))
             if outputs.count:
                 await asyncio.gather(*await outputs.send(producer))
+        # delivered: a store kept on disk takes the records now (streams/rocks_store.py)
+        store.persist(
+            {
+                partition: end
+                for (topic, partition), end in changelog.delivered.items()
+                if topic == CHANGELOG_TOPIC and partition not in left
+            }
+        )
     except BaseException:
         # The worker stops (the agent's supervisor crashes the app): a restart reads the held
         # events again from the committed offsets, and the state again from the changelog.

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from functools import partial
 from typing import Any
 
 from streams.faust_compat import aiokafka_producer  # noqa: F401  (the producer the batches go to)
@@ -22,11 +23,13 @@ Headers = list[tuple[str, bytes]]
 
 class BatchSender:
     """Collects records per topic partition; send() hands them to the producer in record batches
-    and returns their delivery futures."""
+    and returns their delivery futures. `delivered` says, per topic partition, the offset after
+    the last record delivered (the RocksDB store's checkpoint)."""
 
     def __init__(self) -> None:
         self._records: dict[Key, list[tuple[bytes, bytes, int | None, Headers]]] = defaultdict(list)
         self.count = 0
+        self.delivered: dict[Key, int] = {}
 
     def add(
         self,
@@ -56,9 +59,25 @@ class BatchSender:
         sender is empty after."""
         parts: dict[int, BatchSender] = defaultdict(BatchSender)
         for (topic, partition), items in self.take().items():
+            part = parts[partition]
+            part.delivered = self.delivered  # deliveries are told to this sender
             for key, value, ts, headers in items:
-                parts[partition].add(topic, partition, key, value, ts, headers)
+                part.add(topic, partition, key, value, ts, headers)
         return parts
+
+    def _done(self, key: Key, records: int, future: asyncio.Future) -> None:
+        if future.cancelled() or future.exception() is not None:
+            return
+        end = future.result().offset + records  # a batch's future holds its base offset
+        if end > self.delivered.get(key, 0):
+            self.delivered[key] = end
+
+    async def _send_batch(self, producer: Any, batch: Any, topic: str, partition: int) -> Any:
+        records = batch.record_count()
+        batch.close()
+        future = await producer.send_batch(batch, topic, partition=partition)
+        future.add_done_callback(partial(self._done, (topic, partition), records))
+        return future
 
     async def send(self, producer: Any) -> list[asyncio.Future]:
         records = self.take()
@@ -69,10 +88,8 @@ class BatchSender:
                 if batch.append(key=key, value=value, timestamp=ts, headers=headers) is None:
                     if batch.record_count() == 0:
                         raise ValueError(f"a record of {len(value)} bytes does not fit a batch")
-                    batch.close()
-                    futures.append(await producer.send_batch(batch, topic, partition=partition))
+                    futures.append(await self._send_batch(producer, batch, topic, partition))
                     batch = producer.create_batch()
                     batch.append(key=key, value=value, timestamp=ts, headers=headers)
-            batch.close()
-            futures.append(await producer.send_batch(batch, topic, partition=partition))
+            futures.append(await self._send_batch(producer, batch, topic, partition))
         return futures

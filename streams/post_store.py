@@ -146,6 +146,19 @@ class PostStore:
             for key, value in post_records(post_key, state, waiting, flush, entries):
                 yield partition, key, value
 
+    def persist(self, delivered: dict[int, int]) -> None:
+        """The last drain's records were delivered, up to these changelog offsets per partition
+        (streams/agents.py, after the flush's outputs): a store kept on disk may keep them now.
+        The memory store keeps nothing across processes."""
+
+    def resume_offset(self, partition: int, end: int) -> int:
+        """The changelog offset loading the partition starts at (its changelog is `end` records
+        long): what this store already holds of it. The memory store: the beginning."""
+        return 0
+
+    def loaded_to(self, partition: int, offset: int) -> None:
+        """The partition's changelog was loaded up to `offset`."""
+
     def apply(self, key: bytes, value: bytes | None, partition: int | None = None) -> None:
         """Merge one changelog record (of `partition`, when the caller knows it) into the state
         (loading)."""
@@ -221,8 +234,9 @@ def open_store(settings: Settings) -> PostStore:
 async def load(
     store: PostStore, topic: str, partitions: Iterable[int], consumer_config: dict
 ) -> int:
-    """Read the changelog partitions from the beginning to their current end into the store, and
-    mark them loaded. Returns the number of records read."""
+    """Read the changelog partitions from where the store's own copy ends (the beginning for the
+    memory store) to their current end into the store, and mark them loaded. Returns the number
+    of records read."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     wanted = sorted(set(partitions) - store.loaded)
@@ -238,9 +252,12 @@ async def load(
         tps = [TopicPartition(topic, p) for p in wanted]
         consumer.assign(tps)
         ends = await consumer.end_offsets(tps)
-        remaining = {tp for tp in tps if ends[tp] > 0}
-        if remaining:
-            await consumer.seek_to_beginning(*remaining)
+        remaining = set()
+        for tp in tps:
+            start = store.resume_offset(tp.partition, ends[tp])
+            if start < ends[tp]:
+                consumer.seek(tp, start)
+                remaining.add(tp)
         while remaining:
             batches = await consumer.getmany(*remaining, timeout_ms=1000, max_records=50_000)
             for tp_, records in batches.items():
@@ -256,6 +273,8 @@ async def load(
         # A rebalance happened meanwhile: what was read may already be stale. Read again.
         store.forget(wanted)
         return read + await load(store, topic, wanted, consumer_config)
+    for tp in tps:
+        store.loaded_to(tp.partition, ends[tp])
     store.loaded.update(wanted)
     log.info(
         "loaded partitions %s of %s: %d records in %.1fs",

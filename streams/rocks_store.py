@@ -2,28 +2,40 @@
 RocksDB database per input partition and only the posts used recently held decoded.
 
 Each partition database holds the partition's changelog records merged by key (same keys and
-values as the changelog, streams/post_store.py). A post not held is decoded on its next get()
-from its header and a prefix scan of "<site>/<post_id>/". The changelog stays the source of
-truth: loading a partition rebuilds its database from the changelog (records merged with the
-engine's rules as they are read, so a stale record read after a newer one changes nothing), and
-revoking it (forget) or an error (clear) deletes the database. Nothing is reused across
-processes, so the databases live in a directory of this process and are written without a
-write-ahead log.
+values as the changelog, streams/post_store.py), the waiting counts of its posts and a
+checkpoint: the changelog offset below which the database holds every record. A post not held
+is decoded on its next get() from its header and a prefix scan of "<site>/<post_id>/".
+
+The databases outlive the process, as Kafka Streams' state directory does: a worker that gets a
+partition again (restarted on the same machine, or after a rebalance) reads the changelog from
+the checkpoint on, not from the beginning. What makes that safe is that a database only ever
+holds records of the changelog: a flush's records are written to it after the flush was
+delivered (streams/agents.py calls persist()), in one write batch with the new checkpoint, and
+a changed post dropped before its flush keeps its changed records in memory (spilled), not in
+the database. Written without a write-ahead log, a database that a SIGKILL cut short opens at
+an earlier write batch, so with an earlier checkpoint: the changelog read from there brings the
+rest (records merged with the engine's rules as they are read, so a record read twice or a stale
+one read after a newer one changes nothing). A database without a checkpoint, or with one past
+the changelog's end (a topic created again), is emptied and rebuilt from the beginning. The
+changelog stays the source of truth.
+
+A partition's database is locked by the process using it (a lock file beside it); if another
+live worker of the machine still has it (a rebalance in flight), this one builds a private
+database from the beginning, deleted when it is done with it.
 
 Held decoded: at most BLOGPULSE_STORE_HELD_ENTRIES entries, and a post unused for
 BLOGPULSE_STORE_IDLE_SECONDS is dropped at the next flush. Like streams/state_cache.py, a post
 used within that time is never dropped to make room: a post that does not fit is decoded for
 one use (transient) and dropped at the next miss. Under a backlog every post is touched at every
 flush, and dropping the least recent would drop the one needed next. A changed post that is
-dropped before its flush (transient, or to make room) is spilled: its changed records are
-written to its database and kept encoded for the drain, and its header fields stay in memory
-(the flush sets its version).
+dropped before its flush (transient, or to make room) is spilled: its header fields and its
+changed entries, encoded, stay in memory until the flush (or its next decode) takes them.
 """
 
 from __future__ import annotations
 
 import atexit
-import contextlib
+import fcntl
 import logging
 import os
 import shutil
@@ -35,6 +47,7 @@ from typing import Any, cast
 import orjson
 import rocksdict
 
+from schemas.json_bytes import dumps
 from streams import engine
 from streams.post_store import (
     PostStore,
@@ -55,6 +68,10 @@ ALL_WRITE_BUFFERS_BYTES = 16 << 20  # memtables of all the worker's databases to
 PARTITION_CACHE_POSTS = 200_000  # murmur2 results kept (posts seen recently)
 
 _HEAD = ("v", "wm", "clk", "pt")
+# Keys of the store's own records sort before every post key (a site name is not empty).
+CHECKPOINT = b"\x00checkpoint"  # [changelog offset, newest flush id]
+WAITING = b"\x00waiting/"  # + post key: [earliest waiting event_time, count]
+_WAITING_END = b"\x00waiting0"  # "0" follows "/"
 
 log = logging.getLogger(__name__)
 
@@ -105,52 +122,94 @@ class RocksStore(PostStore):
         self._transient: str | None = None
         # post -> (header fields, encoded changed entries): changed posts dropped before the drain
         self._spilled: dict[str, tuple[dict[str, Any], dict[int, bytes]]] = {}
+        # per partition: what the last drain wrote, for persist() (None: delete the key)
+        self._drained: dict[int, list[tuple[bytes, bytes | None]]] = {}
+        self._waiting_kept: set[str] = set()  # posts with a WAITING record in their database
         # per partition: the newest flush id read or written, and the posts it wrote
         self._newest: dict[int, int] = {}
         self._newest_posts: dict[int, set[str]] = {}
         self._dbs: dict[int, rocksdict.Rdict] = {}
-        self.directory = directory / f"worker-{os.getpid()}"
+        self._locks: dict[int, int] = {}  # partition -> locked file descriptor
+        self.directory = directory
+        self._private = directory / f"worker-{os.getpid()}"  # databases another worker has
         _remove_dead_workers(directory)
-        shutil.rmtree(self.directory, ignore_errors=True)  # a dead process with our pid
+        shutil.rmtree(self._private, ignore_errors=True)  # a dead process with our pid
         cache = rocksdict.Cache(BLOCK_CACHE_BYTES)
         buffers = rocksdict.WriteBufferManager.new_write_buffer_manager_with_cache(
             ALL_WRITE_BUFFERS_BYTES, False, cache
         )
         self._options = _options(cache, buffers)
         self._write = rocksdict.WriteOptions()
-        # rebuilt from the changelog whenever it is opened (a property; the stubs say a method)
+        # the checkpoint makes a database cut short safe (module doc); a property, the stubs
+        # say a method
         self._write.disable_wal = True  # type: ignore[method-assign,assignment]
         atexit.register(self.close)
         log.info("aggregation state: RocksDB databases under %s", self.directory)
 
     # --- the partition databases
 
+    def _path(self, partition: int) -> Path:
+        return (self.directory if partition in self._locks else self._private) / f"p{partition}"
+
     def _db(self, partition: int) -> rocksdict.Rdict:
         db = self._dbs.get(partition)
         if db is None:
-            path = self.directory / f"p{partition}"
+            if partition not in self._locks:
+                self._lock(partition)
+            path = self._path(partition)
             path.mkdir(parents=True, exist_ok=True)
             db = self._dbs[partition] = rocksdict.Rdict(str(path), self._options)
             db.set_write_options(self._write)
         return db
 
-    def _drop_db(self, partition: int) -> None:
+    def _lock(self, partition: int) -> None:
+        """Take the partition's database, or else use a new private one."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.directory / f"p{partition}.lock", os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            log.warning(
+                "the RocksDB database of partition %d is in use by another process: building "
+                "a private one from the changelog",
+                partition,
+            )
+            shutil.rmtree(self._private / f"p{partition}", ignore_errors=True)
+            return
+        self._locks[partition] = fd
+
+    def _close_db(self, partition: int) -> None:
+        """Close the partition's database; a private one is deleted, a shared one kept."""
         db = self._dbs.pop(partition, None)
         if db is not None:
             db.close()
-        shutil.rmtree(self.directory / f"p{partition}", ignore_errors=True)
+        fd = self._locks.pop(partition, None)
+        if fd is None:
+            shutil.rmtree(self._private / f"p{partition}", ignore_errors=True)
+        else:
+            os.close(fd)  # releases the lock
+
+    def _empty(self, partition: int) -> None:
+        """Delete the partition's database and open an empty one (still locked)."""
+        db = self._dbs.pop(partition, None)
+        if db is not None:
+            db.close()
+        shutil.rmtree(self._path(partition), ignore_errors=True)
+        self._db(partition)
 
     def close(self) -> None:
         for partition in list(self._dbs):
-            self._drop_db(partition)
-        shutil.rmtree(self.directory, ignore_errors=True)
-        with contextlib.suppress(OSError):  # the app id's directory, unless another worker's
-            self.directory.parent.rmdir()
+            self._close_db(partition)
+        shutil.rmtree(self._private, ignore_errors=True)
 
-    def _write_records(self, partition: int, records: Iterable[tuple[bytes, bytes]]) -> None:
+    def _write_records(self, partition: int, records: Iterable[tuple[bytes, bytes | None]]) -> None:
         batch = rocksdict.WriteBatch(raw_mode=True)
         for key, value in records:
-            batch.put(key, value)
+            if value is None:
+                batch.delete(key)
+            else:
+                batch.put(key, value)
         self._db(partition).write(batch)
 
     # --- held states
@@ -208,8 +267,10 @@ class RocksStore(PostStore):
             self._transient = post_key
 
     def _decode(self, post_key: str) -> dict[str, Any]:
-        """The post's state from its partition database (a new one for a post never written)."""
+        """The post's state from its partition database and what it spilled (a new one for a
+        post never written)."""
         state = engine.new_state()
+        head, spilled = self._spilled.pop(post_key, (None, {}))
         db = self._dbs.get(self.partition_of(post_key))
         if db is not None:
             header = db.get(post_key.encode())
@@ -219,10 +280,13 @@ class RocksStore(PostStore):
             read.set_iterate_upper_bound(f"{post_key}0".encode())  # "0" follows "/"
             skip = len(post_key) + 1
             for key, value in db.items(from_key=f"{post_key}/".encode(), read_opt=read):
-                merge_entry_record(state, int(cast(bytes, key)[skip:]), orjson.loads(value))
-        spilled = self._spilled.pop(post_key, None)
-        if spilled is not None:  # its records are in the database; the flush may have moved v
-            state.update(spilled[0])
+                cid = int(cast(bytes, key)[skip:])
+                if cid not in spilled:  # else the spilled value is the newer
+                    merge_entry_record(state, cid, orjson.loads(value))
+        for cid, value in spilled.items():
+            merge_entry_record(state, cid, orjson.loads(value))
+        if head is not None:  # the flush may have moved v
+            state.update(head)
         return state
 
     def _drop(self, post_key: str) -> None:
@@ -237,11 +301,7 @@ class RocksStore(PostStore):
         if cids is None:
             return
         encoded = {cid: entry_value(state, cid) for cid in cids}
-        head = {name: state[name] for name in _HEAD}
-        self._spilled[post_key] = (head, encoded)
-        waiting = self.waiting.get(post_key, (None, 0))
-        records = post_records(post_key, head, waiting, self.newest_flush, encoded.items())
-        self._write_records(self.partition_of(post_key), records)
+        self._spilled[post_key] = ({name: state[name] for name in _HEAD}, encoded)
 
     def _release_transient(self) -> None:
         if self._transient is not None:
@@ -250,10 +310,10 @@ class RocksStore(PostStore):
     # --- flushes and loading
 
     def drain(self, flush: int) -> Iterator[Record]:
-        """As PostStore.drain; the records are also written to the partitions' databases."""
+        """As PostStore.drain; the records go to the partitions' databases when persist() says
+        they were delivered."""
         dirty, self._dirty = self._dirty, {}
         out: list[Record] = []
-        by_partition: dict[int, list[tuple[bytes, bytes]]] = {}
         for post_key, cids in dirty.items():
             partition = self.partition_of(post_key)
             waiting = self.waiting.get(post_key, (None, 0))
@@ -265,10 +325,10 @@ class RocksStore(PostStore):
                 head, entries = state, [(cid, entry_value(state, cid)) for cid in cids]
             records = post_records(post_key, head, waiting, flush, entries)
             self._note_flush(partition, post_key, flush)
-            by_partition.setdefault(partition, []).extend(records)
+            drained = self._drained.setdefault(partition, [])
+            drained.extend(records)
+            drained.extend(self._waiting_record(post_key, waiting))
             out.extend((partition, key, value) for key, value in records)
-        for partition, records in by_partition.items():
-            self._write_records(partition, records)
         self._release_transient()
         now = self._clock()
         for post_key in list(self._used):  # least recent first
@@ -276,6 +336,50 @@ class RocksStore(PostStore):
                 break
             self._drop(post_key)
         return iter(out)
+
+    def persist(self, delivered: dict[int, int]) -> None:
+        """The drained records of these partitions were delivered, up to these changelog offsets:
+        each partition's go to its database with the offset as its checkpoint, in one write. A
+        drained partition not named was not delivered (its transaction aborted): forgotten, so
+        that its next use loads it again."""
+        drained, self._drained = self._drained, {}
+        for partition, records in drained.items():
+            if partition in delivered:
+                mark = dumps([delivered[partition], self.newest_flush])
+                self._write_records(partition, [*records, (CHECKPOINT, mark)])
+        undelivered = drained.keys() - delivered.keys()
+        if undelivered:
+            self.forget(undelivered)
+
+    def resume_offset(self, partition: int, end: int) -> int:
+        """Where loading the partition's changelog (now `end` records long) starts: the
+        database's checkpoint, or 0 after emptying a database without a usable one."""
+        db = self._db(partition)
+        mark = db.get(CHECKPOINT)
+        if mark is not None:
+            offset, newest = orjson.loads(mark)
+            if offset <= end:
+                self.newest_flush = max(self.newest_flush, newest)
+                read = rocksdict.ReadOptions()
+                read.set_iterate_upper_bound(_WAITING_END)
+                for key, value in db.items(from_key=WAITING, read_opt=read):
+                    post_key = cast(bytes, key)[len(WAITING) :].decode()
+                    self.set_waiting(post_key, *orjson.loads(value))
+                    self._waiting_kept.add(post_key)
+                return cast(int, offset)
+            log.warning(
+                "partition %d: the RocksDB checkpoint (%d) is past the changelog's end (%d): "
+                "rebuilding it from the beginning",
+                partition,
+                offset,
+                end,
+            )
+        self._empty(partition)
+        return 0
+
+    def loaded_to(self, partition: int, offset: int) -> None:
+        """The changelog was read into the database up to `offset`: the new checkpoint."""
+        self._db(partition).put(CHECKPOINT, dumps([offset, self.newest_flush]))
 
     def _note_flush(self, partition: int, post_key: str, flush: int) -> None:
         newest = self._newest.get(partition, 0)
@@ -301,7 +405,8 @@ class RocksStore(PostStore):
             flush = flush_of(fields)
             self._note_flush(partition, post_key, flush)
             self.newest_flush = max(self.newest_flush, flush)
-            self.set_waiting(post_key, *fields[4:6])  # the latest header says
+            waiting = (fields[4], fields[5])
+            self.set_waiting(post_key, *waiting)  # the latest header says
             if held is not None:
                 merge_header(held, fields)
             if old is not None:
@@ -310,8 +415,8 @@ class RocksStore(PostStore):
                 merge_header(merged, before)
                 merge_header(merged, fields)
                 flush = max(flush, flush_of(before))
-                value = header_value(merged, (fields[4], fields[5]), flush)
-            db.put(key, value)
+                value = header_value(merged, waiting, flush)
+            self._write_records(partition, [(key, value), *self._waiting_record(post_key, waiting)])
             return
         if held is not None:
             merge_entry_record(held, int(cid[0]), fields)
@@ -326,6 +431,7 @@ class RocksStore(PostStore):
         return {post for p in set(partitions) for post in self._newest_posts.get(p, ())}
 
     def forget(self, partitions: Iterable[int]) -> None:
+        """As PostStore.forget; the databases are kept (closed) for the partitions' next load."""
         gone = set(partitions)
         self.epoch += 1
         self.loaded -= gone
@@ -335,10 +441,12 @@ class RocksStore(PostStore):
         for posts in (self._spilled, self._dirty, self.waiting):
             for post_key in [k for k in posts if self.partition_of(k) in gone]:
                 del posts[post_key]
+        self._waiting_kept = {k for k in self._waiting_kept if self.partition_of(k) not in gone}
         for partition in gone:
+            self._drained.pop(partition, None)
             self._newest.pop(partition, None)
             self._newest_posts.pop(partition, None)
-            self._drop_db(partition)
+            self._close_db(partition)
         self._partition.clear()
 
     def clear(self) -> None:
@@ -347,9 +455,22 @@ class RocksStore(PostStore):
     def entries(self) -> int:
         return sum(entries for entries, _ in self._used.values())
 
+    def _waiting_record(
+        self, post_key: str, waiting: tuple[float | None, int]
+    ) -> list[tuple[bytes, bytes | None]]:
+        """The write that keeps the post's WAITING record as `waiting` says (none if nothing to
+        change: a delete of a key never written would still cost a tombstone)."""
+        if waiting[1]:
+            self._waiting_kept.add(post_key)
+            return [(WAITING + post_key.encode(), dumps(list(waiting)))]
+        if post_key in self._waiting_kept:
+            self._waiting_kept.discard(post_key)
+            return [(WAITING + post_key.encode(), None)]
+        return []
+
 
 def _remove_dead_workers(directory: Path) -> None:
-    """Databases of this machine's worker processes that are gone (killed): nothing reads them."""
+    """Private databases of this machine's worker processes that are gone (killed)."""
     if not directory.is_dir():
         return
     for path in directory.glob("worker-*"):

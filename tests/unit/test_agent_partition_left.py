@@ -58,6 +58,9 @@ async def test_the_partition_that_left_is_dropped_and_the_other_is_written(outpu
 
     async def commit(app, tick_topic, records, events):
         committed["records"] = records.by_partition()
+        # the kept partition's transaction delivered its records (the RocksDB store keeps them)
+        for topic, partition in list(committed["records"][kept]._records):
+            records.delivered[(topic, partition)] = 1
         return {gone}
 
     monkeypatch.setattr(agents, "EXACTLY_ONCE", True)

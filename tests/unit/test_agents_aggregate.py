@@ -12,6 +12,7 @@ import time
 
 import orjson
 import pytest
+from aiokafka.structs import RecordMetadata, TopicPartition
 from faust.types import Message
 
 from schemas import times
@@ -80,19 +81,23 @@ class RecordingProducer:
         return _Batch()
 
     async def send_batch(self, batch, topic, partition):
+        base = sum(1 for r in self.records if r[:2] == (topic, partition))
         for (key, value, ts), headers in zip(batch.items, batch.headers):
             self.headers[len(self.records)] = headers
             self.records.append((topic, partition, key, value, ts))
-        return _done()
+        return _done(topic, partition, base)
 
     async def send(self, topic, value, *, key, partition):
+        base = sum(1 for r in self.records if r[:2] == (topic, partition))
         self.records.append((topic, partition, key, value, None))
-        return _done()
+        return _done(topic, partition, base)
 
 
-def _done():
+def _done(topic, partition, offset):
+    """A delivered future as aiokafka's: RecordMetadata with the (base) offset."""
     fut = asyncio.get_running_loop().create_future()
-    fut.set_result(None)
+    tp = TopicPartition(topic, partition)
+    fut.set_result(RecordMetadata(topic, partition, tp, offset, None, 0, 0))
     return fut
 
 
@@ -161,10 +166,13 @@ def outputs(monkeypatch, request, tmp_path):
         return producer
 
     async def load_from_records(store, topic, partitions, config):
-        """The changelog is what the producer recorded: a restart reads it back."""
-        for t, partition, key, value, _ in producer.records:
-            if t == topic and partition in partitions:
-                store.apply(key, value)
+        """The changelog is what the producer recorded (offsets as its send_batch gives them): a
+        restart reads it back from where the store resumes, as streams/post_store.load does."""
+        for partition in partitions:
+            log = [(k, v) for t, p, k, v, _ in producer.records if (t, p) == (topic, partition)]
+            for key, value in log[store.resume_offset(partition, len(log)) :]:
+                store.apply(key, value, partition)
+            store.loaded_to(partition, len(log))
         store.loaded.update(partitions)
         return 0
 

@@ -1,6 +1,9 @@
 """streams/rocks_store.py against streams/post_store.py's memory store: the same calls give the
 same states, the same drained records and the same loaded state, whatever the RocksDB store
-holds decoded (budgets of a few entries make it spill and decode again nearly every post)."""
+holds decoded (budgets of a few entries make it spill and decode again nearly every post). And
+its databases kept across processes: a new store in the same directory resumes from the
+checkpoint and, with the changelog's rest, has the state a full load would give; what was never
+delivered never reaches a database."""
 
 from __future__ import annotations
 
@@ -62,9 +65,39 @@ def moderation(cid: int, minute: int, status: str) -> engine.EventFields:
     return comment(cid, minute, status)._replace(type="moderation", author_key="")
 
 
-def flush_round(store: PostStore, rng: random.Random, next_cid: dict[str, int]) -> list:
+class Changelog:
+    """The changelog partitions as lists of (key, value): a flush's drained records are
+    delivered to it, then the store is told (persist, as streams/agents.py does); load() reads a
+    partition into a store from where the store resumes, as streams/post_store.load does."""
+
+    def __init__(self) -> None:
+        self.partitions: dict[int, list[tuple[bytes, bytes]]] = {p: [] for p in range(PARTITIONS)}
+
+    def deliver(self, records: list, store: PostStore | None = None) -> None:
+        for partition, key, value in records:
+            self.partitions[partition].append((key, value))
+        if store is not None:
+            store.persist({p: len(self.partitions[p]) for p, _, _ in records})
+
+    def load(self, store: PostStore, partition: int) -> int:
+        log = self.partitions[partition]
+        start = store.resume_offset(partition, len(log))
+        for key, value in log[start:]:
+            store.apply(key, value, partition)
+        store.loaded_to(partition, len(log))
+        return len(log) - start
+
+
+def flush_round(
+    store: PostStore,
+    rng: random.Random,
+    next_cid: dict[str, int],
+    changelog: Changelog | None = None,
+    delivered: bool = True,
+) -> list:
     """What a flush does to the store: fold some posts (get, merge, changed), set the version of
-    those that changed, drain."""
+    those that changed, drain, deliver to the changelog and persist (unless not `delivered`:
+    the worker died before its outputs were)."""
     changed = []
     for post in rng.sample(POSTS, rng.randint(1, len(POSTS))):
         events = []
@@ -79,14 +112,21 @@ def flush_round(store: PostStore, rng: random.Random, next_cid: dict[str, int]) 
         applied, _ = engine.merge_batch(state, events)
         ids = {e.comment_id for e, ok in zip(events, applied) if ok}
         if ids:
-            store.set_waiting(post, None, 0)
+            # some posts with replies waiting (in the header; the RocksDB store keeps them too)
+            waiting = (1_300_000_000.0, rng.randint(1, 3)) if rng.random() < 0.3 else (None, 0)
+            store.set_waiting(post, *waiting)
             store.changed(post, ids)
             changed.append(post)
     for post in changed:
         state = store.states[post]
         state["v"] = state["v"] + 1
         store.changed(post, ())
-    return sorted(store.drain(len(changed) + 1))  # same flush id in both stores
+    records = sorted(store.drain(len(changed) + 1))  # same flush id in both stores
+    changelog = changelog or Changelog()
+    changelog.deliver(records)
+    if delivered:
+        store.persist({p: len(changelog.partitions[p]) for p, _, _ in records})
+    return records
 
 
 def test_same_calls_give_the_same_records_and_states(rocks):
@@ -112,7 +152,9 @@ def test_a_changed_post_dropped_before_its_flush_keeps_its_version_and_entries(r
     store.changed(b, {1})
     assert a in store._spilled and a not in dict(store.states)
     store.states[a]["v"] = 77  # what the flush does to a changed post
-    records = {key: value for _, key, value in store.drain(5)}
+    drained = list(store.drain(5))
+    Changelog().deliver(drained, store)
+    records = {key: value for _, key, value in drained}
     assert orjson.loads(records[a.encode()])[0] == 77
     assert {f"{a}/1".encode(), f"{a}/2".encode()} <= records.keys()
     state = store.get(a)  # decoded from its database
@@ -148,13 +190,14 @@ def test_a_post_unused_for_the_idle_time_is_dropped_at_the_next_flush(rocks, clo
     for post in (quiet, busy):
         engine.merge_batch(store.get(post), [comment(1, 0)])
         store.changed(post, {1})
-    list(store.drain(1))
+    changelog = Changelog()
+    changelog.deliver(list(store.drain(1)), store)
     clock.now += 20
     store.get(busy)
-    list(store.drain(2))
+    changelog.deliver(list(store.drain(2)), store)
     assert set(dict(store.states)) == {quiet, busy}
     clock.now += 15  # quiet: 35 s, busy: 15 s
-    list(store.drain(3))
+    changelog.deliver(list(store.drain(3)), store)
     assert set(dict(store.states)) == {busy}
     assert list(store.get(quiet)["e"]) == [1]  # decoded again
 
@@ -166,40 +209,150 @@ def test_posts_in_use_are_not_dropped_to_make_room(rocks):
     for post in POSTS:
         engine.merge_batch(store.get(post), [comment(1, 0), comment(2, 0)])
         store.changed(post, {1, 2})
-    list(store.drain(1))
+    changelog = Changelog()
+    changelog.deliver(list(store.drain(1)), store)
     held = set(dict(store.states))
     assert held == set(POSTS[:2])
     for post in POSTS:
         store.get(post)
-    list(store.drain(2))
+    changelog.deliver(list(store.drain(2)), store)
     assert set(dict(store.states)) == held
 
 
-def test_forget_deletes_the_partition_databases_and_a_reload_starts_empty(rocks):
-    store = rocks()
+def test_forget_keeps_the_databases_for_the_next_load(rocks):
+    store, changelog = rocks(), Changelog()
     for post in POSTS:
         engine.merge_batch(store.get(post), [comment(1, 0)])
         store.changed(post, {1})
-    list(store.drain(1))
+    changelog.deliver(list(store.drain(1)), store)
     gone = store.partition_of(POSTS[0])
     store.forget({gone})
-    assert not (store.directory / f"p{gone}").exists()
+    assert gone not in store._dbs and (store.directory / f"p{gone}").is_dir()
+    assert changelog.load(store, gone) == 0  # all there: nothing to read
     for post in POSTS:
-        expected = [] if store.partition_of(post) == gone else [1]
-        assert list(store.get(post)["e"]) == expected
-    store.clear()
-    assert all(not store.get(post)["e"] for post in POSTS)
+        assert list(store.get(post)["e"]) == [1]
 
 
-def test_the_databases_of_dead_workers_are_removed(tmp_path, clock):
+def test_a_new_store_resumes_from_the_checkpoint_with_the_same_state(rocks, tmp_path):
+    """A worker stopped and started again: its partitions' databases are read from their
+    checkpoints, and nothing of the changelog before them is read again."""
+    memory, first, changelog = PostStore(PARTITIONS), rocks(held_entries=5), Changelog()
+    rng_m, rng_r = random.Random(5), random.Random(5)
+    cids_m, cids_r = dict.fromkeys(POSTS, 1), dict.fromkeys(POSTS, 1)
+    for _ in range(20):
+        flush_round(memory, rng_m, cids_m)
+        flush_round(first, rng_r, cids_r, changelog)
+    first.close()
+    second = rocks(held_entries=5)
+    assert second.directory == first.directory
+    for partition in range(PARTITIONS):
+        assert changelog.load(second, partition) == 0
+    for post in POSTS:
+        assert engine.dumps_state(second.get(post)) == engine.dumps_state(memory.get(post))
+    assert second.waiting == memory.waiting != {}
+    assert second.newest_flush == memory.newest_flush
+
+
+def test_a_flush_never_persisted_is_read_from_the_changelog_and_emitted_again(rocks):
+    """Killed after the changelog was delivered and before the outputs were: the database does
+    not have that flush, so the next load reads it and names its posts for a refresh (the
+    records of a flush reach the database only after its outputs were delivered)."""
+    memory, first, changelog = PostStore(PARTITIONS), rocks(held_entries=5), Changelog()
+    rng_m, rng_r = random.Random(6), random.Random(6)
+    cids_m, cids_r = dict.fromkeys(POSTS, 1), dict.fromkeys(POSTS, 1)
+    for _ in range(10):
+        flush_round(memory, rng_m, cids_m)
+        flush_round(first, rng_r, cids_r, changelog)
+    flush_round(memory, rng_m, cids_m)
+    last = flush_round(first, rng_r, cids_r, changelog, delivered=False)
+    first.close()
+    second = rocks(held_entries=5)
+    read = sum(changelog.load(second, p) for p in range(PARTITIONS))
+    assert read == len(last)
+    for post in POSTS:
+        assert engine.dumps_state(second.get(post)) == engine.dumps_state(memory.get(post))
+    headers = {key.decode() for _, key, _ in last if key.count(b"/") == 1}
+    assert second.last_flush(range(PARTITIONS)) == headers
+
+
+def test_a_flush_killed_before_its_changelog_was_delivered_leaves_nothing(rocks):
+    """Records in a database that the changelog never got would make the replayed events look
+    like duplicates, and their outputs would never be emitted."""
+    memory, first, changelog = PostStore(PARTITIONS), rocks(held_entries=5), Changelog()
+    rng_m, rng_r = random.Random(7), random.Random(7)
+    cids_m, cids_r = dict.fromkeys(POSTS, 1), dict.fromkeys(POSTS, 1)
+    for _ in range(10):
+        flush_round(memory, rng_m, cids_m)
+        flush_round(first, rng_r, cids_r, changelog)
+    flush_round(first, rng_r, cids_r, Changelog(), delivered=False)  # lost with the worker
+    first.close()
+    second = rocks(held_entries=5)
+    assert sum(changelog.load(second, p) for p in range(PARTITIONS)) == 0
+    for post in POSTS:
+        assert engine.dumps_state(second.get(post)) == engine.dumps_state(memory.get(post))
+
+
+def test_what_a_dropped_post_spilled_never_reaches_the_database(rocks):
+    """Spilled changes are not the changelog's yet: a worker killed before its flush leaves its
+    database as the last delivered flush left it."""
+    first, changelog = rocks(held_entries=1), Changelog()
+    a, b = POSTS[0], POSTS[1]
+    engine.merge_batch(first.get(a), [comment(1, 0)])
+    first.changed(a, {1})
+    changelog.deliver(list(first.drain(1)), first)
+    engine.merge_batch(first.get(a), [comment(2, 1)])
+    first.changed(a, {2})
+    engine.merge_batch(first.get(b), [comment(1, 0)])  # a does not fit: spilled
+    first.changed(b, {1})
+    assert a in first._spilled
+    first.close()  # no drain: killed before the flush
+    second = rocks(held_entries=1)
+    for partition in range(PARTITIONS):
+        changelog.load(second, partition)
+    assert sorted(second.get(a)["e"]) == [1] and not second.get(b)["e"]
+
+
+def test_a_database_without_a_usable_checkpoint_is_rebuilt_from_the_beginning(rocks):
+    first, changelog = rocks(), Changelog()
+    engine.merge_batch(first.get(POSTS[0]), [comment(1, 0)])
+    first.changed(POSTS[0], {1})
+    changelog.deliver(list(first.drain(1)), first)
+    partition = first.partition_of(POSTS[0])
+    first.close()
+    changelog.partitions[partition] = []  # the topic deleted and created again
+    second = rocks()
+    assert changelog.load(second, partition) == 0
+    assert not second.get(POSTS[0])["e"]
+
+
+def test_a_database_another_store_has_open_is_not_shared(rocks):
+    """Two workers of one machine during a rebalance: the second builds a private database
+    from the changelog, deleted when it is done with it."""
+    first, changelog = rocks(), Changelog()
+    for post in POSTS:
+        engine.merge_batch(first.get(post), [comment(1, 0)])
+        first.changed(post, {1})
+    changelog.deliver(list(first.drain(1)), first)
+    partition = first.partition_of(POSTS[0])
+    second = rocks()
+    assert changelog.load(second, partition) == len(changelog.partitions[partition])
+    private = second._private / f"p{partition}"
+    assert private.is_dir() and list(second.get(POSTS[0])["e"]) == [1]
+    second.forget({partition})
+    assert not private.exists()
+    first.forget({partition})
+    assert changelog.load(second, partition) == 0  # free now: the shared one, at its checkpoint
+
+
+def test_the_private_databases_of_dead_workers_are_removed(tmp_path, clock):
     dead = tmp_path / "worker-999999999"
     (dead / "p0").mkdir(parents=True)
     store = RocksStore(PARTITIONS, tmp_path, 10, 60.0, clock=clock)
     try:
-        assert not dead.exists() and store.directory.parent == tmp_path
+        assert not dead.exists() and store.directory == tmp_path
     finally:
         store.close()
-    assert not tmp_path.exists()  # nothing left of this app id
+    assert not store._private.exists()
 
 
 def test_the_store_setting_chooses_the_store(tmp_path):
@@ -212,6 +365,6 @@ def test_the_store_setting_chooses_the_store(tmp_path):
     )
     try:
         assert isinstance(store, RocksStore) and store.held_entries == 7
-        assert store.directory.parent == tmp_path / "app"
+        assert store.directory == tmp_path / "app"
     finally:
         store.close()
