@@ -40,6 +40,7 @@ import logging
 import os
 import shutil
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, cast
@@ -118,7 +119,8 @@ class RocksStore(PostStore):
         self.states = _Held(self._not_held)
         self.held_entries, self.idle_seconds, self._clock = held_entries, idle_seconds, clock
         self.held = 0  # entries of the held states, the transient one excepted
-        self._used: dict[str, tuple[int, float]] = {}  # held post -> (entries, last use)
+        # held post -> (entries, last use), least recent first (an OrderedDict: state_cache.py)
+        self._used: OrderedDict[str, tuple[int, float]] = OrderedDict()
         self._transient: str | None = None
         # post -> (header fields, encoded changed entries): changed posts dropped before the drain
         self._spilled: dict[str, tuple[dict[str, Any], dict[int, bytes]]] = {}
@@ -139,6 +141,7 @@ class RocksStore(PostStore):
             ALL_WRITE_BUFFERS_BYTES, False, cache
         )
         self._options = _options(cache, buffers)
+        self._read = rocksdict.ReadOptions()  # _decode's, its upper bound set per post
         self._write = rocksdict.WriteOptions()
         # the checkpoint makes a database cut short safe (module doc); a property, the stubs
         # say a method
@@ -225,9 +228,8 @@ class RocksStore(PostStore):
         state = dict.get(self.states, post_key)
         now = self._clock()
         if state is not None:
-            entries, _ = self._used.pop(post_key)
-            self.states[post_key] = self.states.pop(post_key)  # most recent last
-            self._used[post_key] = (entries, now)
+            self._used[post_key] = (self._used[post_key][0], now)
+            self._used.move_to_end(post_key)
             return state
         state = self._decode(post_key)
         entries = len(state["e"]) + len(state["s"])
@@ -273,14 +275,16 @@ class RocksStore(PostStore):
         head, spilled = self._spilled.pop(post_key, (None, {}))
         db = self._dbs.get(self.partition_of(post_key))
         if db is not None:
-            header = db.get(post_key.encode())
-            if header is not None:
-                merge_header(state, orjson.loads(header))
-            read = rocksdict.ReadOptions()
-            read.set_iterate_upper_bound(f"{post_key}0".encode())  # "0" follows "/"
+            # one scan: the header "<site>/<post_id>", then its entries "<site>/<post_id>/<cid>"
+            # (post ids are digits, so no other post's key sorts between them)
+            self._read.set_iterate_upper_bound(f"{post_key}0".encode())  # "0" follows "/"
             skip = len(post_key) + 1
-            for key, value in db.items(from_key=f"{post_key}/".encode(), read_opt=read):
-                cid = int(cast(bytes, key)[skip:])
+            for item, value in db.items(from_key=post_key.encode(), read_opt=self._read):
+                key = cast(bytes, item)
+                if len(key) == skip - 1:
+                    merge_header(state, orjson.loads(value))
+                    continue
+                cid = int(key[skip:])
                 if cid not in spilled:  # else the spilled value is the newer
                     merge_entry_record(state, cid, orjson.loads(value))
         for cid, value in spilled.items():
@@ -331,10 +335,11 @@ class RocksStore(PostStore):
             out.extend((partition, key, value) for key, value in records)
         self._release_transient()
         now = self._clock()
-        for post_key in list(self._used):  # least recent first
-            if now - self._used[post_key][1] < self.idle_seconds:
+        while self._used:
+            oldest = next(iter(self._used))
+            if now - self._used[oldest][1] < self.idle_seconds:
                 break
-            self._drop(post_key)
+            self._drop(oldest)
         return iter(out)
 
     def persist(self, delivered: dict[int, int]) -> None:

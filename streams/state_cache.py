@@ -17,6 +17,7 @@ decoded, so memory follows the active posts rather than all the posts ever seen.
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, NamedTuple, cast
 
@@ -38,8 +39,9 @@ class StateCache:
     ) -> None:
         self.max_entries, self.idle_seconds = max_entries, idle_seconds
         self.entries = 0  # entries of the decoded states held
-        # insertion order = least recent first
-        self._items: dict[str, Held] = {}
+        # insertion order = least recent first; an OrderedDict finds its first item at once,
+        # where a dict scans the slots its deletions left at the front
+        self._items: OrderedDict[str, Held] = OrderedDict()
         self._clock = clock
 
     def __len__(self) -> int:
