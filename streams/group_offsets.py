@@ -9,7 +9,7 @@ from typing import TypeVar
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient
-from kafka.errors import KafkaError
+from kafka.errors import KafkaError, NoError
 from kafka.structs import OffsetAndMetadata
 
 from streams.settings import Settings
@@ -81,9 +81,23 @@ def committed(
 def pin(
     admin: KafkaAdminClient, group: str, offsets: dict[TopicPartition, int], patience: float = 30.0
 ) -> None:
-    """Commit `offsets` for a group with no members (a group's members own its offsets)."""
+    """Commit `offsets` for a group with no members (a group's members own its offsets). The
+    broker answers per partition and kafka-python returns those errors rather than raising
+    them: a partition not committed raises here (retried while retriable), never passes as
+    pinned."""
     request = {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in offsets.items()}
-    _coordinated(lambda: admin.alter_group_offsets(group, request), patience)
+
+    def commit() -> None:
+        errors = admin.alter_group_offsets(group, request)
+        failed = {tp: error for tp, error in errors.items() if error is not NoError}
+        missing = request.keys() - errors.keys()
+        if failed:
+            error = next(iter(failed.values()))
+            raise error(f"offsets of group {group} not committed: {sorted(failed.items())}")
+        if missing:
+            raise KafkaError(f"offsets of group {group}: no answer for {sorted(missing)}")
+
+    _coordinated(commit, patience)
 
 
 def start_new_group_at_ends(settings: Settings, group: str, topics) -> int:
