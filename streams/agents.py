@@ -64,10 +64,14 @@ SCHEMA_VERSION = 1
 BATCH_MAX = 20000  # events per take_events batch
 BATCH_WITHIN = 0.05  # seconds a batch waits to fill (latency at moderate rates)
 # Catching up (the newest input event is older than CATCH_UP_LAG seconds), changes coalesce over
-# batches until FLUSH_MAX_SECONDS or FLUSH_MAX_EVENTS (docs/performance.md).
+# batches until FLUSH_MAX_SECONDS, FLUSH_MAX_EVENTS or FLUSH_MAX_POSTS (docs/performance.md).
+# The posts bound is KIP-63's cache size: every post of a flush brings its decoded state,
+# derivation, changes and rendered outputs into memory at once, and with many small posts a
+# second of backlog is tens of thousands of them.
 CATCH_UP_LAG = 1.0
 FLUSH_MAX_SECONDS = 1.0
 FLUSH_MAX_EVENTS = 100_000
+FLUSH_MAX_POSTS = 5000
 
 _INPUTS = frozenset(INPUT_TOPICS.values())
 
@@ -269,8 +273,9 @@ class Pending:
 
     def due(self) -> bool:
         """Flush after every batch while the input is fresh (latency); while catching up with a
-        backlog, let events and changes gather for up to FLUSH_MAX_SECONDS (throughput: a post
-        is then derived once per flush, not once per batch)."""
+        backlog, let events and changes gather for up to FLUSH_MAX_SECONDS, FLUSH_MAX_EVENTS
+        events or FLUSH_MAX_POSTS posts (throughput: a post is then derived once per flush, not
+        once per batch; memory: the posts bound)."""
         if not self.events:
             return bool(self.refresh)
         if time.time() - self.newest_input < CATCH_UP_LAG:
@@ -278,6 +283,7 @@ class Pending:
         return (
             time.monotonic() - cast(float, self.since) >= FLUSH_MAX_SECONDS  # set by hold()
             or len(self.events) >= FLUSH_MAX_EVENTS
+            or len(self.unfolded) >= FLUSH_MAX_POSTS
         )
 
 
@@ -512,10 +518,13 @@ async def aggregate_batches(stream):
     async for events in stream.take_events(BATCH_MAX, BATCH_WITHIN):
         async with _flush_lock:
             started = time.monotonic()
-            pending.hold(events)
-            await process_batch(events)
-            if pending.due():
-                await flush()
+            # in parts of FLUSH_MAX_POSTS events, so that the posts bound can cut a batch
+            for i in range(0, len(events), FLUSH_MAX_POSTS):
+                part = events[i : i + FLUSH_MAX_POSTS]
+                pending.hold(part)
+                await process_batch(part)
+                if pending.due():
+                    await flush()
             metrics.BATCH_SECONDS.observe(time.monotonic() - started)
         yield len(events)
 

@@ -252,12 +252,17 @@ async def load(
         tps = [TopicPartition(topic, p) for p in wanted]
         consumer.assign(tps)
         ends = await consumer.end_offsets(tps)
-        remaining = set()
+        remaining, from_start = set(), []
         for tp in tps:
             start = store.resume_offset(tp.partition, ends[tp])
             if start < ends[tp]:
-                consumer.seek(tp, start)
                 remaining.add(tp)
+                if start:
+                    consumer.seek(tp, start)
+                else:
+                    from_start.append(tp)
+        if from_start:
+            await consumer.seek_to_beginning(*from_start)
         while remaining:
             batches = await consumer.getmany(*remaining, timeout_ms=1000, max_records=50_000)
             for tp_, records in batches.items():

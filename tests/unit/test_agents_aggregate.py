@@ -525,3 +525,17 @@ async def test_while_catching_up_a_post_is_written_once_per_flush(agent, outputs
     assert not agents.pending
     posts = [orjson.loads(v) for _, v, _ in outputs["posts"].sent]
     assert len(posts) == 1 and posts[0]["comments"] == 2
+
+
+def test_while_catching_up_a_flush_is_due_once_it_holds_flush_max_posts_posts(monkeypatch):
+    """The posts bound (memory): a backlog over many small posts flushes every FLUSH_MAX_POSTS
+    posts, not only every FLUSH_MAX_SECONDS."""
+    monkeypatch.setattr(agents, "FLUSH_MAX_POSTS", 3)
+    pending = agents.Pending()
+    pending.hold([])
+    pending.events = [object()]  # something held
+    pending.newest_input = time.time() - 600  # a backlog
+    for post in range(1, 4):
+        assert not pending.due()
+        pending.unfolded[f"unit.example/{post}"].append(None)
+    assert pending.due()
