@@ -129,17 +129,40 @@ def flush_round(
     return records
 
 
-def test_same_calls_give_the_same_records_and_states(rocks):
-    memory, rocksdb = PostStore(PARTITIONS), rocks(held_entries=5)
-    rng_m, rng_r = random.Random(4), random.Random(4)
-    cids_m, cids_r = dict.fromkeys(POSTS, 1), dict.fromkeys(POSTS, 1)
-    spilled = 0
-    for _ in range(30):
-        records = flush_round(memory, rng_m, cids_m)
-        spilled += len(rocksdb._spilled)
-        assert flush_round(rocksdb, rng_r, cids_r) == records
+class Twins:
+    """The memory store and a RocksDB store fed the same flush rounds (one seed each), the
+    RocksDB store's flushes delivered to `changelog`."""
+
+    def __init__(self, rocksdb: RocksStore, seed: int) -> None:
+        self.memory, self.rocksdb, self.changelog = PostStore(PARTITIONS), rocksdb, Changelog()
+        self._rng = {"memory": random.Random(seed), "rocksdb": random.Random(seed)}
+        self._cids = {"memory": dict.fromkeys(POSTS, 1), "rocksdb": dict.fromkeys(POSTS, 1)}
+
+    def memory_round(self) -> list:
+        return flush_round(self.memory, self._rng["memory"], self._cids["memory"])
+
+    def rocksdb_round(self, changelog: Changelog | None = None, delivered: bool = True) -> list:
+        changelog = self.changelog if changelog is None else changelog
+        rng, cids = self._rng["rocksdb"], self._cids["rocksdb"]
+        return flush_round(self.rocksdb, rng, cids, changelog, delivered)
+
+    def rounds(self, n: int) -> None:
+        for _ in range(n):
+            self.memory_round()
+            self.rocksdb_round()
+
+
+def assert_same_states(store: PostStore, expected: PostStore) -> None:
     for post in POSTS:
-        assert engine.dumps_state(rocksdb.get(post)) == engine.dumps_state(memory.get(post))
+        assert engine.dumps_state(store.get(post)) == engine.dumps_state(expected.get(post))
+
+
+def test_same_calls_give_the_same_records_and_states(rocks):
+    twins = Twins(rocks(held_entries=5), 4)
+    memory, rocksdb = twins.memory, twins.rocksdb
+    for _ in range(30):
+        assert twins.rocksdb_round() == twins.memory_round()
+    assert_same_states(rocksdb, memory)
     assert rocksdb.entries() <= 5 + max(len(memory.states[p]["e"]) for p in POSTS)
 
 
@@ -236,19 +259,15 @@ def test_forget_keeps_the_databases_for_the_next_load(rocks):
 def test_a_new_store_resumes_from_the_checkpoint_with_the_same_state(rocks, tmp_path):
     """A worker stopped and started again: its partitions' databases are read from their
     checkpoints, and nothing of the changelog before them is read again."""
-    memory, first, changelog = PostStore(PARTITIONS), rocks(held_entries=5), Changelog()
-    rng_m, rng_r = random.Random(5), random.Random(5)
-    cids_m, cids_r = dict.fromkeys(POSTS, 1), dict.fromkeys(POSTS, 1)
-    for _ in range(20):
-        flush_round(memory, rng_m, cids_m)
-        flush_round(first, rng_r, cids_r, changelog)
+    twins = Twins(rocks(held_entries=5), 5)
+    memory, first = twins.memory, twins.rocksdb
+    twins.rounds(20)
     first.close()
     second = rocks(held_entries=5)
     assert second.directory == first.directory
     for partition in range(PARTITIONS):
-        assert changelog.load(second, partition) == 0
-    for post in POSTS:
-        assert engine.dumps_state(second.get(post)) == engine.dumps_state(memory.get(post))
+        assert twins.changelog.load(second, partition) == 0
+    assert_same_states(second, memory)
     assert second.waiting == memory.waiting != {}
     assert second.newest_flush == memory.newest_flush
 
@@ -257,20 +276,15 @@ def test_a_flush_never_persisted_is_read_from_the_changelog_and_emitted_again(ro
     """Killed after the changelog was delivered and before the outputs were: the database does
     not have that flush, so the next load reads it and names its posts for a refresh (the
     records of a flush reach the database only after its outputs were delivered)."""
-    memory, first, changelog = PostStore(PARTITIONS), rocks(held_entries=5), Changelog()
-    rng_m, rng_r = random.Random(6), random.Random(6)
-    cids_m, cids_r = dict.fromkeys(POSTS, 1), dict.fromkeys(POSTS, 1)
-    for _ in range(10):
-        flush_round(memory, rng_m, cids_m)
-        flush_round(first, rng_r, cids_r, changelog)
-    flush_round(memory, rng_m, cids_m)
-    last = flush_round(first, rng_r, cids_r, changelog, delivered=False)
-    first.close()
+    twins = Twins(rocks(held_entries=5), 6)
+    twins.rounds(10)
+    twins.memory_round()
+    last = twins.rocksdb_round(delivered=False)
+    twins.rocksdb.close()
     second = rocks(held_entries=5)
-    read = sum(changelog.load(second, p) for p in range(PARTITIONS))
+    read = sum(twins.changelog.load(second, p) for p in range(PARTITIONS))
     assert read == len(last)
-    for post in POSTS:
-        assert engine.dumps_state(second.get(post)) == engine.dumps_state(memory.get(post))
+    assert_same_states(second, twins.memory)
     headers = {key.decode() for _, key, _ in last if key.count(b"/") == 1}
     assert second.last_flush(range(PARTITIONS)) == headers
 
@@ -278,18 +292,13 @@ def test_a_flush_never_persisted_is_read_from_the_changelog_and_emitted_again(ro
 def test_a_flush_killed_before_its_changelog_was_delivered_leaves_nothing(rocks):
     """Records in a database that the changelog never got would make the replayed events look
     like duplicates, and their outputs would never be emitted."""
-    memory, first, changelog = PostStore(PARTITIONS), rocks(held_entries=5), Changelog()
-    rng_m, rng_r = random.Random(7), random.Random(7)
-    cids_m, cids_r = dict.fromkeys(POSTS, 1), dict.fromkeys(POSTS, 1)
-    for _ in range(10):
-        flush_round(memory, rng_m, cids_m)
-        flush_round(first, rng_r, cids_r, changelog)
-    flush_round(first, rng_r, cids_r, Changelog(), delivered=False)  # lost with the worker
-    first.close()
+    twins = Twins(rocks(held_entries=5), 7)
+    twins.rounds(10)
+    twins.rocksdb_round(Changelog(), delivered=False)  # lost with the worker
+    twins.rocksdb.close()
     second = rocks(held_entries=5)
-    assert sum(changelog.load(second, p) for p in range(PARTITIONS)) == 0
-    for post in POSTS:
-        assert engine.dumps_state(second.get(post)) == engine.dumps_state(memory.get(post))
+    assert sum(twins.changelog.load(second, p) for p in range(PARTITIONS)) == 0
+    assert_same_states(second, twins.memory)
 
 
 def test_what_a_dropped_post_spilled_never_reaches_the_database(rocks):
