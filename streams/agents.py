@@ -67,11 +67,14 @@ BATCH_WITHIN = 0.05  # seconds a batch waits to fill (latency at moderate rates)
 # batches until FLUSH_MAX_SECONDS, FLUSH_MAX_EVENTS or FLUSH_MAX_POSTS (docs/performance.md).
 # The posts bound is KIP-63's cache size: every post of a flush brings its decoded state,
 # derivation, changes and rendered outputs into memory at once, and with many small posts a
-# second of backlog is tens of thousands of them.
+# second of backlog is tens of thousands of them. It holds only while the held events are spread
+# thin (fewer than FLUSH_SHARED_EVENTS_PER_POST per post): where posts repeat, a bigger flush
+# derives each of them once for more events, and cutting it costs more time than it saves memory.
 CATCH_UP_LAG = 1.0
 FLUSH_MAX_SECONDS = 1.0
 FLUSH_MAX_EVENTS = 100_000
 FLUSH_MAX_POSTS = 5000
+FLUSH_SHARED_EVENTS_PER_POST = 4 / 3
 
 _INPUTS = frozenset(INPUT_TOPICS.values())
 
@@ -274,8 +277,8 @@ class Pending:
     def due(self) -> bool:
         """Flush after every batch while the input is fresh (latency); while catching up with a
         backlog, let events and changes gather for up to FLUSH_MAX_SECONDS, FLUSH_MAX_EVENTS
-        events or FLUSH_MAX_POSTS posts (throughput: a post is then derived once per flush, not
-        once per batch; memory: the posts bound)."""
+        events or FLUSH_MAX_POSTS posts spread thin (throughput: a post is then derived once per
+        flush, not once per batch; memory: the posts bound)."""
         if not self.events:
             return bool(self.refresh)
         if time.time() - self.newest_input < CATCH_UP_LAG:
@@ -283,7 +286,10 @@ class Pending:
         return (
             time.monotonic() - cast(float, self.since) >= FLUSH_MAX_SECONDS  # set by hold()
             or len(self.events) >= FLUSH_MAX_EVENTS
-            or len(self.unfolded) >= FLUSH_MAX_POSTS
+            or (
+                len(self.unfolded) >= FLUSH_MAX_POSTS
+                and len(self.events) < FLUSH_SHARED_EVENTS_PER_POST * len(self.unfolded)
+            )
         )
 
 

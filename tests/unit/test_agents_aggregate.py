@@ -533,9 +533,30 @@ def test_while_catching_up_a_flush_is_due_once_it_holds_flush_max_posts_posts(mo
     monkeypatch.setattr(agents, "FLUSH_MAX_POSTS", 3)
     pending = agents.Pending()
     pending.hold([])
-    pending.events = [object()]  # something held
     pending.newest_input = time.time() - 600  # a backlog
     for post in range(1, 4):
         assert not pending.due()
+        pending.events.append(object())  # one held event per post
         pending.unfolded[f"unit.example/{post}"].append(None)
     assert pending.due()
+
+
+def test_the_posts_bound_does_not_cut_a_flush_whose_posts_repeat(monkeypatch):
+    """Where the held events share posts, a bigger flush derives each post once for more events:
+    the posts bound waits for FLUSH_MAX_SECONDS or FLUSH_MAX_EVENTS."""
+    monkeypatch.setattr(agents, "FLUSH_MAX_POSTS", 3)
+    pending = agents.Pending()
+    pending.hold([])
+    pending.newest_input = time.time() - 600  # a backlog
+    for post in range(1, 4):
+        pending.events += [object(), object()]  # two held events per post
+        pending.unfolded[f"unit.example/{post}"] += [None, None]
+    assert not pending.due()
+    for post in range(4, 7):  # then the backlog spreads over new posts
+        pending.events.append(object())
+        pending.unfolded[f"unit.example/{post}"].append(None)
+    assert len(pending.events) / len(pending.unfolded) == 1.5 and not pending.due()
+    for post in range(7, 13):
+        pending.events.append(object())
+        pending.unfolded[f"unit.example/{post}"].append(None)
+    assert len(pending.events) / len(pending.unfolded) == 1.25 and pending.due()
