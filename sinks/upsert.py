@@ -288,29 +288,27 @@ def _delete_stmt(table):
 def _tombstones(
     conn: Connection, batch: Batch, tombstones=_TOMBSTONES
 ) -> dict[tuple[str, str], int]:
-    """Recorded deletes for the batch's thread/window upserts: one query for both kinds."""
-    keys = sorted(
-        {
-            c.tombstone_key
-            for kind in ("threads", "windows")
-            for c in batch.changes[kind].values()
-            if not c.deleted
-        }
-    )
+    """Recorded deletes for the batch's thread/window upserts: one query per kind, by (kind, key),
+    the primary key's order, so that it is an index lookup (by key alone it scanned the whole
+    table, whose rows grow with every delete ever recorded: docs/performance.md)."""
     found: dict[tuple[str, str], int] = {}
-    if keys and conn.dialect.name == "postgresql":
-        rows = conn.exec_driver_sql(
-            f'SELECT kind, key, version FROM "{tombstones.name}" WHERE key = ANY(%(keys)s)',
-            {"keys": keys},
-        )
-        return {(k, key): v for k, key, v in rows}
-    for i in range(0, len(keys), 500):  # under SQLite's old 999-variable limit
-        rows = conn.execute(
-            select(tombstones.c.kind, tombstones.c.key, tombstones.c.version).where(
-                tombstones.c.key.in_(keys[i : i + 500])
+    for kind in ("threads", "windows"):
+        keys = sorted({c.tombstone_key for c in batch.changes[kind].values() if not c.deleted})
+        if keys and conn.dialect.name == "postgresql":
+            rows = conn.exec_driver_sql(
+                f'SELECT key, version FROM "{tombstones.name}" '
+                "WHERE kind = %(kind)s AND key = ANY(%(keys)s)",
+                {"kind": kind, "keys": keys},
             )
-        )
-        found.update({(k, key): v for k, key, v in rows})
+            found.update({(kind, key): v for key, v in rows})
+            continue
+        for i in range(0, len(keys), 500):  # under SQLite's old 999-variable limit
+            rows = conn.execute(
+                select(tombstones.c.key, tombstones.c.version).where(
+                    tombstones.c.kind == kind, tombstones.c.key.in_(keys[i : i + 500])
+                )
+            )
+            found.update({(kind, key): v for key, v in rows})
     return found
 
 
