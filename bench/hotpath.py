@@ -17,6 +17,8 @@ import time
 import tracemalloc
 from collections import defaultdict
 
+from aiokafka.structs import RecordMetadata, TopicPartition
+
 from bench.events import generate
 
 
@@ -26,6 +28,7 @@ class _NullProducer:
     def __init__(self) -> None:
         self.records: dict[str, int] = defaultdict(int)
         self.bytes: dict[str, int] = defaultdict(int)
+        self.ends: dict[tuple[str, int], int] = defaultdict(int)  # next offset per partition
 
     def create_batch(self):
         return _Batch()
@@ -33,8 +36,13 @@ class _NullProducer:
     async def send_batch(self, batch, topic, partition):
         self.records[topic] += len(batch.sizes)
         self.bytes[topic] += sum(batch.sizes)
+        base = self.ends[topic, partition]
+        self.ends[topic, partition] += len(batch.sizes)
         fut = asyncio.get_running_loop().create_future()
-        fut.set_result(None)
+        # as aiokafka's: the batch's base offset (the flush persists the offsets it delivered)
+        fut.set_result(
+            RecordMetadata(topic, partition, TopicPartition(topic, partition), base, None, 0, 0)
+        )
         return fut
 
 

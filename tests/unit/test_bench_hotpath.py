@@ -15,4 +15,5 @@ def test_bench_hotpath_runs():
         timeout=120,
     )
     assert out.returncode == 0, out.stderr[-2000:]
+    assert "Traceback" not in out.stderr, out.stderr[-2000:]  # e.g. from a delivery callback
     assert "changelog records 2,0" in out.stdout
