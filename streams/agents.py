@@ -286,11 +286,16 @@ class Pending:
         return (
             time.monotonic() - cast(float, self.since) >= FLUSH_MAX_SECONDS  # set by hold()
             or len(self.events) >= FLUSH_MAX_EVENTS
-            or (
-                len(self.unfolded) >= FLUSH_MAX_POSTS
-                and len(self.events) < FLUSH_SHARED_EVENTS_PER_POST * len(self.unfolded)
-            )
+            or self._posts_spread_thin()
         )
+
+    def _posts_spread_thin(self) -> bool:
+        """FLUSH_MAX_POSTS posts to fold (with events or ticks: a tick's post is decoded and
+        derived too) and fewer than FLUSH_SHARED_EVENTS_PER_POST held events per post."""
+        if len(self.unfolded) + len(self.ticks) < FLUSH_MAX_POSTS:
+            return False
+        posts = len(self.unfolded.keys() | self.ticks.keys())
+        return posts >= FLUSH_MAX_POSTS and len(self.events) < FLUSH_SHARED_EVENTS_PER_POST * posts
 
 
 pending = Pending()

@@ -560,3 +560,20 @@ def test_the_posts_bound_does_not_cut_a_flush_whose_posts_repeat(monkeypatch):
         pending.events.append(object())
         pending.unfolded[f"unit.example/{post}"].append(None)
     assert len(pending.events) / len(pending.unfolded) == 1.25 and pending.due()
+
+
+def test_ticks_count_as_posts_for_the_posts_bound(monkeypatch):
+    """A tick's post is decoded and derived by the flush like a post with events; counting only
+    the posts with events, a backlog with many ticks looked like repeating posts (more held events
+    than posts) and the bound never cut it."""
+    monkeypatch.setattr(agents, "FLUSH_MAX_POSTS", 4)
+    pending = agents.Pending()
+    pending.hold([])
+    pending.newest_input = time.time() - 600  # a backlog
+    for post in range(1, 3):
+        pending.events.append(object())
+        pending.unfolded[f"unit.example/{post}"].append(None)
+    for post in range(3, 5):  # ticks of two other posts
+        pending.events.append(object())
+        pending.ticks[f"unit.example/{post}"] = 1.0
+    assert pending.due()
