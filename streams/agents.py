@@ -290,12 +290,14 @@ class Pending:
         )
 
     def _posts_spread_thin(self) -> bool:
-        """FLUSH_MAX_POSTS posts to fold (with events or ticks: a tick's post is decoded and
-        derived too) and fewer than FLUSH_SHARED_EVENTS_PER_POST held events per post."""
+        """FLUSH_MAX_POSTS posts to fold (with entries or ticks: a tick's post is decoded and
+        derived too) and fewer than FLUSH_SHARED_EVENTS_PER_POST entry events per post (ticks
+        share no work: the ticks of a post coalesce into one)."""
         if len(self.unfolded) + len(self.ticks) < FLUSH_MAX_POSTS:
             return False
         posts = len(self.unfolded.keys() | self.ticks.keys())
-        return posts >= FLUSH_MAX_POSTS and len(self.events) < FLUSH_SHARED_EVENTS_PER_POST * posts
+        entries = sum(map(len, self.unfolded.values()))
+        return posts >= FLUSH_MAX_POSTS and entries < FLUSH_SHARED_EVENTS_PER_POST * posts
 
 
 pending = Pending()

@@ -573,7 +573,7 @@ def test_ticks_count_as_posts_for_the_posts_bound(monkeypatch):
     for post in range(1, 3):
         pending.events.append(object())
         pending.unfolded[f"unit.example/{post}"].append(None)
-    for post in range(3, 5):  # ticks of two other posts
-        pending.events.append(object())
+    for post in range(3, 5):  # ticks of two other posts, three each (a timer that ran ahead)
+        pending.events += [object(), object(), object()]
         pending.ticks[f"unit.example/{post}"] = 1.0
     assert pending.due()
