@@ -67,9 +67,9 @@ BATCH_WITHIN = 0.05  # seconds a batch waits to fill (latency at moderate rates)
 # batches until FLUSH_MAX_SECONDS, FLUSH_MAX_EVENTS or FLUSH_MAX_POSTS (docs/performance.md).
 # The posts bound is KIP-63's cache size: every post of a flush brings its decoded state,
 # derivation, changes and rendered outputs into memory at once, and with many small posts a
-# second of backlog is tens of thousands of them. It holds only while the held events are spread
-# thin (fewer than FLUSH_SHARED_EVENTS_PER_POST per post): where posts repeat, a bigger flush
-# derives each of them once for more events, and cutting it costs more time than it saves memory.
+# second of backlog is tens of thousands of them. It holds only while the held entries are spread
+# thin (fewer than FLUSH_SHARED_EVENTS_PER_POST per post to fold): where posts repeat, a bigger
+# flush derives each of them once for more events, and cutting it costs more time than it saves.
 CATCH_UP_LAG = 1.0
 FLUSH_MAX_SECONDS = 1.0
 FLUSH_MAX_EVENTS = 100_000
