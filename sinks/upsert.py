@@ -294,7 +294,9 @@ def _tombstones(
     found: dict[tuple[str, str], int] = {}
     for kind in ("threads", "windows"):
         keys = sorted({c.tombstone_key for c in batch.changes[kind].values() if not c.deleted})
-        if keys and conn.dialect.name == "postgresql":
+        if not keys:
+            continue
+        if conn.dialect.name == "postgresql":
             rows = conn.exec_driver_sql(
                 f'SELECT key, version FROM "{tombstones.name}" '
                 "WHERE kind = %(kind)s AND key = ANY(%(keys)s)",
