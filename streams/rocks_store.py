@@ -23,7 +23,8 @@ A partition's database is locked by the process using it (a lock file beside it)
 live worker of the machine still has it (a rebalance in flight), this one builds a private
 database from the beginning, deleted when it is done with it.
 
-Held decoded: at most BLOGPULSE_STORE_HELD_ENTRIES entries, and a post unused for
+Held decoded: at most BLOGPULSE_STORE_HELD_ENTRIES entries (a post counting as its entries plus
+HELD_POST_ENTRIES, the fixed part of its state), and a post unused for
 BLOGPULSE_STORE_IDLE_SECONDS is dropped at the next flush. Like streams/state_cache.py, a post
 used within that time is never dropped to make room: a post that does not fit is decoded for
 one use (transient) and dropped at the next miss. Under a backlog every post is touched at every
@@ -67,6 +68,8 @@ WRITE_BUFFER_BYTES = 4 << 20  # per database; at most MAX_WRITE_BUFFERS of them
 MAX_WRITE_BUFFERS = 2
 ALL_WRITE_BUFFERS_BYTES = 16 << 20  # memtables of all the worker's databases together
 PARTITION_CACHE_POSTS = 200_000  # murmur2 results kept (posts seen recently)
+# What a held post costs besides its entries, in entries (its state's dicts: docs/performance.md)
+HELD_POST_ENTRIES = 3
 
 _HEAD = ("v", "wm", "clk", "pt")
 # Keys of the store's own records sort before every post key (a site name is not empty).
@@ -114,11 +117,14 @@ class RocksStore(PostStore):
         held_entries: int,
         idle_seconds: float,
         clock: Callable[[], float] = time.monotonic,
+        post_entries: int = HELD_POST_ENTRIES,
     ) -> None:
         super().__init__(partitions)
         self.states = _Held(self._not_held)
         self.held_entries, self.idle_seconds, self._clock = held_entries, idle_seconds, clock
-        self.held = 0  # entries of the held states, the transient one excepted
+        self.post_entries = post_entries
+        # entries of the held states plus post_entries per post, the transient one excepted
+        self.held = 0
         # held post -> (entries, last use), least recent first (an OrderedDict: state_cache.py)
         self._used: OrderedDict[str, tuple[int, float]] = OrderedDict()
         self._transient: str | None = None
@@ -232,7 +238,7 @@ class RocksStore(PostStore):
             self._used.move_to_end(post_key)
             return state
         state = self._decode(post_key)
-        entries = len(state["e"]) + len(state["s"])
+        entries = self._cost(state)
         self.states[post_key] = state
         self._used[post_key] = (entries, now)
         self.held += entries
@@ -248,11 +254,14 @@ class RocksStore(PostStore):
         state = dict.get(self.states, post_key)
         if state is not None:  # the merge may have added entries: count them
             entries, used = self._used[post_key]
-            grown = len(state["e"]) + len(state["s"])
+            grown = self._cost(state)
             self._used[post_key] = (grown, used)
             if post_key != self._transient:
                 self.held += grown - entries
                 self._fit(post_key, self._clock())
+
+    def _cost(self, state: dict[str, Any]) -> int:
+        return len(state["e"]) + len(state["s"]) + self.post_entries
 
     def _fit(self, post_key: str, now: float) -> None:
         """Within the budget again: drop the least recent posts unused for the idle time, else
@@ -458,7 +467,7 @@ class RocksStore(PostStore):
         self.forget(set(range(self.partitions)) | set(self._dbs))
 
     def entries(self) -> int:
-        return sum(entries for entries, _ in self._used.values())
+        return sum(cost for cost, _ in self._used.values()) - self.post_entries * len(self._used)
 
     def _waiting_record(
         self, post_key: str, waiting: tuple[float | None, int]

@@ -3,7 +3,10 @@
 Per post: its engine.Derivation (Derived, running totals) as last derived. It saves deriving the post again on its
 next batch and is what makes engine.derive_more possible (O(new entries)). The running totals
 hold a placement per visible entry and an author set per thread, so the cache is bounded by the
-number of entries it covers (BLOGPULSE_STATE_CACHE_ENTRIES) and drops the least recently changed
+number of entries it covers (BLOGPULSE_STATE_CACHE_ENTRIES), a post counting as its entries plus
+POST_ENTRIES: the fixed part of a derivation (the post's derived values, the totals' dicts and
+its windows) costs as much as ~20 entries' placements, and with many small posts it is most of
+the cache (docs/performance.md). The cache drops the least recently changed
 posts first, but never one used within the last MIN_IDLE seconds: then the new post is not held.
 Under a backlog every post is touched at every flush, and plain LRU would evict exactly the post
 needed next (no hits at all once the posts outgrow the budget); this way the posts held stay
@@ -22,11 +25,12 @@ from collections.abc import Callable
 from typing import Any, NamedTuple, cast
 
 MIN_IDLE = 30.0  # seconds: a post used more recently is not evicted to make room
+POST_ENTRIES = 20  # what a post's derivation costs besides its entries, in entries
 
 
 class Held(NamedTuple):
     item: Any
-    entries: int  # entries of the post's decoded state
+    entries: int  # entries of the post's decoded state, plus post_entries
     stored_at: float  # clock() when it was put
 
 
@@ -36,9 +40,11 @@ class StateCache:
         max_entries: int,
         idle_seconds: float | None = None,
         clock: Callable[[], float] = time.monotonic,
+        post_entries: int = POST_ENTRIES,
     ) -> None:
         self.max_entries, self.idle_seconds = max_entries, idle_seconds
-        self.entries = 0  # entries of the decoded states held
+        self.post_entries = post_entries
+        self.entries = 0  # entries of the decoded states held, plus post_entries per post
         # insertion order = least recent first; an OrderedDict finds its first item at once,
         # where a dict scans the slots its deletions left at the front
         self._items: OrderedDict[str, Held] = OrderedDict()
@@ -63,6 +69,7 @@ class StateCache:
         least recent posts idle for MIN_IDLE until it fits; if that is not enough (or the post is
         bigger than the whole budget) it is not held."""
         self.pop(key)
+        entries += self.post_entries
         if entries > self.max_entries:
             return
         now = self._clock()

@@ -149,7 +149,9 @@ def outputs(monkeypatch, request, tmp_path):
     """Parametrized over the store; the RocksDB one holds 3 entries decoded, so that nearly every
     post is spilled before its flush and decoded from its database again."""
     if request.param == "rocksdb":
-        rocks = RocksStore(agents.store.partitions, tmp_path, held_entries=3, idle_seconds=60)
+        rocks = RocksStore(
+            agents.store.partitions, tmp_path, held_entries=3, idle_seconds=60, post_entries=0
+        )
         monkeypatch.setattr(agents, "store", rocks)
     producer = RecordingProducer()
     recorders = {

@@ -35,8 +35,10 @@ def clock():
 
 @pytest.fixture
 def rocks(tmp_path, clock):
-    def make(held_entries=5, idle_seconds=60.0):
-        store = RocksStore(PARTITIONS, tmp_path, held_entries, idle_seconds, clock=clock)
+    def make(held_entries=5, idle_seconds=60.0, post_entries=0):
+        store = RocksStore(
+            PARTITIONS, tmp_path, held_entries, idle_seconds, clock=clock, post_entries=post_entries
+        )
         made.append(store)
         return store
 
@@ -240,6 +242,18 @@ def test_posts_in_use_are_not_dropped_to_make_room(rocks):
         store.get(post)
     changelog.deliver(list(store.drain(2)), store)
     assert set(dict(store.states)) == held
+
+
+def test_a_held_post_costs_its_entries_plus_its_fixed_part(rocks):
+    """One-entry posts with a fixed part of 3 entries: a budget of 8 holds two of them, not 8;
+    entries() still counts the entries only (of the two and of the one decoded for this use)."""
+    store = rocks(held_entries=8, post_entries=3)
+    for post in POSTS:
+        engine.merge_batch(store.get(post), [comment(1, 0)])
+        store.changed(post, {1})
+    assert store.held == 8 and store.entries() == 3
+    Changelog().deliver(list(store.drain(1)), store)
+    assert set(dict(store.states)) == set(POSTS[:2])
 
 
 def test_forget_keeps_the_databases_for_the_next_load(rocks):

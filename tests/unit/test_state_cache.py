@@ -3,7 +3,7 @@ least recently stored posts first, but not posts used within MIN_IDLE seconds.""
 
 from __future__ import annotations
 
-from streams.state_cache import MIN_IDLE, StateCache
+from streams.state_cache import MIN_IDLE, POST_ENTRIES, StateCache
 
 
 class Clock:
@@ -16,7 +16,7 @@ class Clock:
 
 def test_budget_is_kept_and_the_least_recent_idle_post_goes_first():
     clock = Clock()
-    cache = StateCache(max_entries=10, clock=clock)
+    cache = StateCache(max_entries=10, clock=clock, post_entries=0)
     cache.put("a", "A", 4)
     cache.put("b", "B", 4)
     cache.put("a", "A2", 4)  # stored again: now the most recent
@@ -27,7 +27,7 @@ def test_budget_is_kept_and_the_least_recent_idle_post_goes_first():
 
 
 def test_pop_releases_entries_and_an_oversized_post_is_not_held():
-    cache = StateCache(max_entries=10)
+    cache = StateCache(max_entries=10, post_entries=0)
     cache.put("a", "A", 6)
     assert cache.pop("a") == "A" and cache.entries == 0 and cache.pop("a") is None
     cache.put("big", "B", 11)
@@ -41,7 +41,7 @@ def test_a_cyclic_scan_keeps_what_is_held_instead_of_evicting_the_next_post():
     """Every post touched once per round (a backlog), twice as many entries as the budget: LRU
     would miss on every access; the held half stays held."""
     clock = Clock()
-    cache = StateCache(max_entries=50, clock=clock)
+    cache = StateCache(max_entries=50, clock=clock, post_entries=0)
     posts = [f"p{i}" for i in range(10)]
     hits = 0
     for _round in range(5):
@@ -56,7 +56,7 @@ def test_a_cyclic_scan_keeps_what_is_held_instead_of_evicting_the_next_post():
 
 def test_with_an_idle_time_posts_unused_that_long_go_at_the_next_put():
     clock = Clock()
-    cache = StateCache(max_entries=100, idle_seconds=60, clock=clock)
+    cache = StateCache(max_entries=100, idle_seconds=60, clock=clock, post_entries=0)
     cache.put("quiet", "Q", 5)
     clock.now += 30
     cache.put("busy", "B", 5)
@@ -73,8 +73,20 @@ def test_with_an_idle_time_posts_unused_that_long_go_at_the_next_put():
 
 def test_without_an_idle_time_a_post_stays_while_there_is_room():
     clock = Clock()
-    cache = StateCache(max_entries=100, clock=clock)
+    cache = StateCache(max_entries=100, clock=clock, post_entries=0)
     cache.put("quiet", "Q", 5)
     clock.now += 10_000
     cache.put("busy", "B", 5)
     assert cache.get("quiet") == "Q"
+
+
+def test_a_post_costs_its_entries_plus_its_fixed_part():
+    """Many one-entry posts: the budget holds budget / (1 + POST_ENTRIES) of them, not one per
+    entry of the budget (a derivation's fixed part is most of a small post's cost)."""
+    clock = Clock()
+    budget = 10 * (1 + POST_ENTRIES)
+    cache = StateCache(max_entries=budget, clock=clock)
+    for i in range(50):
+        cache.put(f"p{i}", i, 1)
+    assert len(cache) == 10 and cache.entries == budget
+    assert cache.pop("p3") == 3 and cache.entries == budget - 1 - POST_ENTRIES
