@@ -18,6 +18,7 @@ from schemas.topic_names import BASE_OUTPUT_TOPICS, INPUT_TOPICS, TICK_TOPIC
 from sinks.upsert import store_offsets
 
 NO_ROWS_LIMIT = 90.0  # seconds without a single row: the sink is not running, stop waiting
+POLL_COST_FACTOR = 9  # wait >= 9x the last count query: the poller takes <= ~10 % of a core
 APP_TOPICS = [*INPUT_TOPICS.values(), TICK_TOPIC, *BASE_OUTPUT_TOPICS.values()]
 
 
@@ -86,11 +87,18 @@ def start_workers(
 def wait_counted(
     ctx: Context, site: str, n: int, procs: list[workers.Worker], poll: float = 0.2
 ) -> float | None:
-    """Seconds (monotonic clock) when the sink's rows for `site` show all n entries, or None."""
+    """Seconds (monotonic clock) when the sink's rows for `site` show all n entries, or None.
+
+    The count sums every row of the site, so with many posts one query costs a share of the
+    machine the worker and PostgreSQL run on: the wait between polls is at least
+    `POLL_COST_FACTOR` times the last query, which keeps the poller's share below ~1/(1 + factor)
+    of one core at the price of a completion time late by at most that wait."""
     began = time.monotonic()
     deadline = began + ctx.timeout
     while time.monotonic() < deadline:
+        asked = time.monotonic()
         total, rows = db.counted(ctx.engine, site)
+        answered = time.monotonic()
         if total >= n:
             return time.monotonic()
         if rows == 0 and time.monotonic() - began > NO_ROWS_LIMIT:
@@ -102,7 +110,7 @@ def wait_counted(
         for w in procs:
             if w.proc.poll() is not None:
                 raise RuntimeError(f"worker exited with {w.proc.returncode}:\n{w.log_tail()}")
-        time.sleep(poll)
+        time.sleep(max(poll, POLL_COST_FACTOR * (answered - asked)))
     total, _ = db.counted(ctx.engine, site)
     ctx.log(f"  timed out after {ctx.timeout:.0f}s with {total:,}/{n:,} entries in the database")
     return None
