@@ -92,11 +92,17 @@ class _Held(dict[str, dict[str, Any]]):
         return self.missing(post_key)
 
 
-def _options(cache: Any, buffers: Any) -> rocksdict.Options:
+def _options(cache: Any, buffers: Any, index_in_cache: bool = False) -> rocksdict.Options:
+    """The partition databases' options (`index_in_cache`: the earlier setting, which
+    bench/rocks_read.py measures against)."""
     table = rocksdict.BlockBasedOptions()
     table.set_block_cache(cache)
     table.set_bloom_filter(10, False)  # a get of a key never written (most loaded keys)
-    table.set_cache_index_and_filter_blocks(True)  # within the cache's bytes, not beside them
+    # Index and filter blocks stay with their table readers (~2-3 bytes per key), not in the
+    # cache: a table's whole-file blocks are hundreds of KB, more than a shard of this small
+    # cache (which also carries the memtables) keeps, so each lookup read and decompressed them
+    # again (docs/performance.md, "The index blocks that did not stay cached").
+    table.set_cache_index_and_filter_blocks(index_in_cache)
     options = rocksdict.Options(raw_mode=True)
     options.create_if_missing(True)
     options.set_block_based_table_factory(table)
