@@ -41,12 +41,7 @@ def entry_value(cid: int) -> bytes:
 
 
 def build(path: Path, posts: int, entries: int, index_in_cache: bool) -> rocksdict.Rdict:
-    cache = rocksdict.Cache(rocks_store.BLOCK_CACHE_BYTES)
-    buffers = rocksdict.WriteBufferManager.new_write_buffer_manager_with_cache(
-        rocks_store.ALL_WRITE_BUFFERS_BYTES, False, cache
-    )
-    options = rocks_store._options(cache, buffers, index_in_cache=index_in_cache)
-    db = rocksdict.Rdict(str(path), options)
+    db = rocksdict.Rdict(str(path), rocks_store._options(index_in_cache=index_in_cache))
     cid = 0
     for post in range(posts):
         batch = rocksdict.WriteBatch(raw_mode=True)

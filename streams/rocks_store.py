@@ -92,9 +92,14 @@ class _Held(dict[str, dict[str, Any]]):
         return self.missing(post_key)
 
 
-def _options(cache: Any, buffers: Any, index_in_cache: bool = False) -> rocksdict.Options:
-    """The partition databases' options (`index_in_cache`: the earlier setting, which
-    bench/rocks_read.py measures against)."""
+def _options(index_in_cache: bool = False) -> rocksdict.Options:
+    """The options of one worker's partition databases, with their one block cache and write
+    buffer manager (`index_in_cache`: the earlier setting, which bench/rocks_read.py measures
+    against)."""
+    cache = rocksdict.Cache(BLOCK_CACHE_BYTES)
+    buffers = rocksdict.WriteBufferManager.new_write_buffer_manager_with_cache(
+        ALL_WRITE_BUFFERS_BYTES, False, cache
+    )
     table = rocksdict.BlockBasedOptions()
     table.set_block_cache(cache)
     table.set_bloom_filter(10, False)  # a get of a key never written (most loaded keys)
@@ -131,7 +136,8 @@ class RocksStore(PostStore):
         self.post_entries = post_entries
         # entries of the held states plus post_entries per post, the transient one excepted
         self.held = 0
-        # held post -> (entries, last use), least recent first (an OrderedDict: state_cache.py)
+        # held post -> (its cost: entries + post_entries, last use), least recent first (an
+        # OrderedDict: state_cache.py)
         self._used: OrderedDict[str, tuple[int, float]] = OrderedDict()
         self._transient: str | None = None
         # post -> (header fields, encoded changed entries): changed posts dropped before the drain
@@ -148,11 +154,7 @@ class RocksStore(PostStore):
         self._private = directory / f"worker-{os.getpid()}"  # databases another worker has
         _remove_dead_workers(directory)
         shutil.rmtree(self._private, ignore_errors=True)  # a dead process with our pid
-        cache = rocksdict.Cache(BLOCK_CACHE_BYTES)
-        buffers = rocksdict.WriteBufferManager.new_write_buffer_manager_with_cache(
-            ALL_WRITE_BUFFERS_BYTES, False, cache
-        )
-        self._options = _options(cache, buffers)
+        self._options = _options()
         self._read = rocksdict.ReadOptions()  # _decode's, its upper bound set per post
         self._write = rocksdict.WriteOptions()
         # the checkpoint makes a database cut short safe (module doc); a property, the stubs
