@@ -62,6 +62,7 @@ log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 BATCH_MAX = 20000  # events per take_events batch
+TICK_HOLD_BACKLOG = BATCH_MAX  # unread events of an input partition that hold its orphan ticks
 BATCH_WITHIN = 0.05  # seconds a batch waits to fill (latency at moderate rates)
 # Catching up (the newest input event is older than CATCH_UP_LAG seconds), changes coalesce over
 # batches until FLUSH_MAX_SECONDS, FLUSH_MAX_EVENTS or FLUSH_MAX_POSTS (docs/performance.md).
@@ -579,6 +580,31 @@ async def _forget_revoked(app_: Any, revoked: set, **kwargs: Any) -> None:
                 await stop_transaction_producers(app, TICK_TOPIC, gone)
 
 
+async def _partitions_behind() -> set[int]:
+    """Input partitions with more than TICK_HOLD_BACKLOG events not fetched yet (aiokafka's
+    highwater minus position: no request). Their posts get no tick until they are read: the clock
+    says that a parent did not come in time, which only holds once the events up to now are read.
+    Under a backlog (a rebuild, a worker back from an outage) the wall clock is far past the
+    waiting replies' times, and every waiting reply would become its own thread at each tick and
+    move under its parent again when that is read (docs/processing.md)."""
+    behind: set[int] = set()
+    try:
+        consumer = app.consumer
+        tps = [tp for tp in consumer.assignment() if tp.topic in _INPUTS]
+    except Exception:  # no consumer yet: nothing known to be behind
+        return behind
+    for tp in tps:
+        if tp.partition in behind:
+            continue
+        try:
+            end, at = consumer.highwater(tp), await consumer.position(tp)
+        except Exception:  # revoked meanwhile, or nothing fetched yet
+            continue
+        if end is not None and at is not None and end - at > TICK_HOLD_BACKLOG:
+            behind.add(tp.partition)
+    return behind
+
+
 def _active_partitions() -> set[int] | None:
     """Input partitions this worker owns (None when unknown: count everything)."""
     try:
@@ -599,19 +625,21 @@ async def orphan_tick(now: float | None = None) -> int:
     active = _active_partitions()
     if active is not None:
         await ensure_loaded(active)  # a partition without new events still has waiting replies
+    behind = await _partitions_behind()
     total = sent = 0
     producer = None  # the plain one: a tick is an input, and no flush's transaction holds it
     for post_key, (since, count) in list(store.waiting.items()):
-        if active is not None and store.partition_of(post_key) not in active:
+        partition = store.partition_of(post_key)
+        if active is not None and partition not in active:
             continue  # partition moved away, not forgotten yet
         total += count
-        if since is not None and since + ORPHAN_TIMEOUT <= now:
+        if since is not None and since + ORPHAN_TIMEOUT <= now and partition not in behind:
             producer = producer or await aiokafka_producer(app)
             await producer.send(
                 TICK_TOPIC,
                 orjson.dumps({"clock": now}),
                 key=post_key.encode(),
-                partition=store.partition_of(post_key),
+                partition=partition,
             )
             sent += 1
     metrics.REPLIES_WAITING.set(total)

@@ -413,6 +413,62 @@ async def test_orphan_timeout_on_worker_clock_through_a_tick(agent, outputs, mon
     assert agents.metrics.REPLIES_WAITING._value.get() == 0
 
 
+async def test_orphan_ticks_wait_while_the_partition_has_a_backlog(agent, outputs, monkeypatch):
+    monkeypatch.setattr(agents, "ORPHAN_TIMEOUT", 600.0)
+    mine = agents.store.partition_of(KEY)
+    monkeypatch.setattr(agents, "_active_partitions", lambda: {mine})
+    await feed(agent, [event(2, type="reply", parent=99, minute=0)])
+    t0 = times.epoch("2012-03-01T10:00:00Z")
+
+    async def behind():
+        return {mine}
+
+    monkeypatch.setattr(agents, "_partitions_behind", behind)
+    assert await agents.orphan_tick(now=t0 + 10_000) == 0
+    assert agents.metrics.REPLIES_WAITING._value.get() == 1  # still counted as waiting
+
+    async def caught_up():
+        return set()
+
+    monkeypatch.setattr(agents, "_partitions_behind", caught_up)
+    assert await agents.orphan_tick(now=t0 + 10_000) == 1
+
+
+class _Consumer:
+    """highwater/position of a faust consumer, per TopicPartition (a revoked one raises)."""
+
+    def __init__(self, offsets):
+        self.offsets = offsets
+
+    def assignment(self):
+        return set(self.offsets)
+
+    def highwater(self, tp):
+        return self.offsets[tp][0]
+
+    async def position(self, tp):
+        if self.offsets[tp][1] is None:
+            raise AssertionError("Partition is not assigned")
+        return self.offsets[tp][1]
+
+
+async def test_partitions_behind_are_those_with_a_backlog_of_unfetched_input(agent, monkeypatch):
+    hold = agents.TICK_HOLD_BACKLOG
+    tp = TopicPartition
+    consumer = _Consumer(
+        {
+            tp("blog.comments", 0): (hold + 10, 10),  # exactly the limit: not behind
+            tp("blog.replies", 0): (hold + 10, 9),  # one more: partition 0 is behind
+            tp("blog.comments", 1): (5, 5),
+            tp("blog.comments", 2): (hold * 2, None),  # revoked while asked: skipped
+            tp(TICK_TOPIC, 3): (hold * 2, 0),  # ticks themselves never hold ticks
+            tp("blog.comments", 4): (None, 0),  # nothing fetched yet
+        }
+    )
+    monkeypatch.setattr(type(agents.app), "consumer", property(lambda self: consumer))
+    assert await agents._partitions_behind() == {0}
+
+
 def test_reason_codes_are_bounded():
     assert agents.reason_code("post_id") == "post_id"
     assert agents.reason_code("json") == "json"
