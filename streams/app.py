@@ -16,6 +16,7 @@ def create_app(settings: Settings) -> faust.App:
     """The worker's faust app (nothing runs until faust.Worker starts it)."""
     _s = settings
     durability.apply(_s.min_insync_replicas)  # once per process: a worker has one app
+    _s.faust_datadir.parent.mkdir(parents=True, exist_ok=True)  # faust makes only the last part
     return faust.App(
         _s.generation_app_id,
         broker=[f"kafka://{b}" for b in _s.bootstrap_servers],
@@ -38,6 +39,7 @@ def create_app(settings: Settings) -> faust.App:
         broker_heartbeat_interval=_s.heartbeat_interval,
         # Agents are registered explicitly by streams.worker; no module scanning at start-up.
         autodiscover=False,
+        datadir=_s.faust_datadir,
         # Everything on the wire is JSON we encode ourselves (orjson), keys are UTF-8 strings.
         key_serializer="raw",
         value_serializer="raw",

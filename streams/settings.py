@@ -316,6 +316,13 @@ class Settings(BaseSettings):
         return self._state_base / "blogpulse" / "store"
 
     @property
+    def faust_datadir(self) -> Path:
+        """faust's data directory of this worker's app. faust makes it in the working directory
+        by default ("<app id>-data"); it holds nothing here (no faust tables), so it goes with
+        the worker's other state instead of into the directory the worker was started from."""
+        return self._state_base / "blogpulse" / "faust" / self.generation_app_id
+
+    @property
     def _state_base(self) -> Path:
         return (
             Path(self.xdg_state_home) if self.xdg_state_home else Path.home() / ".local" / "state"

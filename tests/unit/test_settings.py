@@ -124,3 +124,17 @@ def test_values_given_in_code_are_validated_too():
         Settings(partitions=0)
     assert Settings(generation=3).output_topics["posts"] == "engagement.posts.g3"
     assert Settings(generation=3, app_id="bp").sink_group == "bp-g3-sink"
+
+
+def test_faust_keeps_its_data_directory_with_the_worker_state(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    state = tmp_path / "state"
+    monkeypatch.setenv("XDG_STATE_HOME", str(state))
+    s = Settings(app_id="bp", generation=2)
+    from streams.app import create_app
+
+    app = create_app(s)
+    assert app.conf.datadir == state / "blogpulse" / "faust" / "bp-g2"
+    app._create_directories()  # what the worker does at start
+    assert (state / "blogpulse" / "faust" / "bp-g2").is_dir()
+    assert list(tmp_path.iterdir()) == [state]  # nothing in the working directory
