@@ -58,5 +58,6 @@ BATCH_SECONDS = Histogram(
 )
 TICKS_SENT = Counter(
     "blogpulse_orphan_ticks_sent_total",
-    "Worker-clock ticks sent for posts whose waiting replies reached the orphan timeout.",
+    "Worker-clock ticks sent for posts whose waiting replies reached the orphan timeout (none "
+    "while the post's input partition has more than a batch of events not fetched yet).",
 )
