@@ -625,7 +625,7 @@ async def orphan_tick(now: float | None = None) -> int:
     active = _active_partitions()
     if active is not None:
         await ensure_loaded(active)  # a partition without new events still has waiting replies
-    behind = await _partitions_behind()
+    behind: set[int] | None = None  # asked of the consumer only once a tick is due
     total = sent = 0
     producer = None  # the plain one: a tick is an input, and no flush's transaction holds it
     for post_key, (since, count) in list(store.waiting.items()):
@@ -633,7 +633,11 @@ async def orphan_tick(now: float | None = None) -> int:
         if active is not None and partition not in active:
             continue  # partition moved away, not forgotten yet
         total += count
-        if since is not None and since + ORPHAN_TIMEOUT <= now and partition not in behind:
+        if since is not None and since + ORPHAN_TIMEOUT <= now:
+            if behind is None:
+                behind = await _partitions_behind()
+            if partition in behind:
+                continue
             producer = producer or await aiokafka_producer(app)
             await producer.send(
                 TICK_TOPIC,
